@@ -1,0 +1,828 @@
+#include "erpq_bull.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "erpq_err.h"
+#include "erpq_util.h"
+
+/* ---- Keys ----------------------------------------------------------------- */
+
+static char *cat2(const char *a, const char *b) {
+  size_t la = strlen(a), lb = strlen(b);
+  char *s = malloc(la + lb + 1);
+  if (!s) return NULL;
+  memcpy(s, a, la);
+  memcpy(s + la, b, lb + 1);
+  return s;
+}
+
+int erpq_keys_init(erpq_keys *k, const char *prefix, const char *queue) {
+  memset(k, 0, sizeof *k);
+  if (!prefix || !*prefix || !queue || !*queue) return ERPQ_E_ARG;
+  k->queue = strdup(queue);
+  k->prefix = strdup(prefix);
+  size_t n = strlen(prefix) + strlen(queue) + 3;
+  k->base = malloc(n);
+  if (!k->queue || !k->prefix || !k->base) {
+    erpq_keys_free(k);
+    return -ENOMEM;
+  }
+  snprintf(k->base, n, "%s:%s:", prefix, queue);
+  k->base_len = strlen(k->base);
+  struct {
+    char **dst;
+    const char *suffix;
+  } t[] = {
+      {&k->wait, "wait"},           {&k->active, "active"},
+      {&k->paused, "paused"},       {&k->meta_paused, "meta-paused"},
+      {&k->meta, "meta"},           {&k->id, "id"},
+      {&k->delayed, "delayed"},     {&k->priority, "priority"},
+      {&k->completed, "completed"}, {&k->failed, "failed"},
+      {&k->stalled, "stalled"},     {&k->stalled_check, "stalled-check"},
+      {&k->limiter, "limiter"},     {&k->repeat, "repeat"},
+      {&k->progress, "progress"},   {&k->drained, "drained"},
+      {&k->waiting, "waiting"},     {&k->resumed, "resumed"},
+      {&k->paused_ch, "paused"},    {&k->de, "de"},
+  };
+  for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+    *t[i].dst = cat2(k->base, t[i].suffix);
+    if (!*t[i].dst) {
+      erpq_keys_free(k);
+      return -ENOMEM;
+    }
+  }
+  return 0;
+}
+
+void erpq_keys_free(erpq_keys *k) {
+  char **all[] = {&k->queue,   &k->prefix,    &k->base,      &k->wait,
+                  &k->active,  &k->paused,    &k->meta_paused, &k->meta,
+                  &k->id,      &k->delayed,   &k->priority,  &k->completed,
+                  &k->failed,  &k->stalled,   &k->stalled_check, &k->limiter,
+                  &k->repeat,  &k->progress,  &k->drained,   &k->waiting,
+                  &k->resumed, &k->paused_ch, &k->de};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+    free(*all[i]);
+    *all[i] = NULL;
+  }
+}
+
+char *erpq_keys_job(const erpq_keys *k, const char *id, const char *suffix) {
+  size_t li = strlen(id), ls = suffix ? strlen(suffix) : 0;
+  char *s = malloc(k->base_len + li + ls + 1);
+  if (!s) return NULL;
+  memcpy(s, k->base, k->base_len);
+  memcpy(s + k->base_len, id, li);
+  if (ls) memcpy(s + k->base_len + li, suffix, ls);
+  s[k->base_len + li + ls] = '\0';
+  return s;
+}
+
+static void push_job_key(erpq_cmd *c, const erpq_keys *k, const char *id, const char *suffix) {
+  char stack[256];
+  size_t li = strlen(id), ls = suffix ? strlen(suffix) : 0;
+  if (k->base_len + li + ls < sizeof stack) {
+    memcpy(stack, k->base, k->base_len);
+    memcpy(stack + k->base_len, id, li);
+    if (ls) memcpy(stack + k->base_len + li, suffix, ls);
+    erpq_cmd_push(c, stack, k->base_len + li + ls);
+    return;
+  }
+  char *s = erpq_keys_job(k, id, suffix);
+  if (!s) {
+    c->err = -ENOMEM;
+    return;
+  }
+  erpq_cmd_push_str(c, s);
+  free(s);
+}
+
+/* ---- Adding ---------------------------------------------------------------- */
+
+void erpq_newjob_free(erpq_newjob *j) {
+  free(j->custom_id);
+  free(j->name);
+  free(j->data);
+  free(j->opts);
+  free(j->debounce_id);
+  free(j->repeat_key);
+  memset(j, 0, sizeof *j);
+}
+
+static int i64_of(const json_t *v, int64_t *out) {
+  if (json_is_integer(v)) {
+    *out = json_integer_value(v);
+    return 0;
+  }
+  if (json_is_real(v)) {
+    *out = (int64_t)json_real_value(v);
+    return 0;
+  }
+  return -1;
+}
+
+/* Fills j from opts that already carry bull's defaults. */
+static int newjob_from_opts(erpq_newjob *j, const char *name, const char *data, json_t *o,
+                            char *err, size_t errlen) {
+  int64_t v;
+  j->name = strdup(name && *name ? name : ERPQ_DEFAULT_JOB_NAME);
+  j->data = strdup(data);
+  j->debounce_ttl = -1;
+  if (!j->name || !j->data) return -ENOMEM;
+  const json_t *jid = json_object_get(o, "jobId");
+  if (jid && !json_is_null(jid)) {
+    if (json_is_string(jid)) {
+      j->custom_id = strdup(json_string_value(jid));
+    } else if (json_is_integer(jid)) {
+      char tmp[32];
+      snprintf(tmp, sizeof tmp, "%" JSON_INTEGER_FORMAT, json_integer_value(jid));
+      j->custom_id = strdup(tmp);
+    } else {
+      return erpq_fail(err, errlen, ERPQ_E_ARG, "opts.jobId must be a string");
+    }
+    if (!j->custom_id) return -ENOMEM;
+    if (!*j->custom_id) return erpq_fail(err, errlen, ERPQ_E_ARG, "opts.jobId must not be empty");
+  }
+  i64_of(json_object_get(o, "timestamp"), &j->timestamp);
+  if (i64_of(json_object_get(o, "delay"), &v) == 0) j->delay = v < 0 ? 0 : v;
+  j->due = j->delay ? j->timestamp + j->delay : 0;
+  const json_t *p = json_object_get(o, "priority");
+  if (p && !json_is_null(p)) {
+    if (i64_of(p, &j->priority) || j->priority < 0)
+      return erpq_fail(err, errlen, ERPQ_E_ARG, "opts.priority must be a non-negative integer");
+  }
+  j->lifo = json_is_true(json_object_get(o, "lifo"));
+  const json_t *d = json_object_get(o, "debounce");
+  if (d && json_is_object(d)) {
+    const json_t *did = json_object_get(d, "id");
+    if (!json_is_string(did)) return erpq_fail(err, errlen, ERPQ_E_ARG, "opts.debounce.id must be a string");
+    j->debounce_id = strdup(json_string_value(did));
+    if (!j->debounce_id) return -ENOMEM;
+    const json_t *ttl = json_object_get(d, "ttl");
+    if (ttl && !json_is_null(ttl) && i64_of(ttl, &j->debounce_ttl))
+      return erpq_fail(err, errlen, ERPQ_E_ARG, "opts.debounce.ttl must be a number");
+  }
+  j->opts = erpq_json_dump(o);
+  return j->opts ? 0 : -ENOMEM;
+}
+
+/* Implemented with the repeat module (erpq_repeat.c): resolves opts with a
+ * repeat option to the first occurrence. */
+int erpq__repeat_first(const char *name, const json_t *opts, int64_t now_ms, json_t **next_opts,
+                       char **repeat_key, int64_t *next_ms, char *err, size_t errlen);
+
+int erpq_newjob_prepare(erpq_newjob *j, const char *name, const char *data_json,
+                        const json_t *opts, int64_t now_ms, char *err, size_t errlen) {
+  memset(j, 0, sizeof *j);
+  if (!name || !*name) name = ERPQ_DEFAULT_JOB_NAME;
+  json_t *data = NULL;
+  char *data_txt;
+  if (data_json) {
+    json_error_t je;
+    data = json_loads(data_json, JSON_DECODE_ANY, &je);
+    if (!data) return erpq_fail(err, errlen, ERPQ_E_JSON, "data is not valid JSON: %s (line %d)", je.text, je.line);
+    data_txt = erpq_json_dump(data);
+    json_decref(data);
+  } else {
+    data_txt = strdup("{}");
+  }
+  if (!data_txt) return -ENOMEM;
+  int rc;
+  json_t *o;
+  const json_t *rep = opts ? json_object_get(opts, "repeat") : NULL;
+  if (rep && !json_is_null(rep)) {
+    json_t *next = NULL;
+    char *rkey = NULL;
+    int64_t next_ms = 0;
+    rc = erpq__repeat_first(name, opts, now_ms, &next, &rkey, &next_ms, err, errlen);
+    if (rc <= 0) {
+      free(data_txt);
+      return rc < 0 ? rc : 1;
+    }
+    o = erpq_opts_defaults(next, now_ms, err, errlen);
+    json_decref(next);
+    j->repeat_key = rkey;
+    j->repeat_ms = next_ms;
+  } else {
+    o = erpq_opts_defaults(opts, now_ms, err, errlen);
+  }
+  if (!o) {
+    free(data_txt);
+    erpq_newjob_free(j);
+    return ERPQ_E_ARG;
+  }
+  rc = newjob_from_opts(j, name, data_txt, o, err, errlen);
+  free(data_txt);
+  json_decref(o);
+  if (rc) erpq_newjob_free(j);
+  return rc;
+}
+
+int erpq_bull_add(erpq_cmd *c, const erpq_keys *k, const char *token,
+                  const erpq_newjob *jobs, size_t n, int check_repeat) {
+  erpq_cmd_script(c, ERPQ_LUA_ADD, 7);
+  erpq_cmd_push_str(c, k->wait);
+  erpq_cmd_push_str(c, k->paused);
+  erpq_cmd_push_str(c, k->meta_paused);
+  erpq_cmd_push_str(c, k->id);
+  erpq_cmd_push_str(c, k->delayed);
+  erpq_cmd_push_str(c, k->priority);
+  erpq_cmd_push_str(c, k->repeat);
+  erpq_cmd_push_str(c, k->base);
+  erpq_cmd_push_str(c, token);
+  erpq_cmd_push_i64(c, (int64_t)n);
+  const char *rkey = NULL;
+  int64_t rms = 0;
+  for (size_t i = 0; i < n; i++) {
+    const erpq_newjob *j = &jobs[i];
+    erpq_cmd_push_str(c, j->custom_id);
+    erpq_cmd_push_str(c, j->name);
+    erpq_cmd_push_str(c, j->data);
+    erpq_cmd_push_str(c, j->opts);
+    erpq_cmd_push_i64(c, j->timestamp);
+    erpq_cmd_push_i64(c, j->delay);
+    erpq_cmd_push_i64(c, j->due);
+    erpq_cmd_push_i64(c, j->priority);
+    erpq_cmd_push_str(c, j->lifo ? "RPUSH" : "LPUSH");
+    if (j->debounce_id) {
+      erpq_cmd_pushf(c, "%s:%s", k->de, j->debounce_id);
+      erpq_cmd_push_str(c, j->debounce_id);
+      if (j->debounce_ttl >= 0)
+        erpq_cmd_push_i64(c, j->debounce_ttl);
+      else
+        erpq_cmd_push_str(c, "");
+    } else {
+      erpq_cmd_push_str(c, "");
+      erpq_cmd_push_str(c, "");
+      erpq_cmd_push_str(c, "");
+    }
+    if (j->repeat_key && !rkey) {
+      rkey = j->repeat_key;
+      rms = j->repeat_ms;
+    }
+  }
+  if (rkey) {
+    erpq_cmd_push_str(c, check_repeat ? "next" : "add");
+    erpq_cmd_push_str(c, rkey);
+    erpq_cmd_push_i64(c, rms);
+  }
+  return c->err;
+}
+
+int erpq_bull_parse_ids(const redisReply *r, char **ids, size_t n) {
+  if (!r) return ERPQ_E_CONN;
+  if (r->type == REDIS_REPLY_ERROR) return ERPQ_E_REDIS;
+  if (r->type != REDIS_REPLY_ARRAY) return ERPQ_E_PROTOCOL;
+  size_t m = r->elements < n ? r->elements : n;
+  for (size_t i = 0; i < m; i++) {
+    const redisReply *e = r->element[i];
+    if (e->type == REDIS_REPLY_STRING) {
+      ids[i] = strndup(e->str, e->len);
+    } else if (e->type == REDIS_REPLY_INTEGER) {
+      char tmp[32];
+      snprintf(tmp, sizeof tmp, "%lld", e->integer);
+      ids[i] = strdup(tmp);
+    } else {
+      ids[i] = strdup("");
+    }
+    if (!ids[i]) return -ENOMEM;
+  }
+  return (int)m;
+}
+
+/* ---- Step ------------------------------------------------------------------ */
+
+void erpq_job_free(erpq_job *j) {
+  if (!j) return;
+  free(j->id);
+  free(j->name);
+  free(j->data);
+  free(j->opts_json);
+  free(j->deid);
+  json_decref(j->opts);
+  memset(j, 0, sizeof *j);
+}
+
+static void push_keep(erpq_cmd *c, const erpq_keep *kp) {
+  if (kp->has_count)
+    erpq_cmd_push_i64(c, kp->count);
+  else
+    erpq_cmd_push_str(c, "");
+  if (kp->has_age)
+    erpq_cmd_push_i64(c, kp->age_s);
+  else
+    erpq_cmd_push_str(c, "");
+}
+
+char *erpq_bull_finish_event(const char *id, const char *val) {
+  json_t *o = json_object();
+  if (!o) return NULL;
+  json_object_set_new(o, "jobId", json_string(id));
+  if (val) json_object_set_new(o, "val", json_string(val));
+  char *s = erpq_json_dump(o);
+  json_decref(o);
+  return s;
+}
+
+int erpq_bull_step(erpq_cmd *c, const erpq_keys *k, const char *token, int64_t lock_ms,
+                   int64_t now_ms, int nfetch, const char *explicit_id,
+                   const erpq_limiter *lim, const erpq_finish *fin, size_t nfin) {
+  erpq_cmd_script(c, ERPQ_LUA_STEP, 10);
+  erpq_cmd_push_str(c, k->active);
+  erpq_cmd_push_str(c, k->wait);
+  erpq_cmd_push_str(c, k->priority);
+  erpq_cmd_push_str(c, k->stalled);
+  erpq_cmd_push_str(c, k->delayed);
+  erpq_cmd_push_str(c, k->paused);
+  erpq_cmd_push_str(c, k->meta_paused);
+  erpq_cmd_push_str(c, k->completed);
+  erpq_cmd_push_str(c, k->failed);
+  erpq_cmd_push_str(c, k->limiter);
+  erpq_cmd_push_str(c, k->base);
+  erpq_cmd_push_str(c, token);
+  erpq_cmd_push_i64(c, lock_ms);
+  erpq_cmd_push_i64(c, now_ms);
+  erpq_cmd_push_i64(c, nfetch);
+  erpq_cmd_push_str(c, explicit_id);
+  if (lim && lim->max > 0) {
+    erpq_cmd_push_i64(c, lim->max);
+    erpq_cmd_push_i64(c, lim->duration_ms);
+    erpq_cmd_push_str(c, lim->bounce_back ? "true" : "false");
+    erpq_cmd_push_str(c, lim->group_key[0] ? "true" : "");
+  } else {
+    erpq_cmd_push_str(c, "");
+    erpq_cmd_push_str(c, "0");
+    erpq_cmd_push_str(c, "false");
+    erpq_cmd_push_str(c, "");
+  }
+  erpq_cmd_push_i64(c, (int64_t)nfin);
+  for (size_t i = 0; i < nfin; i++) {
+    const erpq_finish *f = &fin[i];
+    char kind = (char)f->kind;
+    erpq_cmd_push(c, &kind, 1);
+    erpq_cmd_push_str(c, f->id);
+    erpq_cmd_push_str(c, f->value);
+    if (f->kind == ERPQ_FIN_COMPLETED || f->kind == ERPQ_FIN_FAILED) {
+      push_keep(c, &f->keep);
+      char *ev = erpq_bull_finish_event(f->id, f->value);
+      if (!ev) return c->err = -ENOMEM;
+      erpq_cmd_push_str(c, ev);
+      free(ev);
+    } else {
+      erpq_cmd_push_str(c, "");
+      erpq_cmd_push_str(c, "");
+      erpq_cmd_push_str(c, "");
+    }
+    erpq_cmd_push_str(c, f->kind == ERPQ_FIN_COMPLETED ? "" : f->stacktrace);
+    erpq_cmd_push_i64(c, f->attempts_made);
+    if (f->kind == ERPQ_FIN_RETRY)
+      erpq_cmd_push_str(c, f->lifo ? "RPUSH" : "LPUSH");
+    else if (f->kind == ERPQ_FIN_DELAYED)
+      erpq_cmd_push_i64(c, f->delay_score);
+    else
+      erpq_cmd_push_str(c, "");
+  }
+  return c->err;
+}
+
+static char *reply_str(const redisReply *r) {
+  if (!r) return NULL;
+  if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) return strndup(r->str, r->len);
+  if (r->type == REDIS_REPLY_INTEGER) {
+    char tmp[32];
+    snprintf(tmp, sizeof tmp, "%lld", r->integer);
+    return strdup(tmp);
+  }
+  return NULL;
+}
+
+static int64_t reply_i64(const redisReply *r, int64_t dflt) {
+  if (!r) return dflt;
+  if (r->type == REDIS_REPLY_INTEGER) return r->integer;
+  if (r->type == REDIS_REPLY_STRING) {
+    char tmp[32];
+    size_t n = r->len < sizeof tmp - 1 ? r->len : sizeof tmp - 1;
+    memcpy(tmp, r->str, n);
+    tmp[n] = '\0';
+    char *end;
+    long long v = strtoll(tmp, &end, 10);
+    return end == tmp ? dflt : v;
+  }
+  return dflt;
+}
+
+/* Fields in the order step.lua's HMGET returns them. */
+enum { F_NAME, F_DATA, F_OPTS, F_ATTEMPTS, F_TS, F_DELAY, F_PRIO, F_PROGRESS, F_STALLED, F_DEID, F__N };
+
+static int parse_job(const redisReply *idr, const redisReply *fr, erpq_job *j) {
+  memset(j, 0, sizeof *j);
+  if (fr->type != REDIS_REPLY_ARRAY || fr->elements < F__N) return ERPQ_E_PROTOCOL;
+  j->id = reply_str(idr);
+  j->name = reply_str(fr->element[F_NAME]);
+  if (!j->name) j->name = strdup(ERPQ_DEFAULT_JOB_NAME);
+  j->data = reply_str(fr->element[F_DATA]);
+  if (!j->data) j->data = strdup("{}");
+  j->opts_json = reply_str(fr->element[F_OPTS]);
+  if (!j->opts_json) j->opts_json = strdup("{}");
+  j->deid = reply_str(fr->element[F_DEID]);
+  if (!j->id || !j->name || !j->data || !j->opts_json) {
+    erpq_job_free(j);
+    return -ENOMEM;
+  }
+  j->attempts_made = (int)reply_i64(fr->element[F_ATTEMPTS], 0);
+  j->timestamp = reply_i64(fr->element[F_TS], 0);
+  j->delay = reply_i64(fr->element[F_DELAY], 0);
+  j->priority = reply_i64(fr->element[F_PRIO], 0);
+  j->stalled_counter = reply_i64(fr->element[F_STALLED], 0);
+  json_error_t je;
+  j->opts = json_loads(j->opts_json, 0, &je);
+  if (!j->opts) {
+    snprintf(j->opts_err, sizeof j->opts_err, "job opts are not valid JSON: %.100s", je.text);
+    erpq_jobopts_parse(NULL, &j->o, NULL, 0);
+  } else if (erpq_jobopts_parse(j->opts, &j->o, j->opts_err, sizeof j->opts_err)) {
+    erpq_jobopts_parse(NULL, &j->o, NULL, 0);
+  }
+  return 0;
+}
+
+int erpq_bull_parse_step(const redisReply *r, erpq_step_result *out) {
+  memset(out, 0, sizeof *out);
+  if (!r) return ERPQ_E_CONN;
+  if (r->type == REDIS_REPLY_ERROR) return ERPQ_E_REDIS;
+  if (r->type != REDIS_REPLY_ARRAY || r->elements < 3) return ERPQ_E_PROTOCOL;
+  const redisReply *codes = r->element[0], *fetched = r->element[1];
+  if (codes->type != REDIS_REPLY_ARRAY || fetched->type != REDIS_REPLY_ARRAY ||
+      fetched->elements % 2)
+    return ERPQ_E_PROTOCOL;
+  if (codes->elements) {
+    out->codes = calloc(codes->elements, sizeof *out->codes);
+    if (!out->codes) return -ENOMEM;
+    for (size_t i = 0; i < codes->elements; i++)
+      out->codes[i] = (int)reply_i64(codes->element[i], ERPQ_E_PROTOCOL);
+    out->ncodes = codes->elements;
+  }
+  size_t nj = fetched->elements / 2;
+  if (nj) {
+    out->jobs = calloc(nj, sizeof *out->jobs);
+    if (!out->jobs) {
+      erpq_step_result_free(out);
+      return -ENOMEM;
+    }
+    for (size_t i = 0; i < nj; i++) {
+      int rc = parse_job(fetched->element[2 * i], fetched->element[2 * i + 1], &out->jobs[i]);
+      if (rc) {
+        erpq_step_result_free(out);
+        return rc;
+      }
+      out->njobs++;
+    }
+  }
+  out->drained = (int)reply_i64(r->element[2], 0);
+  return 0;
+}
+
+void erpq_step_result_free(erpq_step_result *s) {
+  for (size_t i = 0; i < s->njobs; i++) erpq_job_free(&s->jobs[i]);
+  free(s->jobs);
+  free(s->codes);
+  memset(s, 0, sizeof *s);
+}
+
+int64_t erpq_bull_delay_score(const char *id, int64_t due_ms) {
+  /* bull: Number(id) & 0xfff, where a non-numeric id counts as 0. */
+  int64_t n = 0;
+  if (erpq_parse_i64(id, &n)) n = 0;
+  if (due_ms <= 0) return 0;
+  return due_ms * 4096 + (n & 0xfff);
+}
+
+void erpq_bull_fail_decision(const erpq_job *j, int64_t backoff_ms, int discard,
+                             int64_t now_ms, erpq_finish *f) {
+  f->id = j->id;
+  f->attempts_made = j->attempts_made + 1;
+  f->keep = j->o.on_fail;
+  f->lifo = j->o.lifo;
+  if (f->attempts_made < j->o.attempts && !discard && backoff_ms != -1) {
+    if (backoff_ms > 0) {
+      f->kind = ERPQ_FIN_DELAYED;
+      f->delay_score = erpq_bull_delay_score(j->id, now_ms + backoff_ms);
+    } else {
+      f->kind = ERPQ_FIN_RETRY;
+    }
+  } else {
+    f->kind = ERPQ_FIN_FAILED;
+  }
+}
+
+/* ---- Housekeeping ---------------------------------------------------------- */
+
+int erpq_bull_extend(erpq_cmd *c, const erpq_keys *k, const char *token, int64_t lock_ms,
+                     const char *const *ids, size_t n) {
+  erpq_cmd_script(c, ERPQ_LUA_EXTEND, 1);
+  erpq_cmd_push_str(c, k->stalled);
+  erpq_cmd_push_str(c, k->base);
+  erpq_cmd_push_str(c, token);
+  erpq_cmd_push_i64(c, lock_ms);
+  for (size_t i = 0; i < n; i++) erpq_cmd_push_str(c, ids[i]);
+  return c->err;
+}
+
+int erpq_bull_stalled(erpq_cmd *c, const erpq_keys *k, int max_stalled, int64_t now_ms,
+                      int64_t interval_ms) {
+  erpq_cmd_script(c, ERPQ_LUA_STALLED, 7);
+  erpq_cmd_push_str(c, k->stalled);
+  erpq_cmd_push_str(c, k->wait);
+  erpq_cmd_push_str(c, k->active);
+  erpq_cmd_push_str(c, k->failed);
+  erpq_cmd_push_str(c, k->stalled_check);
+  erpq_cmd_push_str(c, k->meta_paused);
+  erpq_cmd_push_str(c, k->paused);
+  erpq_cmd_push_i64(c, max_stalled);
+  erpq_cmd_push_str(c, k->base);
+  erpq_cmd_push_i64(c, now_ms);
+  erpq_cmd_push_i64(c, interval_ms);
+  return c->err;
+}
+
+int erpq_bull_delayed(erpq_cmd *c, const erpq_keys *k, const char *token, int64_t now_ms) {
+  erpq_cmd_script(c, ERPQ_LUA_DELAYED, 6);
+  erpq_cmd_push_str(c, k->delayed);
+  erpq_cmd_push_str(c, k->active);
+  erpq_cmd_push_str(c, k->wait);
+  erpq_cmd_push_str(c, k->priority);
+  erpq_cmd_push_str(c, k->paused);
+  erpq_cmd_push_str(c, k->meta_paused);
+  erpq_cmd_push_str(c, k->base);
+  erpq_cmd_push_i64(c, now_ms);
+  erpq_cmd_push_str(c, token);
+  return c->err;
+}
+
+int erpq_bull_handback(erpq_cmd *c, const erpq_keys *k, const char *token,
+                       const char *const *ids, size_t n) {
+  erpq_cmd_script(c, ERPQ_LUA_HANDBACK, 6);
+  erpq_cmd_push_str(c, k->active);
+  erpq_cmd_push_str(c, k->wait);
+  erpq_cmd_push_str(c, k->paused);
+  erpq_cmd_push_str(c, k->meta_paused);
+  erpq_cmd_push_str(c, k->stalled);
+  erpq_cmd_push_str(c, k->priority);
+  erpq_cmd_push_str(c, k->base);
+  erpq_cmd_push_str(c, token);
+  for (size_t i = 0; i < n; i++) erpq_cmd_push_str(c, ids[i]);
+  return c->err;
+}
+
+int erpq_bull_unclaimed(erpq_cmd *c, const erpq_keys *k, const char *id) {
+  erpq_cmd_script(c, ERPQ_LUA_UNCLAIMED, 4);
+  erpq_cmd_push_str(c, k->active);
+  erpq_cmd_push_str(c, k->wait);
+  erpq_cmd_push_str(c, k->paused);
+  erpq_cmd_push_str(c, k->meta_paused);
+  erpq_cmd_push_str(c, k->base);
+  erpq_cmd_push_str(c, id);
+  return c->err;
+}
+
+int erpq_bull_progress(erpq_cmd *c, const erpq_keys *k, const char *id, const char *progress_json) {
+  erpq_cmd_script(c, ERPQ_LUA_PROGRESS, 2);
+  push_job_key(c, k, id, NULL);
+  erpq_cmd_push_str(c, k->progress);
+  erpq_cmd_push_str(c, progress_json);
+  /* {"jobId":"<id>","progress":<json>} with the progress JSON verbatim. */
+  json_t *jid = json_string(id);
+  char *sid = jid ? json_dumps(jid, JSON_ENCODE_ANY) : NULL;
+  json_decref(jid);
+  if (!sid) return c->err = -ENOMEM;
+  erpq_cmd_pushf(c, "{\"jobId\":%s,\"progress\":%s}", sid, progress_json);
+  free(sid);
+  return c->err;
+}
+
+int erpq_bull_log(erpq_cmd *c, const erpq_keys *k, const char *id, const char *row) {
+  erpq_cmd_script(c, ERPQ_LUA_LOG, 2);
+  push_job_key(c, k, id, NULL);
+  push_job_key(c, k, id, ":logs");
+  erpq_cmd_push_str(c, id);
+  erpq_cmd_push_str(c, row);
+  erpq_cmd_push_str(c, "");
+  return c->err;
+}
+
+int erpq_bull_setname(erpq_cmd *c, const erpq_keys *k) {
+  size_t ql = strlen(k->queue);
+  char *b64 = malloc(4 * ((ql + 2) / 3) + 1);
+  if (!b64) return c->err = -ENOMEM;
+  erpq_base64(k->queue, ql, b64);
+  erpq_cmd_push_str(c, "CLIENT");
+  erpq_cmd_push_str(c, "SETNAME");
+  erpq_cmd_pushf(c, "%s:%s", k->prefix, b64);
+  free(b64);
+  return c->err;
+}
+
+int erpq_bull_brpoplpush(erpq_cmd *c, const erpq_keys *k, double timeout_s) {
+  erpq_cmd_push_str(c, "BRPOPLPUSH");
+  erpq_cmd_push_str(c, k->wait);
+  erpq_cmd_push_str(c, k->active);
+  erpq_cmd_pushf(c, "%g", timeout_s);
+  return c->err;
+}
+
+/* ---- Administration ------------------------------------------------------- */
+
+int erpq_bull_pause(erpq_cmd *c, const erpq_keys *k, int pause) {
+  erpq_cmd_script(c, ERPQ_LUA_PAUSE, 5);
+  erpq_cmd_push_str(c, pause ? k->wait : k->paused);
+  erpq_cmd_push_str(c, pause ? k->paused : k->wait);
+  erpq_cmd_push_str(c, k->meta_paused);
+  erpq_cmd_push_str(c, pause ? k->paused_ch : k->resumed);
+  erpq_cmd_push_str(c, k->meta);
+  erpq_cmd_push_str(c, pause ? "paused" : "resumed");
+  return c->err;
+}
+
+int erpq_bull_promote(erpq_cmd *c, const erpq_keys *k, const char *token, const char *id) {
+  erpq_cmd_script(c, ERPQ_LUA_PROMOTE, 5);
+  erpq_cmd_push_str(c, k->delayed);
+  erpq_cmd_push_str(c, k->wait);
+  erpq_cmd_push_str(c, k->paused);
+  erpq_cmd_push_str(c, k->meta_paused);
+  erpq_cmd_push_str(c, k->priority);
+  erpq_cmd_push_str(c, k->base);
+  erpq_cmd_push_str(c, id);
+  erpq_cmd_push_str(c, token);
+  return c->err;
+}
+
+int erpq_bull_remove(erpq_cmd *c, const erpq_keys *k, const char *id) {
+  erpq_cmd_script(c, ERPQ_LUA_REMOVE, 10);
+  erpq_cmd_push_str(c, k->active);
+  erpq_cmd_push_str(c, k->wait);
+  erpq_cmd_push_str(c, k->delayed);
+  erpq_cmd_push_str(c, k->paused);
+  erpq_cmd_push_str(c, k->completed);
+  erpq_cmd_push_str(c, k->failed);
+  erpq_cmd_push_str(c, k->priority);
+  push_job_key(c, k, id, NULL);
+  push_job_key(c, k, id, ":logs");
+  erpq_cmd_push_str(c, k->limiter);
+  erpq_cmd_push_str(c, k->base);
+  erpq_cmd_push_str(c, id);
+  return c->err;
+}
+
+int erpq_bull_reprocess(erpq_cmd *c, const erpq_keys *k, const char *token, const char *id,
+                        const char *state, int lifo, int64_t now_ms) {
+  erpq_cmd_script(c, ERPQ_LUA_REPROCESS, 6);
+  push_job_key(c, k, id, NULL);
+  push_job_key(c, k, id, ":lock");
+  erpq_cmd_push_str(c, strcmp(state, "completed") == 0 ? k->completed : k->failed);
+  erpq_cmd_push_str(c, k->wait);
+  erpq_cmd_push_str(c, k->meta_paused);
+  erpq_cmd_push_str(c, k->paused);
+  erpq_cmd_push_str(c, id);
+  erpq_cmd_push_str(c, lifo ? "RPUSH" : "LPUSH");
+  erpq_cmd_push_str(c, token);
+  erpq_cmd_push_i64(c, now_ms);
+  return c->err;
+}
+
+int erpq_bull_clean(erpq_cmd *c, const erpq_keys *k, const char *state, int64_t grace_ms,
+                    int64_t limit, int64_t now_ms) {
+  const char *set;
+  if (strcmp(state, "completed") == 0) set = k->completed;
+  else if (strcmp(state, "failed") == 0) set = k->failed;
+  else if (strcmp(state, "wait") == 0) set = k->wait;
+  else if (strcmp(state, "active") == 0) set = k->active;
+  else if (strcmp(state, "delayed") == 0) set = k->delayed;
+  else if (strcmp(state, "paused") == 0) set = k->paused;
+  else return c->err = ERPQ_E_ARG;
+  erpq_cmd_script(c, ERPQ_LUA_CLEAN, 3);
+  erpq_cmd_push_str(c, set);
+  erpq_cmd_push_str(c, k->priority);
+  erpq_cmd_push_str(c, k->limiter);
+  erpq_cmd_push_str(c, k->base);
+  erpq_cmd_push_i64(c, now_ms - grace_ms);
+  erpq_cmd_push_i64(c, limit);
+  erpq_cmd_push_str(c, state);
+  return c->err;
+}
+
+int erpq_bull_state(erpq_cmd *c, const erpq_keys *k, const char *id) {
+  erpq_cmd_script(c, ERPQ_LUA_STATE, 7);
+  push_job_key(c, k, id, NULL);
+  erpq_cmd_push_str(c, k->completed);
+  erpq_cmd_push_str(c, k->failed);
+  erpq_cmd_push_str(c, k->delayed);
+  erpq_cmd_push_str(c, k->active);
+  erpq_cmd_push_str(c, k->wait);
+  erpq_cmd_push_str(c, k->paused);
+  erpq_cmd_push_str(c, id);
+  return c->err;
+}
+
+const char *const erpq_bull_count_names[6] = {"waiting", "active", "completed",
+                                              "failed",  "delayed", "paused"};
+
+int erpq_bull_counts(erpq_cmd cmds[6], const erpq_keys *k) {
+  const char *ops[6] = {"LLEN", "LLEN", "ZCARD", "ZCARD", "ZCARD", "LLEN"};
+  const char *keys[6] = {k->wait, k->active, k->completed, k->failed, k->delayed, k->paused};
+  for (int i = 0; i < 6; i++) {
+    erpq_cmd_push_str(&cmds[i], ops[i]);
+    erpq_cmd_push_str(&cmds[i], keys[i]);
+    if (cmds[i].err) return cmds[i].err;
+  }
+  return 0;
+}
+
+static json_t *json_field(const char *s) {
+  if (!s) return json_null();
+  json_t *v = json_loads(s, JSON_DECODE_ANY, NULL);
+  return v ? v : json_string(s);
+}
+
+json_t *erpq_bull_parse_state(const redisReply *r, const char *id) {
+  if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2) return NULL;
+  const redisReply *h = r->element[1];
+  json_t *o = json_object();
+  json_object_set_new(o, "id", json_string(id));
+  json_object_set_new(o, "state", json_stringn(r->element[0]->str, r->element[0]->len));
+  const char *name = NULL, *data = NULL, *opts = NULL, *progress = NULL, *rv = NULL,
+             *reason = NULL, *st = NULL;
+  int64_t attempts = 0;
+  json_t *ts = json_object();
+  char *strs[32] = {0};
+  size_t ns = 0;
+  for (size_t i = 0; h->type == REDIS_REPLY_ARRAY && i + 1 < h->elements; i += 2) {
+    const redisReply *f = h->element[i], *v = h->element[i + 1];
+    if (ns >= 32) break;
+    char *val = strndup(v->str, v->len);
+    strs[ns++] = val;
+    if (!val) continue;
+    if (!strncmp(f->str, "name", f->len) && f->len == 4) name = val;
+    else if (f->len == 4 && !strncmp(f->str, "data", 4)) data = val;
+    else if (f->len == 4 && !strncmp(f->str, "opts", 4)) opts = val;
+    else if (f->len == 8 && !strncmp(f->str, "progress", 8)) progress = val;
+    else if (f->len == 11 && !strncmp(f->str, "returnvalue", 11)) rv = val;
+    else if (f->len == 12 && !strncmp(f->str, "failedReason", 12)) reason = val;
+    else if (f->len == 10 && !strncmp(f->str, "stacktrace", 10)) st = val;
+    else if (f->len == 12 && !strncmp(f->str, "attemptsMade", 12)) erpq_parse_i64(val, &attempts);
+    else if ((f->len == 9 && !strncmp(f->str, "timestamp", 9)) ||
+             (f->len == 11 && !strncmp(f->str, "processedOn", 11)) ||
+             (f->len == 10 && !strncmp(f->str, "finishedOn", 10)) ||
+             (f->len == 9 && !strncmp(f->str, "retriedOn", 9)) ||
+             (f->len == 5 && !strncmp(f->str, "delay", 5))) {
+      int64_t n;
+      char key[16];
+      snprintf(key, sizeof key, "%.*s", (int)f->len, f->str);
+      if (!erpq_parse_i64(val, &n)) json_object_set_new(ts, key, json_integer(n));
+    }
+  }
+  json_object_set_new(o, "name", json_string(name ? name : ERPQ_DEFAULT_JOB_NAME));
+  json_object_set_new(o, "data", json_field(data));
+  json_object_set_new(o, "opts", json_field(opts));
+  json_object_set_new(o, "progress", progress ? json_field(progress) : json_integer(0));
+  json_object_set_new(o, "attemptsMade", json_integer(attempts));
+  json_object_set_new(o, "returnvalue", json_field(rv));
+  json_object_set_new(o, "failedReason", reason ? json_string(reason) : json_null());
+  json_object_set_new(o, "stacktrace", st ? json_field(st) : json_array());
+  const char *tsn[] = {"timestamp", "processedOn", "finishedOn", "retriedOn", "delay"};
+  for (size_t i = 0; i < 5; i++) {
+    json_t *v = json_object_get(ts, tsn[i]);
+    json_object_set(o, tsn[i], v ? v : json_null());
+  }
+  json_decref(ts);
+  for (size_t i = 0; i < ns; i++) free(strs[i]);
+  return o;
+}
+
+int erpq_bull_code(long long code) {
+  switch (code) {
+  case -1: return ERPQ_E_JOB_MISSING;
+  case -2: return ERPQ_E_LOCK_MISSING;
+  case -3: return ERPQ_E_NOT_ACTIVE;
+  case -6: return ERPQ_E_LOCK_MISMATCH;
+  default: return code < 0 ? ERPQ_E_PROTOCOL : 0;
+  }
+}
+
+int erpq_reply_transient(const redisReply *r) {
+  if (!r || r->type != REDIS_REPLY_ERROR) return 0;
+  static const char *const words[] = {"LOADING", "READONLY", "UNBLOCKED", "BUSY",
+                                      "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN", "MOVED",
+                                      "ASK"};
+  for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+    size_t n = strlen(words[i]);
+    if (r->len >= n && strncmp(r->str, words[i], n) == 0) return 1;
+  }
+  return 0;
+}
+
+int erpq_reply_noscript(const redisReply *r) {
+  return r && r->type == REDIS_REPLY_ERROR && r->len >= 8 && strncmp(r->str, "NOSCRIPT", 8) == 0;
+}

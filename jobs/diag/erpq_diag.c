@@ -1,0 +1,2 @@
+/* Filled in with the diag family. */
+int erpq__diag_placeholder;

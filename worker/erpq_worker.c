@@ -1,0 +1,2 @@
+/* Filled in with the worker. */
+int erpq__worker_placeholder;
