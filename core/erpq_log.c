@@ -74,7 +74,7 @@ static void vlog(erpq_log_level level, const char *event, int raw, va_list ap) {
   gettimeofday(&tv, NULL);
   struct tm tm;
   gmtime_r(&tv.tv_sec, &tm);
-  char ts[40];
+  char ts[64];
   snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
            tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
   sb_str(&b, "{\"ts\":\"");
