@@ -303,6 +303,7 @@ void erpq_job_free(erpq_job *j) {
   free(j->data);
   free(j->opts_json);
   free(j->deid);
+  free(j->stacktrace);
   json_decref(j->opts);
   memset(j, 0, sizeof *j);
 }
@@ -416,7 +417,7 @@ static int64_t reply_i64(const redisReply *r, int64_t dflt) {
 }
 
 /* Fields in the order step.lua's HMGET returns them. */
-enum { F_NAME, F_DATA, F_OPTS, F_ATTEMPTS, F_TS, F_DELAY, F_PRIO, F_PROGRESS, F_STALLED, F_DEID, F__N };
+enum { F_NAME, F_DATA, F_OPTS, F_ATTEMPTS, F_TS, F_DELAY, F_PRIO, F_PROGRESS, F_STALLED, F_DEID, F_STACK, F__N };
 
 static int parse_job(const redisReply *idr, const redisReply *fr, erpq_job *j) {
   memset(j, 0, sizeof *j);
@@ -429,6 +430,7 @@ static int parse_job(const redisReply *idr, const redisReply *fr, erpq_job *j) {
   j->opts_json = reply_str(fr->element[F_OPTS]);
   if (!j->opts_json) j->opts_json = strdup("{}");
   j->deid = reply_str(fr->element[F_DEID]);
+  j->stacktrace = reply_str(fr->element[F_STACK]);
   if (!j->id || !j->name || !j->data || !j->opts_json) {
     erpq_job_free(j);
     return -ENOMEM;

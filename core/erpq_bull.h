@@ -125,6 +125,7 @@ typedef struct erpq_job {
   int attempts_made;
   int64_t timestamp, delay, priority, stalled_counter;
   char *deid;
+  char *stacktrace;        /* JSON array of earlier failures, or NULL. */
 } erpq_job;
 
 void erpq_job_free(erpq_job *j);

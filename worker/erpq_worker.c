@@ -1,2 +1,1069 @@
-/* Filled in with the worker. */
-int erpq__worker_placeholder;
+#include "erpq_worker.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "erpq_conn.h"
+#include "erpq_err.h"
+#include "erpq_job.h"
+#include "erpq_log.h"
+#include "erpq_pool.h"
+#include "erpq_util.h"
+
+#define MAX_FINISH_PER_STEP 1000   /* Finishes carried by one step call. */
+#define TRANSIENT_RETRY_MS 200     /* Delay after LOADING/READONLY/... */
+
+/* Implemented in core/erpq_repeat_glue.c: the next occurrence of a
+ * repeatable job that a worker has just picked up. Returns 1 and fills out
+ * when there is one, 0 when the chain ends, or a negative error. */
+int erpq__repeat_next_job(const erpq_job *job, int64_t now_ms, erpq_newjob *out, char *err,
+                          size_t errlen);
+
+enum { MSG_DONE = 1, MSG_PROGRESS, MSG_LOG };
+
+typedef struct wq wq;
+typedef struct erpq_worker erpq_worker;
+
+/* A job being processed. It is the handler's erpq_jobctx. */
+struct erpq_jobctx {
+  erpq_task task;             /* Runs the handler; posted back when done. */
+  wq *q;
+  erpq_job job;
+  const erpq_handler *h;
+  json_t *data;
+  /* Written by the handler thread, read on the loop after MSG_DONE. */
+  int rc;
+  json_t *result;
+  char err[1024];
+  int discard;
+  /* Cancellation, shared between the threads. */
+  atomic_int cancelled;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  /* Loop-thread state. */
+  int lost;        /* Lock renewal failed: never finish it. */
+  int finished;    /* A finish was already queued (timeout, handback). */
+  uv_timer_t timeout;
+  int64_t started_ms;
+  struct erpq_jobctx *prev, *next;
+};
+
+typedef struct pend {
+  erpq_finish f;
+  char *id, *value, *stack;
+} pend;
+
+typedef struct {
+  erpq_msg msg;
+  struct erpq_jobctx *ctx;
+  char *payload;
+} side_msg;
+
+struct wq {
+  erpq_worker *w;
+  const erpq_queue_conf *conf;
+  erpq_keys keys;
+  char token[37];
+  erpq_conn block;
+  int64_t block_client_id;
+  int block_inflight, step_inflight, drained;
+  char *explicit_id;
+  pend *pend;
+  size_t npend, cappend;
+  struct erpq_jobctx *running;
+  int nrunning;
+  uv_timer_t t_renew, t_stalled, t_delayed, t_retry;
+  int64_t delayed_due_ms;     /* When t_delayed fires; 0 = not armed. */
+  int delayed_inflight;
+  int closed_handles;
+};
+
+struct erpq_worker {
+  uv_loop_t *loop;
+  const erpq_worker_conf *conf;
+  const erpq_registry *reg;
+  erpq_conn cmd, sub;
+  wq *q;
+  int nq;
+  erpq_pool pool;
+  uv_signal_t sigterm, sigint;
+  uv_timer_t t_grace;
+  int closing, finalizing, handed_back;
+  int open_handles;
+  int threads_left;
+  uint64_t completed, failed;
+};
+
+static void pump(wq *q);
+static void maybe_finalize(erpq_worker *w);
+static void check_stalled(uv_timer_t *t);
+
+static void noop_reply(erpq_conn *c, redisReply *r, void *priv) {
+  (void)c;
+  (void)priv;
+  if (r && r->type == REDIS_REPLY_ERROR)
+    erpq_log(ERPQ_LOG_WARN, "redis.error", "error", r->str, NULL);
+}
+
+/* ---- Configuration ------------------------------------------------------- */
+
+void erpq_worker_conf_defaults(erpq_worker_conf *c) {
+  memset(c, 0, sizeof *c);
+  snprintf(c->prefix, sizeof c->prefix, "%s", ERPQ_DEFAULT_PREFIX);
+  c->lock_duration_ms = 30000;
+  c->lock_renew_ms = 15000;
+  c->stalled_interval_ms = 30000;
+  c->max_stalled_count = 1;
+  c->guard_interval_ms = 5000;
+  c->drain_delay_s = 5;
+  c->retry_process_delay_ms = 5000;
+  c->grace_ms = 30000;
+}
+
+/* ---- The handler's context ----------------------------------------------- */
+
+const char *erpq_job_id(const erpq_jobctx *c) { return c->job.id; }
+const char *erpq_job_name(const erpq_jobctx *c) { return c->job.name; }
+const char *erpq_job_queue(const erpq_jobctx *c) { return c->q->conf->name; }
+const json_t *erpq_job_opts(const erpq_jobctx *c) { return c->job.opts; }
+int erpq_job_attempts_made(const erpq_jobctx *c) { return c->job.attempts_made; }
+void *erpq_job_userdata(const erpq_jobctx *c) { return c->h ? c->h->userdata : NULL; }
+void erpq_job_discard(erpq_jobctx *c) { c->discard = 1; }
+int erpq_job_cancelled(const erpq_jobctx *c) { return atomic_load(&c->cancelled); }
+
+static void cancel_job(erpq_jobctx *c) {
+  atomic_store(&c->cancelled, 1);
+  pthread_mutex_lock(&c->mu);
+  pthread_cond_broadcast(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+}
+
+int erpq_job_sleep(erpq_jobctx *c, int64_t ms) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  ts.tv_sec += ms / 1000;
+  ts.tv_nsec += (ms % 1000) * 1000000L;
+  if (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&c->mu);
+  int rc = 0;
+  while (!atomic_load(&c->cancelled)) {
+    if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) == ETIMEDOUT) break;
+  }
+  if (atomic_load(&c->cancelled)) rc = -ECANCELED;
+  pthread_mutex_unlock(&c->mu);
+  return rc;
+}
+
+static int post_side(erpq_jobctx *c, int kind, char *payload) {
+  side_msg *m = malloc(sizeof *m);
+  if (!m) {
+    free(payload);
+    return -ENOMEM;
+  }
+  m->msg.kind = kind;
+  m->ctx = c;
+  m->payload = payload;
+  erpq_pool_post(&c->q->w->pool, &m->msg);
+  return 0;
+}
+
+int erpq_job_progress(erpq_jobctx *c, const json_t *progress) {
+  char *s = erpq_json_dump(progress);
+  if (!s) return -ENOMEM;
+  return post_side(c, MSG_PROGRESS, s);
+}
+
+int erpq_job_log(erpq_jobctx *c, const char *line) {
+  char *s = strdup(line ? line : "");
+  if (!s) return -ENOMEM;
+  return post_side(c, MSG_LOG, s);
+}
+
+/* ---- Finishes -------------------------------------------------------------- */
+
+static void pend_free(pend *p) {
+  free(p->id);
+  free(p->value);
+  free(p->stack);
+}
+
+static int pend_push(wq *q, const erpq_finish *f, const char *value, const char *stack) {
+  if (q->npend == q->cappend) {
+    size_t nc = q->cappend ? q->cappend * 2 : 64;
+    pend *n = realloc(q->pend, nc * sizeof *n);
+    if (!n) return -ENOMEM;
+    q->pend = n;
+    q->cappend = nc;
+  }
+  pend *p = &q->pend[q->npend];
+  p->f = *f;
+  p->id = strdup(f->id);
+  p->value = strdup(value ? value : "null");
+  p->stack = stack ? strdup(stack) : NULL;
+  if (!p->id || !p->value) {
+    pend_free(p);
+    return -ENOMEM;
+  }
+  p->f.id = p->id;
+  p->f.value = p->value;
+  p->f.stacktrace = p->stack;
+  q->npend++;
+  return 0;
+}
+
+/* The stacktrace JSON after one more failure: the job's earlier entries plus
+ * an Error-style entry, trimmed to stackTraceLimit. */
+static char *stack_after(const erpq_job *j, const char *message) {
+  json_t *arr = j->stacktrace ? json_loads(j->stacktrace, 0, NULL) : NULL;
+  if (!json_is_array(arr)) {
+    json_decref(arr);
+    arr = json_array();
+  }
+  size_t n = strlen(message) + strlen(j->name) + 64;
+  char *entry = malloc(n);
+  if (entry) {
+    snprintf(entry, n, "Error: %s\n    at %s (erpq-worker)", message, j->name);
+    json_array_append_new(arr, json_string(entry));
+    free(entry);
+  }
+  if (j->o.stacktrace_limit > 0)
+    while (json_array_size(arr) > (size_t)j->o.stacktrace_limit) json_array_remove(arr, 0);
+  char *s = erpq_json_dump(arr);
+  json_decref(arr);
+  return s;
+}
+
+static void queue_failure(wq *q, const erpq_job *j, const char *message, int discard) {
+  erpq_finish f;
+  memset(&f, 0, sizeof f);
+  int64_t backoff = 0;
+  char berr[256] = "";
+  if (!discard && j->attempts_made + 1 < j->o.attempts && j->o.backoff_type[0]) {
+    if (erpq_registry_backoff(q->w->reg, j->o.backoff_type, j->o.backoff_delay,
+                              j->o.backoff_options, j->attempts_made + 1, message, &backoff, berr,
+                              sizeof berr)) {
+      /* bull leaves such a job active until it stalls; we fail it with the
+       * reason instead, so the mistake is visible at once. */
+      message = berr;
+      discard = 1;
+    }
+  }
+  int64_t now = erpq_now_ms();
+  erpq_bull_fail_decision(j, backoff, discard, now, &f);
+  char *stack = stack_after(j, message);
+  pend_push(q, &f, message, stack ? stack : "[]");
+  free(stack);
+  q->w->failed += f.kind == ERPQ_FIN_FAILED;
+  const char *what = f.kind == ERPQ_FIN_FAILED  ? "job.failed"
+                     : f.kind == ERPQ_FIN_RETRY ? "job.retry"
+                                                : "job.delayed";
+  erpq_log(ERPQ_LOG_INFO, what, "queue", q->conf->name, "jobId", j->id, "name", j->name, "reason",
+           message, NULL);
+}
+
+static void queue_success(wq *q, erpq_jobctx *c) {
+  char *val = c->result ? erpq_json_dump(c->result) : strdup("null");
+  erpq_finish f;
+  memset(&f, 0, sizeof f);
+  f.kind = ERPQ_FIN_COMPLETED;
+  f.id = c->job.id;
+  f.keep = c->job.o.on_complete;
+  pend_push(q, &f, val ? val : "null", NULL);
+  free(val);
+  q->w->completed++;
+  char ms[24];
+  snprintf(ms, sizeof ms, "%" PRId64, erpq_mono_ms() - c->started_ms);
+  erpq_logj(ERPQ_LOG_DEBUG, "job.completed", "ms", ms, NULL);
+}
+
+/* ---- Running jobs ---------------------------------------------------------- */
+
+static void run_handler(erpq_task *t) {
+  erpq_jobctx *c = (erpq_jobctx *)t;
+  c->err[0] = '\0';
+  c->rc = c->h->fn(c, c->data, &c->result, c->err, sizeof c->err);
+  if (c->rc && !c->err[0]) snprintf(c->err, sizeof c->err, "%s", erpq_strerror(c->rc));
+}
+
+static void ctx_closed(uv_handle_t *h) {
+  erpq_jobctx *c = h->data;
+  pthread_mutex_destroy(&c->mu);
+  pthread_cond_destroy(&c->cv);
+  erpq_job_free(&c->job);
+  json_decref(c->data);
+  json_decref(c->result);
+  free(c);
+}
+
+static void unlink_running(wq *q, erpq_jobctx *c) {
+  if (c->prev) c->prev->next = c->next;
+  else q->running = c->next;
+  if (c->next) c->next->prev = c->prev;
+  q->nrunning--;
+}
+
+static void on_timeout(uv_timer_t *t) {
+  erpq_jobctx *c = t->data;
+  if (c->finished || c->lost) return;
+  char msg[96];
+  snprintf(msg, sizeof msg, "Promise timed out after %" PRId64 " milliseconds", c->job.o.timeout_ms);
+  c->finished = 1;
+  cancel_job(c);
+  queue_failure(c->q, &c->job, msg, 0);
+  pump(c->q);
+}
+
+static void job_done(erpq_jobctx *c) {
+  wq *q = c->q;
+  unlink_running(q, c);
+  uv_timer_stop(&c->timeout);
+  if (c->lost) {
+    erpq_log(ERPQ_LOG_WARN, "job.lock_lost", "queue", q->conf->name, "jobId", c->job.id, "name",
+             c->job.name, NULL);
+  } else if (!c->finished) {
+    c->finished = 1;
+    if (c->rc == 0)
+      queue_success(q, c);
+    else
+      queue_failure(q, &c->job, c->err, c->discard);
+  }
+  uv_close((uv_handle_t *)&c->timeout, ctx_closed);
+  pump(q);
+  maybe_finalize(q->w);
+}
+
+static void schedule_next_repeat(wq *q, const erpq_job *j);
+
+static void start_job(wq *q, erpq_job *job) {
+  erpq_jobctx *c = calloc(1, sizeof *c);
+  if (!c) {
+    /* The job stays locked until its lock expires, then the stalled check
+     * gives it to another worker. */
+    erpq_job_free(job);
+    return;
+  }
+  c->q = q;
+  c->job = *job;
+  memset(job, 0, sizeof *job);
+  pthread_mutex_init(&c->mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&c->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  uv_timer_init(q->w->loop, &c->timeout);
+  c->timeout.data = c;
+  c->started_ms = erpq_mono_ms();
+  c->next = q->running;
+  if (q->running) q->running->prev = c;
+  q->running = c;
+  q->nrunning++;
+  erpq_log(ERPQ_LOG_INFO, "job.active", "queue", q->conf->name, "jobId", c->job.id, "name",
+           c->job.name, NULL);
+  if (c->job.o.has_repeat) schedule_next_repeat(q, &c->job);
+
+  const char *problem = NULL;
+  char buf[256];
+  if (c->job.opts_err[0]) {
+    problem = c->job.opts_err;
+  } else {
+    json_error_t je;
+    c->data = json_loads(c->job.data, JSON_DECODE_ANY, &je);
+    if (!c->data) {
+      snprintf(buf, sizeof buf, "job data is not valid JSON: %s", je.text);
+      problem = buf;
+    }
+  }
+  if (problem) {
+    c->finished = 1;
+    queue_failure(q, &c->job, problem, 1);
+    c->rc = -EINVAL;
+    job_done(c);
+    return;
+  }
+  c->h = erpq_registry_find(q->w->reg, q->conf->name, c->job.name);
+  if (!c->h) {
+    snprintf(buf, sizeof buf, "Missing process handler for job type %s", c->job.name);
+    c->finished = 1;
+    queue_failure(q, &c->job, buf, 0);
+    job_done(c);
+    return;
+  }
+  if (c->job.o.timeout_ms > 0) uv_timer_start(&c->timeout, on_timeout, (uint64_t)c->job.o.timeout_ms, 0);
+  c->task.msg.kind = MSG_DONE;
+  c->task.run = run_handler;
+  erpq_pool_submit(&q->w->pool, &c->task);
+}
+
+/* ---- Redis replies ----------------------------------------------------------- */
+
+static void retry_fire(uv_timer_t *t) { pump(t->data); }
+
+static void retry_later(wq *q, int64_t ms) {
+  if (!uv_is_active((uv_handle_t *)&q->t_retry)) uv_timer_start(&q->t_retry, retry_fire, (uint64_t)ms, 0);
+}
+
+typedef struct step_ctx {
+  wq *q;
+  pend *fin;
+  size_t nfin;
+  char *explicit_id;
+  int nfetch;
+} step_ctx;
+
+static void restore_pend(wq *q, step_ctx *s) {
+  /* Put the finishes back in front of any newer ones. */
+  size_t need = q->npend + s->nfin;
+  if (need > q->cappend) {
+    pend *n = realloc(q->pend, need * sizeof *n);
+    if (!n) {
+      for (size_t i = 0; i < s->nfin; i++) pend_free(&s->fin[i]);
+      return;
+    }
+    q->pend = n;
+    q->cappend = need;
+  }
+  memmove(q->pend + s->nfin, q->pend, q->npend * sizeof *q->pend);
+  memcpy(q->pend, s->fin, s->nfin * sizeof *s->fin);
+  q->npend = need;
+  s->nfin = 0;
+}
+
+static const char *code_name(int code) {
+  switch (code) {
+  case -1: return "job missing";
+  case -2: return "missing lock";
+  case -3: return "not in active list";
+  case -6: return "lock owned by another worker";
+  default: return "unexpected code";
+  }
+}
+
+static void on_step(erpq_conn *conn, redisReply *r, void *priv) {
+  (void)conn;
+  step_ctx *s = priv;
+  wq *q = s->q;
+  q->step_inflight = 0;
+  if (!r || r->type == REDIS_REPLY_ERROR) {
+    if (r) {
+      int transient = erpq_reply_transient(r);
+      erpq_log(transient ? ERPQ_LOG_WARN : ERPQ_LOG_ERROR, "redis.step_error", "queue",
+               q->conf->name, "error", r->str, NULL);
+      retry_later(q, transient ? TRANSIENT_RETRY_MS : q->w->conf->retry_process_delay_ms);
+    }
+    restore_pend(q, s);
+    if (s->explicit_id && !q->explicit_id) q->explicit_id = s->explicit_id;
+    else free(s->explicit_id);
+    free(s->fin);
+    free(s);
+    maybe_finalize(q->w);
+    return;
+  }
+  erpq_step_result res;
+  int rc = erpq_bull_parse_step(r, &res);
+  if (rc) {
+    erpq_log(ERPQ_LOG_ERROR, "redis.step_reply", "queue", q->conf->name, "error",
+             erpq_strerror(rc), NULL);
+    retry_later(q, q->w->conf->retry_process_delay_ms);
+  } else {
+    for (size_t i = 0; i < res.ncodes && i < s->nfin; i++) {
+      if (res.codes[i] < 0)
+        erpq_log(ERPQ_LOG_WARN, "job.finish_rejected", "queue", q->conf->name, "jobId",
+                 s->fin[i].id, "error", code_name(res.codes[i]), NULL);
+    }
+    for (size_t i = 0; i < res.njobs; i++) start_job(q, &res.jobs[i]);
+    if (s->nfetch > 0) q->drained = res.drained;
+    erpq_step_result_free(&res);
+  }
+  for (size_t i = 0; i < s->nfin; i++) pend_free(&s->fin[i]);
+  free(s->fin);
+  free(s->explicit_id);
+  free(s);
+  pump(q);
+  maybe_finalize(q->w);
+}
+
+static void on_brpoplpush(erpq_conn *conn, redisReply *r, void *priv) {
+  (void)conn;
+  wq *q = priv;
+  q->block_inflight = 0;
+  if (r && r->type == REDIS_REPLY_STRING) {
+    char *id = strndup(r->str, r->len);
+    if (q->w->closing) {
+      /* Nobody will process it here: put it back at the front. */
+      erpq_cmd c;
+      erpq_cmd_init(&c);
+      erpq_bull_unclaimed(&c, &q->keys, id);
+      erpq_conn_send(&q->w->cmd, &c, noop_reply, NULL);
+      free(id);
+    } else {
+      free(q->explicit_id);
+      q->explicit_id = id;
+      q->drained = 0;
+    }
+  } else if (r && r->type == REDIS_REPLY_ERROR) {
+    int transient = erpq_reply_transient(r);
+    erpq_log(transient ? ERPQ_LOG_INFO : ERPQ_LOG_ERROR, "redis.brpoplpush_error", "queue",
+             q->conf->name, "error", r->str, NULL);
+    retry_later(q, transient ? TRANSIENT_RETRY_MS : q->w->conf->retry_process_delay_ms);
+    maybe_finalize(q->w);
+    return;
+  }
+  pump(q);
+  maybe_finalize(q->w);
+}
+
+/* ---- The fetch cycle ---------------------------------------------------------- */
+
+static void maybe_block(wq *q) {
+  erpq_worker *w = q->w;
+  if (w->closing || !q->drained || q->block_inflight || q->explicit_id) return;
+  if (q->nrunning >= q->conf->concurrency) return;
+  if (q->block.state != ERPQ_CONN_READY) return;
+  erpq_cmd c;
+  erpq_cmd_init(&c);
+  erpq_bull_brpoplpush(&c, &q->keys, w->conf->drain_delay_s);
+  if (erpq_conn_send(&q->block, &c, on_brpoplpush, q) == 0) q->block_inflight = 1;
+}
+
+static void pump(wq *q) {
+  erpq_worker *w = q->w;
+  if (q->step_inflight || w->cmd.state != ERPQ_CONN_READY) return;
+  if (uv_is_active((uv_handle_t *)&q->t_retry)) return;
+  int free_slots = q->conf->concurrency - q->nrunning;
+  int nfetch = 0;
+  if (!w->closing && free_slots > 0 && (q->explicit_id || !q->drained)) nfetch = free_slots;
+  if (q->npend == 0 && nfetch == 0) {
+    maybe_block(q);
+    return;
+  }
+  step_ctx *s = calloc(1, sizeof *s);
+  if (!s) return;
+  s->q = q;
+  s->nfetch = nfetch;
+  size_t n = q->npend < MAX_FINISH_PER_STEP ? q->npend : MAX_FINISH_PER_STEP;
+  if (n) {
+    s->fin = malloc(n * sizeof *s->fin);
+    if (!s->fin) {
+      free(s);
+      return;
+    }
+    memcpy(s->fin, q->pend, n * sizeof *s->fin);
+    memmove(q->pend, q->pend + n, (q->npend - n) * sizeof *q->pend);
+    q->npend -= n;
+    s->nfin = n;
+  }
+  if (nfetch) {
+    s->explicit_id = q->explicit_id;
+    q->explicit_id = NULL;
+  }
+  erpq_finish *f = n ? malloc(n * sizeof *f) : NULL;
+  for (size_t i = 0; i < n && f; i++) f[i] = s->fin[i].f;
+  erpq_cmd c;
+  erpq_cmd_init(&c);
+  erpq_bull_step(&c, &q->keys, q->token, w->conf->lock_duration_ms, erpq_now_ms(), nfetch,
+                 s->explicit_id, &q->conf->limiter, f, f ? n : 0);
+  free(f);
+  q->step_inflight = 1;
+  if (erpq_conn_send(&w->cmd, &c, on_step, s)) {
+    q->step_inflight = 0;
+    restore_pend(q, s);
+    if (s->explicit_id) q->explicit_id = s->explicit_id;
+    free(s->fin);
+    free(s);
+  }
+}
+
+/* ---- Timers ---------------------------------------------------------------------- */
+
+typedef struct extend_ctx {
+  wq *q;
+  size_t n;
+  char *ids[];
+} extend_ctx;
+
+static void on_extend(erpq_conn *conn, redisReply *r, void *priv) {
+  (void)conn;
+  extend_ctx *x = priv;
+  wq *q = x->q;
+  for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements && i < x->n; i++) {
+    if (r->element[i]->type != REDIS_REPLY_INTEGER || r->element[i]->integer != 0) continue;
+    for (erpq_jobctx *c = q->running; c; c = c->next) {
+      if (c->finished || c->lost || strcmp(c->job.id, x->ids[i])) continue;
+      c->lost = 1;
+      cancel_job(c);
+      erpq_log(ERPQ_LOG_WARN, "job.lock_extension_failed", "queue", q->conf->name, "jobId",
+               c->job.id, NULL);
+    }
+  }
+  for (size_t i = 0; i < x->n; i++) free(x->ids[i]);
+  free(x);
+}
+
+static void extend_locks(uv_timer_t *t) {
+  wq *q = t->data;
+  if (!q->nrunning || q->w->cmd.state != ERPQ_CONN_READY) return;
+  extend_ctx *x = malloc(sizeof *x + (size_t)q->nrunning * sizeof(char *));
+  if (!x) return;
+  x->q = q;
+  x->n = 0;
+  for (erpq_jobctx *c = q->running; c; c = c->next)
+    if (!c->finished && !c->lost && c->task.run) {
+      x->ids[x->n] = strdup(c->job.id);
+      if (x->ids[x->n]) x->n++;
+    }
+  if (!x->n) {
+    free(x);
+    return;
+  }
+  erpq_cmd c;
+  erpq_cmd_init(&c);
+  erpq_bull_extend(&c, &q->keys, q->token, q->w->conf->lock_duration_ms,
+                   (const char *const *)x->ids, x->n);
+  if (erpq_conn_send(&q->w->cmd, &c, on_extend, x)) {
+    for (size_t i = 0; i < x->n; i++) free(x->ids[i]);
+    free(x);
+  }
+}
+
+static void on_stalled(erpq_conn *conn, redisReply *r, void *priv) {
+  (void)conn;
+  wq *q = priv;
+  if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) return;
+  for (int k = 0; k < 2; k++) {
+    const redisReply *a = r->element[k];
+    for (size_t i = 0; a->type == REDIS_REPLY_ARRAY && i < a->elements; i++)
+      erpq_log(ERPQ_LOG_WARN, k == 0 ? "job.stalled_failed" : "job.stalled", "queue",
+               q->conf->name, "jobId", a->element[i]->str, NULL);
+  }
+}
+
+static void check_stalled(uv_timer_t *t) {
+  wq *q = t->data;
+  if (q->w->cmd.state != ERPQ_CONN_READY) return;
+  erpq_cmd c;
+  erpq_cmd_init(&c);
+  erpq_bull_stalled(&c, &q->keys, q->w->conf->max_stalled_count, erpq_now_ms(),
+                    q->w->conf->stalled_interval_ms);
+  erpq_conn_send(&q->w->cmd, &c, on_stalled, q);
+}
+
+static void run_delayed(uv_timer_t *t);
+
+static void arm_delayed(wq *q, int64_t due_ms) {
+  if (q->w->closing) return;
+  int64_t now = erpq_now_ms();
+  int64_t guard = now + q->w->conf->guard_interval_ms;
+  if (due_ms <= 0 || due_ms > guard) due_ms = guard;
+  if (q->delayed_due_ms && uv_is_active((uv_handle_t *)&q->t_delayed) && q->delayed_due_ms <= due_ms)
+    return;
+  q->delayed_due_ms = due_ms;
+  int64_t wait = due_ms - now;
+  uv_timer_start(&q->t_delayed, run_delayed, (uint64_t)(wait > 0 ? wait : 0), 0);
+}
+
+static void on_delayed(erpq_conn *conn, redisReply *r, void *priv) {
+  (void)conn;
+  wq *q = priv;
+  q->delayed_inflight = 0;
+  int64_t next = 0;
+  if (r && r->type == REDIS_REPLY_STRING) {
+    char tmp[40];
+    snprintf(tmp, sizeof tmp, "%.*s", (int)r->len, r->str);
+    next = (int64_t)(strtod(tmp, NULL) / 4096.0);
+    next += 1; /* ceil: the score's low 12 bits are below one ms. */
+  }
+  q->delayed_due_ms = 0;
+  arm_delayed(q, next);
+}
+
+static void run_delayed(uv_timer_t *t) {
+  wq *q = t->data;
+  q->delayed_due_ms = 0;
+  if (q->w->cmd.state != ERPQ_CONN_READY || q->delayed_inflight) {
+    arm_delayed(q, 0);
+    return;
+  }
+  erpq_cmd c;
+  erpq_cmd_init(&c);
+  erpq_bull_delayed(&c, &q->keys, q->token, erpq_now_ms());
+  if (erpq_conn_send(&q->w->cmd, &c, on_delayed, q) == 0)
+    q->delayed_inflight = 1;
+  else
+    arm_delayed(q, 0);
+}
+
+/* ---- Repeatable jobs ---------------------------------------------------------------- */
+
+static void on_repeat_added(erpq_conn *conn, redisReply *r, void *priv) {
+  (void)conn;
+  char *key = priv;
+  if (r && r->type == REDIS_REPLY_ERROR)
+    erpq_log(ERPQ_LOG_ERROR, "repeat.add_failed", "repeatKey", key, "error", r->str, NULL);
+  free(key);
+}
+
+static void schedule_next_repeat(wq *q, const erpq_job *j) {
+  erpq_newjob nj;
+  char err[256] = "";
+  int rc = erpq__repeat_next_job(j, erpq_now_ms(), &nj, err, sizeof err);
+  if (rc < 0) {
+    erpq_log(ERPQ_LOG_ERROR, "repeat.next_failed", "queue", q->conf->name, "jobId", j->id, "error",
+             err[0] ? err : erpq_strerror(rc), NULL);
+    return;
+  }
+  if (rc == 0) return;
+  erpq_cmd c;
+  erpq_cmd_init(&c);
+  erpq_bull_add(&c, &q->keys, q->token, &nj, 1, 1);
+  char *key = strdup(nj.repeat_key ? nj.repeat_key : "");
+  if (erpq_conn_send(&q->w->cmd, &c, on_repeat_added, key)) free(key);
+  erpq_newjob_free(&nj);
+}
+
+/* ---- Connections ------------------------------------------------------------------ */
+
+static void on_client_id(erpq_conn *conn, redisReply *r, void *priv) {
+  (void)conn;
+  wq *q = priv;
+  if (r && r->type == REDIS_REPLY_INTEGER) q->block_client_id = r->integer;
+}
+
+static void block_ready(erpq_conn *conn) {
+  wq *q = conn->data;
+  erpq_cmd c;
+  erpq_cmd_init(&c);
+  erpq_bull_setname(&c, &q->keys);
+  erpq_conn_send(conn, &c, noop_reply, NULL);
+  erpq_cmd_init(&c);
+  erpq_cmd_push_str(&c, "CLIENT");
+  erpq_cmd_push_str(&c, "ID");
+  erpq_conn_send(conn, &c, on_client_id, q);
+  /* After a reconnect, look at the queue afresh. */
+  q->drained = 0;
+  pump(q);
+}
+
+static void block_down(erpq_conn *conn) {
+  wq *q = conn->data;
+  q->block_inflight = 0;
+  q->block_client_id = 0;
+}
+
+static void cmd_ready(erpq_conn *conn) {
+  erpq_worker *w = conn->data;
+  for (int i = 0; i < w->nq; i++) {
+    wq *q = &w->q[i];
+    q->step_inflight = 0;
+    q->delayed_inflight = 0;
+    pump(q);
+    arm_delayed(q, 1);
+    if (w->conf->stalled_interval_ms > 0 && !w->closing) check_stalled(&q->t_stalled);
+  }
+}
+
+static void cmd_down(erpq_conn *conn) {
+  erpq_worker *w = conn->data;
+  for (int i = 0; i < w->nq; i++) w->q[i].delayed_inflight = 0;
+}
+
+static void on_sub_message(redisAsyncContext *ac, void *reply, void *priv) {
+  (void)ac;
+  erpq_worker *w = priv;
+  redisReply *r = reply;
+  if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3) return;
+  if (r->element[0]->type != REDIS_REPLY_STRING || strcmp(r->element[0]->str, "message")) return;
+  const char *ch = r->element[1]->str;
+  for (int i = 0; i < w->nq; i++) {
+    if (strcmp(ch, w->q[i].keys.delayed)) continue;
+    char tmp[48];
+    snprintf(tmp, sizeof tmp, "%.*s", (int)r->element[2]->len, r->element[2]->str);
+    double due = strtod(tmp, NULL);
+    if (due > 0) arm_delayed(&w->q[i], (int64_t)due + 1);
+  }
+}
+
+static void sub_ready(erpq_conn *conn) {
+  erpq_worker *w = conn->data;
+  erpq_cmd c;
+  erpq_cmd_init(&c);
+  erpq_cmd_push_str(&c, "SUBSCRIBE");
+  for (int i = 0; i < w->nq; i++) erpq_cmd_push_str(&c, w->q[i].keys.delayed);
+  erpq_conn_send_raw(conn, &c, on_sub_message, w);
+}
+
+/* ---- Deliveries from the pool --------------------------------------------------------- */
+
+static void deliver(erpq_pool *p, erpq_msg *m) {
+  erpq_worker *w = p->data;
+  if (m->kind == MSG_DONE) {
+    job_done((erpq_jobctx *)m);
+    return;
+  }
+  side_msg *s = (side_msg *)m;
+  erpq_jobctx *c = s->ctx;
+  wq *q = c->q;
+  if (!c->finished && !c->lost && w->cmd.state == ERPQ_CONN_READY) {
+    erpq_cmd cmd;
+    erpq_cmd_init(&cmd);
+    if (m->kind == MSG_PROGRESS)
+      erpq_bull_progress(&cmd, &q->keys, c->job.id, s->payload);
+    else
+      erpq_bull_log(&cmd, &q->keys, c->job.id, s->payload);
+    erpq_conn_send(&w->cmd, &cmd, noop_reply, NULL);
+  }
+  free(s->payload);
+  free(s);
+}
+
+/* ---- Lifecycle -------------------------------------------------------------------------- */
+
+int erpq_worker_new(erpq_worker **out, uv_loop_t *loop, const erpq_worker_conf *conf,
+                    const erpq_registry *reg, char *err, size_t errlen) {
+  int rc = erpq_scripts_init();
+  if (rc) return erpq_fail(err, errlen, rc, "cannot load the Lua scripts: %s", erpq_strerror(rc));
+  if (conf->nqueues <= 0) return erpq_fail(err, errlen, ERPQ_E_ARG, "no queue to serve");
+  erpq_worker *w = calloc(1, sizeof *w);
+  if (!w) return -ENOMEM;
+  w->loop = loop;
+  w->conf = conf;
+  w->reg = reg;
+  w->q = calloc((size_t)conf->nqueues, sizeof *w->q);
+  if (!w->q) {
+    free(w);
+    return -ENOMEM;
+  }
+  w->nq = conf->nqueues;
+  for (int i = 0; i < w->nq; i++) {
+    wq *q = &w->q[i];
+    q->w = w;
+    q->conf = &conf->queues[i];
+    rc = erpq_keys_init(&q->keys, conf->prefix, q->conf->name);
+    if (rc) {
+      erpq_worker_free(w);
+      return erpq_fail(err, errlen, rc, "bad queue name '%s'", q->conf->name);
+    }
+    /* One token per queue, as bull uses one per Queue instance. */
+    erpq_uuid4(q->token);
+    q->drained = 0;
+  }
+  *out = w;
+  return 0;
+}
+
+static void handle_closed(uv_handle_t *h) {
+  erpq_worker *w = h->data;
+  w->open_handles--;
+}
+
+static void conn_closed(erpq_conn *c) {
+  erpq_worker *w = c->data;
+  w->open_handles--;
+}
+
+static void block_closed(erpq_conn *c) {
+  wq *q = c->data;
+  q->w->open_handles--;
+}
+
+static void on_signal(uv_signal_t *s, int signum) {
+  erpq_worker *w = s->data;
+  erpq_log(ERPQ_LOG_INFO, "worker.signal", "signal", signum == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
+  erpq_worker_stop(w);
+}
+
+static void init_timer(erpq_worker *w, uv_timer_t *t, void *data) {
+  uv_timer_init(w->loop, t);
+  t->data = data;
+  w->open_handles++;
+}
+
+int erpq_worker_start(erpq_worker *w) {
+  const erpq_worker_conf *conf = w->conf;
+  int threads = 0;
+  for (int i = 0; i < w->nq; i++) threads += w->q[i].conf->concurrency;
+  w->pool.data = w;
+  int rc = erpq_pool_start(&w->pool, w->loop, threads, deliver);
+  if (rc) return rc;
+  w->open_handles++; /* The pool's async handle. */
+  w->cmd.data = w;
+  erpq_conn_init(&w->cmd, w->loop, &conf->redis, "command");
+  w->cmd.on_ready = cmd_ready;
+  w->cmd.on_down = cmd_down;
+  w->cmd.on_closed = conn_closed;
+  w->open_handles++;
+  w->sub.data = w;
+  erpq_conn_init(&w->sub, w->loop, &conf->redis, "subscriber");
+  w->sub.on_ready = sub_ready;
+  w->sub.on_closed = conn_closed;
+  w->open_handles++;
+  for (int i = 0; i < w->nq; i++) {
+    wq *q = &w->q[i];
+    char name[160];
+    snprintf(name, sizeof name, "blocking:%s", q->conf->name);
+    q->block.data = q;
+    erpq_conn_init(&q->block, w->loop, &conf->redis, name);
+    q->block.on_ready = block_ready;
+    q->block.on_down = block_down;
+    q->block.on_closed = block_closed;
+    w->open_handles++;
+    init_timer(w, &q->t_renew, q);
+    init_timer(w, &q->t_stalled, q);
+    init_timer(w, &q->t_delayed, q);
+    init_timer(w, &q->t_retry, q);
+    uv_timer_start(&q->t_renew, extend_locks, (uint64_t)conf->lock_renew_ms,
+                   (uint64_t)conf->lock_renew_ms);
+    if (conf->stalled_interval_ms > 0)
+      uv_timer_start(&q->t_stalled, check_stalled, (uint64_t)conf->stalled_interval_ms,
+                     (uint64_t)conf->stalled_interval_ms);
+  }
+  uv_signal_init(w->loop, &w->sigterm);
+  uv_signal_init(w->loop, &w->sigint);
+  w->sigterm.data = w->sigint.data = w;
+  uv_signal_start(&w->sigterm, on_signal, SIGTERM);
+  uv_signal_start(&w->sigint, on_signal, SIGINT);
+  init_timer(w, &w->t_grace, w);
+  w->open_handles += 2;
+  erpq_conn_start(&w->cmd);
+  erpq_conn_start(&w->sub);
+  for (int i = 0; i < w->nq; i++) erpq_conn_start(&w->q[i].block);
+  char qs[16];
+  snprintf(qs, sizeof qs, "%d", w->nq);
+  erpq_log(ERPQ_LOG_INFO, "worker.started", "version", ERPQ_VERSION, "prefix", conf->prefix,
+           NULL);
+  return 0;
+}
+
+static int busy(erpq_worker *w) {
+  for (int i = 0; i < w->nq; i++) {
+    wq *q = &w->q[i];
+    if (q->nrunning || q->npend || q->step_inflight) return 1;
+  }
+  return 0;
+}
+
+static void close_all(erpq_worker *w) {
+  if (w->finalizing) return;
+  w->finalizing = 1;
+  uv_timer_stop(&w->t_grace);
+  uv_close((uv_handle_t *)&w->t_grace, handle_closed);
+  uv_close((uv_handle_t *)&w->sigterm, handle_closed);
+  uv_close((uv_handle_t *)&w->sigint, handle_closed);
+  for (int i = 0; i < w->nq; i++) {
+    wq *q = &w->q[i];
+    uv_timer_t *ts[] = {&q->t_renew, &q->t_stalled, &q->t_delayed, &q->t_retry};
+    for (int k = 0; k < 4; k++) {
+      ts[k]->data = w;
+      uv_close((uv_handle_t *)ts[k], handle_closed);
+    }
+    erpq_conn_close(&q->block);
+  }
+  erpq_conn_close(&w->sub);
+  erpq_conn_close(&w->cmd);
+  erpq_pool_stop(&w->pool);
+  w->open_handles--; /* The pool's async handle closes with no callback. */
+  erpq_log(ERPQ_LOG_INFO, "worker.stopped", NULL);
+}
+
+static void maybe_finalize(erpq_worker *w) {
+  if (!w->closing || w->finalizing) return;
+  if (busy(w)) return;
+  for (int i = 0; i < w->nq; i++)
+    if (w->q[i].block_inflight) return;
+  close_all(w);
+}
+
+static void on_handback(erpq_conn *conn, redisReply *r, void *priv) {
+  (void)conn;
+  (void)r;
+  erpq_worker *w = priv;
+  if (--w->handed_back == 0) close_all(w);
+}
+
+static void grace_over(uv_timer_t *t) {
+  erpq_worker *w = t->data;
+  /* Jobs still running go back to the front of the line for another
+   * worker; their results, if they ever come, are ignored. */
+  for (int i = 0; i < w->nq; i++) {
+    wq *q = &w->q[i];
+    size_t n = 0;
+    const char **ids = malloc((size_t)(q->nrunning + 1) * sizeof *ids);
+    for (erpq_jobctx *c = q->running; c && ids; c = c->next) {
+      cancel_job(c);
+      if (!c->finished && !c->lost) ids[n++] = c->job.id;
+      c->lost = 1;
+      w->threads_left++;
+    }
+    if (n && ids) {
+      erpq_cmd c;
+      erpq_cmd_init(&c);
+      erpq_bull_handback(&c, &q->keys, q->token, ids, n);
+      if (erpq_conn_send(&w->cmd, &c, on_handback, w) == 0) w->handed_back++;
+      for (size_t k = 0; k < n; k++)
+        erpq_log(ERPQ_LOG_WARN, "job.handed_back", "queue", q->conf->name, "jobId", ids[k], NULL);
+    }
+    free(ids);
+  }
+  if (w->handed_back == 0) close_all(w);
+}
+
+void erpq_worker_stop(erpq_worker *w) {
+  if (w->closing) {
+    /* A second signal: do not wait for the grace period. */
+    if (!w->finalizing) uv_timer_start(&w->t_grace, grace_over, 0, 0);
+    return;
+  }
+  w->closing = 1;
+  erpq_log(ERPQ_LOG_INFO, "worker.closing", NULL);
+  for (int i = 0; i < w->nq; i++) {
+    wq *q = &w->q[i];
+    uv_timer_stop(&q->t_delayed);
+    uv_timer_stop(&q->t_stalled);
+    if (q->block_inflight && q->block_client_id && w->cmd.state == ERPQ_CONN_READY) {
+      erpq_cmd c;
+      erpq_cmd_init(&c);
+      erpq_cmd_push_str(&c, "CLIENT");
+      erpq_cmd_push_str(&c, "UNBLOCK");
+      erpq_cmd_push_i64(&c, q->block_client_id);
+      erpq_conn_send(&w->cmd, &c, noop_reply, NULL);
+    } else if (q->block_inflight) {
+      erpq_conn_reset(&q->block);
+    }
+    if (q->explicit_id) {
+      erpq_cmd c;
+      erpq_cmd_init(&c);
+      erpq_bull_unclaimed(&c, &q->keys, q->explicit_id);
+      erpq_conn_send(&w->cmd, &c, noop_reply, NULL);
+      free(q->explicit_id);
+      q->explicit_id = NULL;
+    }
+    pump(q); /* Flush finishes. */
+  }
+  uv_timer_start(&w->t_grace, grace_over, (uint64_t)w->conf->grace_ms, 0);
+  maybe_finalize(w);
+}
+
+int erpq_worker_free(erpq_worker *w) {
+  if (!w) return 0;
+  int left = 0;
+  if (w->pool.threads) left = erpq_pool_join(&w->pool);
+  for (int i = 0; i < w->nq; i++) {
+    wq *q = &w->q[i];
+    erpq_keys_free(&q->keys);
+    for (size_t k = 0; k < q->npend; k++) pend_free(&q->pend[k]);
+    free(q->pend);
+    free(q->explicit_id);
+  }
+  free(w->q);
+  free(w);
+  return left;
+}

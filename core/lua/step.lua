@@ -19,7 +19,8 @@
 -- Returns {codes, fetched, drained}: one code per finish (0 or bull's
 -- negative error), a flat list {id1, fields1, id2, fields2, ...} where
 -- fields are HMGET name data opts attemptsMade timestamp delay priority
--- progress stalledCounter deid, and 1 if the wait list was found empty.
+-- progress stalledCounter deid stacktrace, and 1 if the wait list was found
+-- empty.
 local P, token, lockMs, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local nfetch, explicitId = tonumber(ARGV[5]), ARGV[6]
 local limMax, limDur, bounceBack, groupKey = erpqNum(ARGV[7]), tonumber(ARGV[8]), ARGV[9], ARGV[10]
@@ -145,6 +146,6 @@ for k = 1, nfetch do
   rcall("HSET", jobKey, "processedOn", now)
   fetched[#fetched + 1] = jobId
   fetched[#fetched + 1] = rcall("HMGET", jobKey, "name", "data", "opts", "attemptsMade",
-    "timestamp", "delay", "priority", "progress", "stalledCounter", "deid")
+    "timestamp", "delay", "priority", "progress", "stalledCounter", "deid", "stacktrace")
 end
 return {codes, fetched, drained}

@@ -1,0 +1,221 @@
+#include "erpq_conn.h"
+
+#include <adapters/libuv.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "erpq_log.h"
+
+#define BACKOFF_MIN_MS 50    /* First reconnect delay. */
+#define BACKOFF_MAX_MS 5000  /* Longest reconnect delay. */
+
+typedef struct req {
+  erpq_cmd cmd;
+  erpq_reply_cb cb;
+  void *priv;
+  erpq_conn *conn;
+  int retried;
+} req;
+
+static void connect_now(erpq_conn *c);
+
+static unsigned jitter(unsigned max) {
+  unsigned r = 0;
+  if (getrandom(&r, sizeof r, GRND_NONBLOCK) != sizeof r) r = (unsigned)rand();
+  return max ? r % max : 0;
+}
+
+static void retry_fire(uv_timer_t *t) { connect_now(t->data); }
+
+static void schedule_retry(erpq_conn *c) {
+  if (c->closing) return;
+  int base = c->backoff_ms ? c->backoff_ms : BACKOFF_MIN_MS;
+  /* Full delay in [base/2, base), then double. */
+  unsigned delay = (unsigned)base / 2 + jitter((unsigned)base / 2 + 1);
+  c->backoff_ms = base * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : base * 2;
+  uv_timer_start(&c->retry, retry_fire, delay, 0);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status) {
+  erpq_conn *c = ac->data;
+  if (status != REDIS_OK) {
+    erpq_log(ERPQ_LOG_WARN, "redis.connect_failed", "conn", c->name, "error", ac->errstr, NULL);
+    /* hiredis frees the context after a failed connect. */
+    c->ac = NULL;
+    c->state = ERPQ_CONN_DOWN;
+    schedule_retry(c);
+    return;
+  }
+  c->state = ERPQ_CONN_READY;
+  c->backoff_ms = 0;
+  erpq_log(ERPQ_LOG_INFO, "redis.connected", "conn", c->name, NULL);
+  if (c->on_ready) c->on_ready(c);
+}
+
+static void retry_closed(uv_handle_t *h) {
+  erpq_conn *c = h->data;
+  if (c->on_closed) c->on_closed(c);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status) {
+  erpq_conn *c = ac->data;
+  c->ac = NULL;
+  int was_ready = c->state == ERPQ_CONN_READY;
+  c->state = ERPQ_CONN_DOWN;
+  if (c->closing) {
+    if (!uv_is_closing((uv_handle_t *)&c->retry)) uv_close((uv_handle_t *)&c->retry, retry_closed);
+    return;
+  }
+  if (status != REDIS_OK || was_ready)
+    erpq_log(ERPQ_LOG_WARN, "redis.disconnected", "conn", c->name, "error",
+             ac->errstr[0] ? ac->errstr : "connection closed", NULL);
+  if (c->on_down) c->on_down(c);
+  schedule_retry(c);
+}
+
+static void auth_cb(redisAsyncContext *ac, void *r, void *priv) {
+  (void)priv;
+  redisReply *reply = r;
+  erpq_conn *c = ac->data;
+  if (reply && reply->type == REDIS_REPLY_ERROR)
+    erpq_log(ERPQ_LOG_ERROR, "redis.auth_failed", "conn", c->name, "error", reply->str, NULL);
+}
+
+static void connect_now(erpq_conn *c) {
+  if (c->closing || c->ac) return;
+  redisAsyncContext *ac = c->addr.unix_path[0] ? redisAsyncConnectUnix(c->addr.unix_path)
+                                               : redisAsyncConnect(c->addr.host, c->addr.port);
+  if (!ac) {
+    schedule_retry(c);
+    return;
+  }
+  if (ac->err) {
+    erpq_log(ERPQ_LOG_WARN, "redis.connect_failed", "conn", c->name, "error", ac->errstr, NULL);
+    redisAsyncFree(ac);
+    schedule_retry(c);
+    return;
+  }
+  ac->data = c;
+  if (redisLibuvAttach(ac, c->loop) != REDIS_OK) {
+    redisAsyncFree(ac);
+    schedule_retry(c);
+    return;
+  }
+  redisAsyncSetConnectCallback(ac, on_connect);
+  redisAsyncSetDisconnectCallback(ac, on_disconnect);
+  c->ac = ac;
+  c->state = ERPQ_CONN_CONNECTING;
+  /* AUTH and SELECT go first in the pipeline, before on_ready's commands. */
+  if (c->addr.password[0]) {
+    if (c->addr.user[0])
+      redisAsyncCommand(ac, auth_cb, NULL, "AUTH %s %s", c->addr.user, c->addr.password);
+    else
+      redisAsyncCommand(ac, auth_cb, NULL, "AUTH %s", c->addr.password);
+  }
+  if (c->addr.db) redisAsyncCommand(ac, auth_cb, NULL, "SELECT %d", c->addr.db);
+}
+
+int erpq_conn_init(erpq_conn *c, uv_loop_t *loop, const erpq_redis_addr *addr, const char *name) {
+  void *data = c->data;
+  memset(c, 0, sizeof *c);
+  c->data = data;
+  c->loop = loop;
+  c->addr = *addr;
+  snprintf(c->name, sizeof c->name, "%s", name);
+  int rc = uv_timer_init(loop, &c->retry);
+  c->retry.data = c;
+  return rc;
+}
+
+void erpq_conn_start(erpq_conn *c) { connect_now(c); }
+
+static void req_cb(redisAsyncContext *ac, void *r, void *priv) {
+  req *q = priv;
+  erpq_conn *c = q->conn;
+  redisReply *reply = r;
+  c->pending--;
+  if (reply && !q->retried && reply->type == REDIS_REPLY_ERROR && reply->len >= 8 &&
+      !strncmp(reply->str, "NOSCRIPT", 8) && q->cmd.is_script) {
+    q->retried = 1;
+    erpq_cmd_use_eval(&q->cmd);
+    const char **argv;
+    const size_t *lens;
+    int argc = erpq_cmd_argv(&q->cmd, &argv, &lens);
+    if (argc > 0 && redisAsyncCommandArgv(ac, req_cb, q, argc, argv, lens) == REDIS_OK) {
+      c->pending++;
+      return;
+    }
+    reply = NULL;
+  }
+  q->cb(c, reply, q->priv);
+  erpq_cmd_free(&q->cmd);
+  free(q);
+}
+
+int erpq_conn_send(erpq_conn *c, erpq_cmd *cmd, erpq_reply_cb cb, void *priv) {
+  if (c->state != ERPQ_CONN_READY || !c->ac) {
+    erpq_cmd_free(cmd);
+    return -ENOTCONN;
+  }
+  req *q = malloc(sizeof *q);
+  if (!q) {
+    erpq_cmd_free(cmd);
+    return -ENOMEM;
+  }
+  q->cmd = *cmd;
+  memset(cmd, 0, sizeof *cmd);
+  q->cb = cb;
+  q->priv = priv;
+  q->conn = c;
+  q->retried = 0;
+  const char **argv;
+  const size_t *lens;
+  int argc = erpq_cmd_argv(&q->cmd, &argv, &lens);
+  if (argc < 0 || redisAsyncCommandArgv(c->ac, req_cb, q, argc, argv, lens) != REDIS_OK) {
+    erpq_cmd_free(&q->cmd);
+    free(q);
+    return argc < 0 ? argc : -ENOTCONN;
+  }
+  c->pending++;
+  return 0;
+}
+
+int erpq_conn_send_raw(erpq_conn *c, erpq_cmd *cmd, redisCallbackFn *fn, void *priv) {
+  int rc = -ENOTCONN;
+  if (c->state == ERPQ_CONN_READY && c->ac) {
+    const char **argv;
+    const size_t *lens;
+    int argc = erpq_cmd_argv(cmd, &argv, &lens);
+    rc = argc < 0 ? argc
+                  : (redisAsyncCommandArgv(c->ac, fn, priv, argc, argv, lens) == REDIS_OK ? 0
+                                                                                         : -ENOTCONN);
+  }
+  erpq_cmd_free(cmd);
+  return rc;
+}
+
+void erpq_conn_reset(erpq_conn *c) {
+  if (c->ac) {
+    /* redisAsyncFree calls pending callbacks with NULL and then our
+     * disconnect callback, which schedules the reconnect. */
+    redisAsyncContext *ac = c->ac;
+    redisAsyncFree(ac);
+  }
+}
+
+void erpq_conn_close(erpq_conn *c) {
+  if (c->closing) return;
+  c->closing = 1;
+  c->state = ERPQ_CONN_CLOSED;
+  uv_timer_stop(&c->retry);
+  if (c->ac) {
+    redisAsyncFree(c->ac); /* on_disconnect closes the timer. */
+    if (c->ac) c->ac = NULL;
+    if (!uv_is_closing((uv_handle_t *)&c->retry)) uv_close((uv_handle_t *)&c->retry, retry_closed);
+  } else {
+    uv_close((uv_handle_t *)&c->retry, retry_closed);
+  }
+}

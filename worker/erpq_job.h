@@ -1,0 +1,82 @@
+/*
+ * erpq_job.h - what a job handler sees.
+ *
+ * Job families (jobs/<family>/) register handlers by queue and job name in
+ * an erpq_registry. The worker runs each handler on a thread of its pool,
+ * never on the event loop thread, so a handler may block (SQL, PDF, SMTP)
+ * or spin on the CPU for as long as it needs: lock renewal, stalled checks
+ * and delayed promotion carry on meanwhile on the loop.
+ *
+ * A handler gets an erpq_jobctx and the job's data (parsed JSON, borrowed
+ * for the duration of the call). It returns 0 and sets *result (a new
+ * reference the worker takes over; NULL means JSON null), or a negative
+ * code with a message in err, which becomes the job's failedReason.
+ * Calling erpq_job_discard() before failing makes the failure final (bull's
+ * job.discard()): use it for input that can never succeed.
+ *
+ * Cancellation: when the job's timeout passes, its lock is lost, or the
+ * worker's shutdown grace runs out, erpq_job_cancelled() turns true and
+ * erpq_job_sleep() returns early. A handler should then stop soon; whatever
+ * it returns afterwards is ignored.
+ *
+ * The context functions are thread-safe and may be called only from the
+ * handler's own thread, while the handler runs.
+ */
+#ifndef ERPQ_JOB_H
+#define ERPQ_JOB_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct erpq_jobctx erpq_jobctx;
+
+typedef int (*erpq_handler_fn)(erpq_jobctx *ctx, const json_t *data, json_t **result,
+                               char *err, size_t errlen);
+
+/* Identity of the job; strings are owned by the worker and valid while the
+ * handler runs. */
+const char *erpq_job_id(const erpq_jobctx *ctx);
+const char *erpq_job_name(const erpq_jobctx *ctx);
+const char *erpq_job_queue(const erpq_jobctx *ctx);
+/* The options the job was added with (borrowed; may be NULL). */
+const json_t *erpq_job_opts(const erpq_jobctx *ctx);
+/* Attempts already made before this one (bull's job.attemptsMade): 0 on the
+ * first run. */
+int erpq_job_attempts_made(const erpq_jobctx *ctx);
+/* The handler's registration data. */
+void *erpq_job_userdata(const erpq_jobctx *ctx);
+
+/* Reports progress (any JSON value, borrowed) as bull's job.progress(). */
+int erpq_job_progress(erpq_jobctx *ctx, const json_t *progress);
+/* Appends one line to the job's log, as bull's job.log(). */
+int erpq_job_log(erpq_jobctx *ctx, const char *line);
+/* Makes a failure final: no further attempts. */
+void erpq_job_discard(erpq_jobctx *ctx);
+
+/* True once the job should stop (timeout, lost lock, shutdown). */
+int erpq_job_cancelled(const erpq_jobctx *ctx);
+/* Sleeps up to ms milliseconds; returns early (-ECANCELED) on cancellation,
+ * 0 otherwise. */
+int erpq_job_sleep(erpq_jobctx *ctx, int64_t ms);
+
+/* ---- Registration ---------------------------------------------------------- */
+
+typedef struct erpq_registry erpq_registry;
+
+/* Registers fn for jobs called name ("*" = any name nobody else handles) on
+ * queue. The strings are copied; userdata is borrowed and must outlive the
+ * registry. Returns 0, -EEXIST or -ENOMEM. */
+int erpq_registry_add(erpq_registry *r, const char *queue, const char *name,
+                      erpq_handler_fn fn, void *userdata);
+
+/* A custom backoff strategy, as bull's settings.backoffStrategies[name]:
+ * returns the delay in ms, 0 to retry at once, or -1 to stop retrying.
+ * options is backoff.options (borrowed, may be NULL). Called on the loop
+ * thread: it must not block. */
+typedef int64_t (*erpq_backoff_fn)(int attempts_made, const char *err_message,
+                                   const json_t *options, void *userdata);
+int erpq_registry_add_backoff(erpq_registry *r, const char *name, erpq_backoff_fn fn,
+                              void *userdata);
+
+#endif

@@ -1,0 +1,120 @@
+#include "erpq_pool.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void *thread_main(void *arg) {
+  erpq_pool *p = arg;
+  for (;;) {
+    pthread_mutex_lock(&p->tmu);
+    while (!p->thead && !p->stopping) pthread_cond_wait(&p->tcv, &p->tmu);
+    erpq_task *t = p->thead;
+    if (!t) {
+      pthread_mutex_unlock(&p->tmu);
+      return NULL;
+    }
+    p->thead = t->next;
+    if (!p->thead) p->ttail = NULL;
+    p->busy++;
+    pthread_mutex_unlock(&p->tmu);
+    t->run(t);
+    pthread_mutex_lock(&p->tmu);
+    p->busy--;
+    pthread_mutex_unlock(&p->tmu);
+    erpq_pool_post(p, &t->msg);
+  }
+}
+
+static void on_async(uv_async_t *a) {
+  erpq_pool *p = a->data;
+  pthread_mutex_lock(&p->mmu);
+  erpq_msg *m = p->mhead;
+  p->mhead = p->mtail = NULL;
+  pthread_mutex_unlock(&p->mmu);
+  while (m) {
+    erpq_msg *next = m->next;
+    p->deliver(p, m);
+    m = next;
+  }
+}
+
+int erpq_pool_start(erpq_pool *p, uv_loop_t *loop, int nthreads,
+                    void (*deliver)(erpq_pool *p, erpq_msg *m)) {
+  void *data = p->data;
+  memset(p, 0, sizeof *p);
+  p->data = data;
+  p->deliver = deliver;
+  pthread_mutex_init(&p->tmu, NULL);
+  pthread_cond_init(&p->tcv, NULL);
+  pthread_mutex_init(&p->mmu, NULL);
+  int rc = uv_async_init(loop, &p->async, on_async);
+  if (rc) return rc;
+  p->async.data = p;
+  p->threads = calloc((size_t)nthreads, sizeof *p->threads);
+  if (!p->threads) return -ENOMEM;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  /* Handlers get 2 MiB of stack: enough for libharu and MariaDB, and only
+   * the touched pages count towards RSS. */
+  pthread_attr_setstacksize(&attr, 2u << 20);
+  for (int i = 0; i < nthreads; i++) {
+    rc = pthread_create(&p->threads[i], &attr, thread_main, p);
+    if (rc) {
+      pthread_attr_destroy(&attr);
+      return -rc;
+    }
+    p->started++;
+  }
+  pthread_attr_destroy(&attr);
+  p->nthreads = nthreads;
+  return 0;
+}
+
+void erpq_pool_submit(erpq_pool *p, erpq_task *t) {
+  t->next = NULL;
+  pthread_mutex_lock(&p->tmu);
+  if (p->ttail)
+    p->ttail->next = t;
+  else
+    p->thead = t;
+  p->ttail = t;
+  pthread_cond_signal(&p->tcv);
+  pthread_mutex_unlock(&p->tmu);
+}
+
+void erpq_pool_post(erpq_pool *p, erpq_msg *m) {
+  m->next = NULL;
+  pthread_mutex_lock(&p->mmu);
+  int was_empty = p->mhead == NULL;
+  if (p->mtail)
+    p->mtail->next = m;
+  else
+    p->mhead = m;
+  p->mtail = m;
+  pthread_mutex_unlock(&p->mmu);
+  if (was_empty) uv_async_send(&p->async);
+}
+
+void erpq_pool_stop(erpq_pool *p) {
+  pthread_mutex_lock(&p->tmu);
+  p->stopping = 1;
+  pthread_cond_broadcast(&p->tcv);
+  pthread_mutex_unlock(&p->tmu);
+  if (!uv_is_closing((uv_handle_t *)&p->async)) uv_close((uv_handle_t *)&p->async, NULL);
+}
+
+int erpq_pool_join(erpq_pool *p) {
+  pthread_mutex_lock(&p->tmu);
+  int busy = p->busy + (p->thead != NULL);
+  pthread_mutex_unlock(&p->tmu);
+  if (busy) return busy;
+  for (int i = 0; i < p->started; i++) pthread_join(p->threads[i], NULL);
+  free(p->threads);
+  p->threads = NULL;
+  p->started = 0;
+  pthread_mutex_destroy(&p->tmu);
+  pthread_cond_destroy(&p->tcv);
+  pthread_mutex_destroy(&p->mmu);
+  return 0;
+}

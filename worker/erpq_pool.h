@@ -1,0 +1,65 @@
+/*
+ * erpq_pool.h - the threads that run job handlers, and the way back to the
+ * event loop.
+ *
+ * The pool owns N threads (the sum of the queues' concurrency) and two FIFO
+ * queues guarded by one mutex each: tasks waiting for a thread, and
+ * messages waiting for the loop. A thread runs a task's run() and then posts
+ * the task itself back; handlers post progress and log messages the same
+ * way. One uv_async_t wakes the loop, which calls deliver() for every
+ * message in order, so a job's progress always reaches Redis before its
+ * finish.
+ *
+ * Lifecycle: erpq_pool_start() (loop thread) -> submit/post ->
+ * erpq_pool_stop() asks the threads to exit once the task queue is empty
+ * and closes the async handle; erpq_pool_join() waits for the threads
+ * (only when no handler is still running). Ownership: a task or message is
+ * owned by whoever holds it in the pipeline; deliver() receives it back.
+ */
+#ifndef ERPQ_POOL_H
+#define ERPQ_POOL_H
+
+#include <pthread.h>
+#include <uv.h>
+
+typedef struct erpq_msg {
+  struct erpq_msg *next;
+  int kind; /* Set by the poster; the pool does not look at it. */
+} erpq_msg;
+
+typedef struct erpq_task {
+  erpq_msg msg; /* Posted back to the loop when run() returns. */
+  struct erpq_task *next;
+  void (*run)(struct erpq_task *t);
+} erpq_task;
+
+typedef struct erpq_pool {
+  uv_async_t async;
+  void (*deliver)(struct erpq_pool *p, erpq_msg *m);
+  void *data;
+  pthread_t *threads;
+  int nthreads, started;
+  pthread_mutex_t tmu;
+  pthread_cond_t tcv;
+  erpq_task *thead, *ttail;
+  int stopping;
+  pthread_mutex_t mmu;
+  erpq_msg *mhead, *mtail;
+  int busy; /* Threads inside run(); guarded by tmu. */
+} erpq_pool;
+
+/* Starts nthreads threads; deliver is called on the loop thread. Returns 0
+ * or a negative error. */
+int erpq_pool_start(erpq_pool *p, uv_loop_t *loop, int nthreads,
+                    void (*deliver)(erpq_pool *p, erpq_msg *m));
+void erpq_pool_submit(erpq_pool *p, erpq_task *t);
+/* Thread-safe: queues m for deliver() on the loop thread. */
+void erpq_pool_post(erpq_pool *p, erpq_msg *m);
+/* Asks threads to exit when idle and closes the async handle (its memory is
+ * the pool's, so the pool must live until the loop has run the close). */
+void erpq_pool_stop(erpq_pool *p);
+/* Joins the threads; returns the number still busy if it cannot (then it
+ * does not wait). */
+int erpq_pool_join(erpq_pool *p);
+
+#endif
