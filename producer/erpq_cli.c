@@ -1,0 +1,857 @@
+#include "erpq_cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "erpq_bull.h"
+#include "erpq_err.h"
+#include "erpq_opts.h"
+#include "erpq_redis_sync.h"
+#include "erpq_scripts.h"
+#include "erpq_util.h"
+
+/* The repeat module (core/erpq_repeat*.c) provides this; until it is linked
+ * the weak reference stays NULL and remove-repeatable says so. */
+extern int erpq_bull_remove_repeatable(erpq_cmd *c, const erpq_keys *k, const char *name,
+                                       const json_t *repeat) __attribute__((weak));
+
+/* How long add --wait re-checks the job's state while no event arrives, as
+ * bull's job.finished() watchdog does. */
+#define WATCHDOG_MS 5000
+/* How long a job found missing may still announce its finish (a job removed
+ * on completion publishes just before its hash disappears). */
+#define MISSING_GRACE_MS 500
+
+void erpq_cli_error(const char *fmt, ...) {
+  char buf[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  /* One line: fold any newline of a quoted message. */
+  for (char *p = buf; *p; p++)
+    if (*p == '\n' || *p == '\r') *p = ' ';
+  fprintf(stderr, "erpq-producer: %s\n", buf);
+}
+
+static int exit_for(int rc) {
+  switch (rc) {
+  case 0: return ERPQ_EXIT_OK;
+  case ERPQ_E_CONN: return ERPQ_EXIT_CONN;
+  case ERPQ_E_ARG:
+  case ERPQ_E_JSON: return ERPQ_EXIT_USAGE;
+  default: return ERPQ_EXIT_REDIS;
+  }
+}
+
+/* ---- Input helpers -------------------------------------------------------- */
+
+static char *read_stream(FILE *f, size_t *len) {
+  size_t cap = 4096, n = 0;
+  char *buf = malloc(cap);
+  if (!buf) return NULL;
+  for (;;) {
+    if (n + 1 >= cap) {
+      char *b = realloc(buf, cap * 2);
+      if (!b) {
+        free(buf);
+        return NULL;
+      }
+      buf = b;
+      cap *= 2;
+    }
+    size_t got = fread(buf + n, 1, cap - n - 1, f);
+    n += got;
+    if (got == 0) break;
+  }
+  if (ferror(f)) {
+    free(buf);
+    return NULL;
+  }
+  buf[n] = '\0';
+  if (len) *len = n;
+  return buf;
+}
+
+static char *read_path(const char *path, size_t *len, char *err, size_t errlen) {
+  FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+  if (!f) {
+    erpq_fail(err, errlen, ERPQ_E_ARG, "cannot open '%s': %s", path, strerror(errno));
+    return NULL;
+  }
+  char *s = read_stream(f, len);
+  int e = errno;
+  if (f != stdin) fclose(f);
+  if (!s) erpq_fail(err, errlen, ERPQ_E_ARG, "cannot read '%s': %s", path, strerror(e));
+  return s;
+}
+
+char *erpq_cli_read_arg(const char *arg, char *err, size_t errlen) {
+  if (arg[0] == '@') {
+    if (!arg[1]) {
+      erpq_fail(err, errlen, ERPQ_E_ARG, "'@' must be followed by a file name (or '-' for stdin)");
+      return NULL;
+    }
+    return read_path(arg + 1, NULL, err, errlen);
+  }
+  char *s = strdup(arg);
+  if (!s) erpq_fail(err, errlen, -ENOMEM, "out of memory");
+  return s;
+}
+
+json_t *erpq_cli_parse_json(const char *what, const char *text, char *err, size_t errlen) {
+  json_error_t je;
+  json_t *v = json_loads(text, JSON_DECODE_ANY, &je);
+  if (!v)
+    erpq_fail(err, errlen, ERPQ_E_JSON, "%s is not valid JSON: %s (line %d, column %d)", what,
+              je.text, je.line, je.column);
+  return v;
+}
+
+static void print_json(const json_t *v) {
+  char *s = erpq_json_dump(v);
+  if (s) {
+    fputs(s, stdout);
+    fputc('\n', stdout);
+    free(s);
+  }
+  fflush(stdout);
+}
+
+/* ---- Connection ------------------------------------------------------------ */
+
+typedef struct session {
+  erpq_keys k;
+  erpq_sync s;
+  char err[1024];
+} session;
+
+/* Sets up keys and the connection; returns an exit code (0 = ready). */
+static int session_open(session *ss, const erpq_cli *cli, const char *queue) {
+  memset(ss, 0, sizeof *ss);
+  int rc = erpq_scripts_init();
+  if (rc) {
+    erpq_cli_error("cannot load the Lua scripts: %s", erpq_strerror(rc));
+    return ERPQ_EXIT_REDIS;
+  }
+  rc = erpq_keys_init(&ss->k, cli->prefix, queue);
+  if (rc) {
+    erpq_cli_error("bad queue name or prefix: %s", erpq_strerror(rc));
+    return rc == ERPQ_E_ARG ? ERPQ_EXIT_USAGE : ERPQ_EXIT_REDIS;
+  }
+  rc = erpq_sync_connect(&ss->s, &cli->addr, cli->cmd_timeout_ms, ss->err, sizeof ss->err);
+  if (rc) {
+    erpq_cli_error("%s", ss->err);
+    erpq_keys_free(&ss->k);
+    return exit_for(rc);
+  }
+  return 0;
+}
+
+static void session_close(session *ss) {
+  erpq_sync_close(&ss->s);
+  erpq_keys_free(&ss->k);
+}
+
+/* Runs c; on failure prints the error and returns its exit code. */
+static int run(session *ss, erpq_cmd *c, redisReply **r) {
+  int rc = erpq_sync_run(&ss->s, c, r, ss->err, sizeof ss->err);
+  if (rc) {
+    erpq_cli_error("%s", ss->err);
+    return exit_for(rc);
+  }
+  return 0;
+}
+
+static int unexpected(const char *what) {
+  erpq_cli_error("unexpected reply from Redis to %s", what);
+  return ERPQ_EXIT_REDIS;
+}
+
+/* Reads a job's state (state.lua). *r is NULL when the job does not exist;
+ * otherwise *state points into it. */
+static int read_state(session *ss, const char *id, redisReply **r, const char **state) {
+  erpq_cmd c;
+  erpq_cmd_init(&c);
+  erpq_bull_state(&c, &ss->k, id);
+  int ex = run(ss, &c, r);
+  erpq_cmd_free(&c);
+  if (ex) return ex;
+  if ((*r)->type == REDIS_REPLY_NIL) {
+    freeReplyObject(*r);
+    *r = NULL;
+    return 0;
+  }
+  if ((*r)->type != REDIS_REPLY_ARRAY || (*r)->elements < 2 ||
+      (*r)->element[0]->type != REDIS_REPLY_STRING) {
+    freeReplyObject(*r);
+    *r = NULL;
+    return unexpected("the state script");
+  }
+  *state = (*r)->element[0]->str;
+  return 0;
+}
+
+static int not_found(const session *ss, const char *id) {
+  erpq_cli_error("job %s not found in queue %s", id, ss->k.queue);
+  return ERPQ_EXIT_FAIL;
+}
+
+/* ---- add ------------------------------------------------------------------- */
+
+static int prepare_error(int rc, const char *err, const char *where) {
+  const char *pre = where ? where : "";
+  const char *sep = where ? ": " : "";
+  if (rc == -EOPNOTSUPP || rc == -ENOSYS) {
+    erpq_cli_error("%s%srepeatable jobs are not supported by this build%s%s", pre, sep,
+                   err[0] ? ": " : "", err);
+    return ERPQ_EXIT_FAIL;
+  }
+  if (rc == ERPQ_E_ARG || rc == ERPQ_E_JSON || rc == -EINVAL) {
+    erpq_cli_error("%s%s%s", pre, sep, err[0] ? err : erpq_strerror(rc));
+    return ERPQ_EXIT_USAGE;
+  }
+  erpq_cli_error("%s%scannot prepare the job: %s", pre, sep, err[0] ? err : erpq_strerror(rc));
+  return ERPQ_EXIT_REDIS;
+}
+
+static int has_repeat(const json_t *opts) {
+  const json_t *r = opts ? json_object_get(opts, "repeat") : NULL;
+  return r && !json_is_null(r);
+}
+
+/* Prints a returnvalue as JSON: text is the stored JSON (NULL = undefined,
+ * printed as null, as a JSON document cannot hold undefined). */
+static void print_returnvalue(const char *text) {
+  json_t *v = text ? json_loads(text, JSON_DECODE_ANY, NULL) : json_null();
+  if (!v) v = json_string(text); /* Not JSON: show it as a string. */
+  print_json(v);
+  json_decref(v);
+}
+
+/* Looks up a field of a flat HGETALL array reply. */
+static const char *hash_field(const redisReply *h, const char *name) {
+  if (!h || h->type != REDIS_REPLY_ARRAY) return NULL;
+  for (size_t i = 0; i + 1 < h->elements; i += 2)
+    if (h->element[i]->type == REDIS_REPLY_STRING && strcmp(h->element[i]->str, name) == 0 &&
+        h->element[i + 1]->type == REDIS_REPLY_STRING)
+      return h->element[i + 1]->str;
+  return NULL;
+}
+
+enum { W_PENDING, W_DONE };
+
+/* One check of the job's state. Sets *exit_code and returns W_DONE when the
+ * job is finished (or missing for good). */
+static int wait_check(session *ss, const char *id, int *missing, char *last_state, size_t ls,
+                      int *exit_code) {
+  redisReply *r = NULL;
+  const char *state = NULL;
+  int ex = read_state(ss, id, &r, &state);
+  if (ex) {
+    *exit_code = ex;
+    return W_DONE;
+  }
+  if (!r) {
+    if (*missing) {
+      erpq_cli_error("job %s was removed from queue %s before it finished", id, ss->k.queue);
+      *exit_code = ERPQ_EXIT_FAIL;
+      return W_DONE;
+    }
+    *missing = 1;
+    return W_PENDING;
+  }
+  *missing = 0;
+  snprintf(last_state, ls, "%s", state);
+  int done = W_PENDING;
+  if (strcmp(state, "completed") == 0) {
+    print_returnvalue(hash_field(r->element[1], "returnvalue"));
+    *exit_code = ERPQ_EXIT_OK;
+    done = W_DONE;
+  } else if (strcmp(state, "failed") == 0) {
+    const char *reason = hash_field(r->element[1], "failedReason");
+    erpq_cli_error("job %s failed: %s", id, reason ? reason : "(no reason given)");
+    *exit_code = ERPQ_EXIT_FAIL;
+    done = W_DONE;
+  }
+  freeReplyObject(r);
+  return done;
+}
+
+/* Handles a completed/failed event; returns W_DONE if it was our job's. */
+static int wait_event(const session *ss, const char *id, const char *channel, const char *payload,
+                      int *exit_code) {
+  json_t *ev = json_loads(payload, 0, NULL);
+  if (!json_is_object(ev)) {
+    json_decref(ev);
+    return W_PENDING;
+  }
+  const json_t *jid = json_object_get(ev, "jobId");
+  char idbuf[32];
+  const char *evid = NULL;
+  if (json_is_string(jid)) {
+    evid = json_string_value(jid);
+  } else if (json_is_integer(jid)) {
+    snprintf(idbuf, sizeof idbuf, "%" JSON_INTEGER_FORMAT, json_integer_value(jid));
+    evid = idbuf;
+  }
+  int done = W_PENDING;
+  if (evid && strcmp(evid, id) == 0) {
+    const json_t *val = json_object_get(ev, "val");
+    if (strcmp(channel, ss->k.completed) == 0) {
+      /* bull: JSON.parse(val) when val is a string, undefined otherwise. */
+      print_returnvalue(json_is_string(val) ? json_string_value(val) : NULL);
+      *exit_code = ERPQ_EXIT_OK;
+    } else {
+      erpq_cli_error("job %s failed: %s", id,
+                     json_is_string(val) ? json_string_value(val) : "(no reason given)");
+      *exit_code = ERPQ_EXIT_FAIL;
+    }
+    done = W_DONE;
+  }
+  json_decref(ev);
+  return done;
+}
+
+/* Waits for the job as bull's job.finished(): the subscription (made before
+ * the add) delivers the finish; the state is checked at once and then every
+ * WATCHDOG_MS in case an event was missed. */
+static int wait_finished(session *ss, session *sub, const char *id, int64_t timeout_ms) {
+  int64_t start = erpq_mono_ms();
+  int64_t deadline = timeout_ms < 0 ? -1 : start + timeout_ms;
+  int64_t next_check = start;
+  int missing = 0, exit_code = ERPQ_EXIT_OK;
+  char last_state[32] = "unknown";
+  for (;;) {
+    int64_t now = erpq_mono_ms();
+    if (now >= next_check) {
+      if (wait_check(ss, id, &missing, last_state, sizeof last_state, &exit_code) == W_DONE)
+        return exit_code;
+      now = erpq_mono_ms();
+      next_check = now + (missing ? MISSING_GRACE_MS : WATCHDOG_MS);
+    }
+    if (deadline >= 0 && now >= deadline) {
+      erpq_cli_error("timed out after %.3g s waiting for job %s (state: %s)",
+                     (double)timeout_ms / 1000.0, id, missing ? "missing" : last_state);
+      return ERPQ_EXIT_TIMEOUT;
+    }
+    int64_t until = next_check;
+    if (deadline >= 0 && deadline < until) until = deadline;
+    char *channel = NULL, *payload = NULL;
+    int got = erpq_sync_next_message(&sub->s, (int)(until - now), &channel, &payload, sub->err,
+                                     sizeof sub->err);
+    if (got < 0) {
+      erpq_cli_error("%s", sub->err);
+      return exit_for(got);
+    }
+    if (got > 0) {
+      int done = wait_event(ss, id, channel, payload, &exit_code);
+      free(channel);
+      free(payload);
+      if (done == W_DONE) return exit_code;
+    }
+  }
+}
+
+int erpq_cli_add(const erpq_cli *cli, const char *queue, const char *name, const char *data_json,
+                 const json_t *opts, int wait, int64_t timeout_ms) {
+  if (wait && has_repeat(opts)) {
+    erpq_cli_error("--wait cannot be used with a repeatable job (opts.repeat)");
+    return ERPQ_EXIT_USAGE;
+  }
+  if (opts && !json_is_object(opts)) {
+    erpq_cli_error("--opts must be a JSON object");
+    return ERPQ_EXIT_USAGE;
+  }
+  char err[512] = "";
+  erpq_newjob j;
+  int rc = erpq_newjob_prepare(&j, name, data_json, opts, erpq_now_ms(), err, sizeof err);
+  if (rc == 1) {
+    erpq_cli_error("repeatable job has no occurrence left (limit or endDate reached); nothing added");
+    return ERPQ_EXIT_FAIL;
+  }
+  if (rc) return prepare_error(rc, err, NULL);
+
+  session ss, sub;
+  int ex = session_open(&ss, cli, queue);
+  if (ex) {
+    erpq_newjob_free(&j);
+    return ex;
+  }
+  int have_sub = 0;
+  if (wait) {
+    /* Subscribe before the add, so that no finish can slip past. */
+    ex = session_open(&sub, cli, queue);
+    if (!ex) {
+      have_sub = 1;
+      const char *chans[2] = {ss.k.completed, ss.k.failed};
+      rc = erpq_sync_subscribe(&sub.s, chans, 2, sub.err, sizeof sub.err);
+      if (rc) {
+        erpq_cli_error("%s", sub.err);
+        ex = exit_for(rc);
+      }
+    }
+  }
+  char *id = NULL;
+  if (!ex) {
+    char token[37];
+    erpq_uuid4(token);
+    erpq_cmd c;
+    erpq_cmd_init(&c);
+    erpq_bull_add(&c, &ss.k, token, &j, 1, 0);
+    redisReply *r = NULL;
+    ex = run(&ss, &c, &r);
+    erpq_cmd_free(&c);
+    if (!ex) {
+      if (erpq_bull_parse_ids(r, &id, 1) != 1 || !id || !*id)
+        ex = unexpected("the add script");
+      freeReplyObject(r);
+    }
+  }
+  erpq_newjob_free(&j);
+  if (!ex) {
+    printf("%s\n", id);
+    fflush(stdout);
+    if (wait) ex = wait_finished(&ss, &sub, id, timeout_ms);
+  }
+  free(id);
+  if (have_sub) session_close(&sub);
+  session_close(&ss);
+  return ex;
+}
+
+/* ---- add-bulk -------------------------------------------------------------- */
+
+static int bulk_line(const char *line, int lineno, erpq_newjob *j, char *err, size_t errlen) {
+  char where[32];
+  snprintf(where, sizeof where, "line %d", lineno);
+  json_error_t je;
+  json_t *o = json_loads(line, 0, &je);
+  if (!o) {
+    erpq_cli_error("%s: not valid JSON: %s (column %d)", where, je.text, je.column);
+    return ERPQ_EXIT_USAGE;
+  }
+  int ex = 0;
+  if (!json_is_object(o)) {
+    erpq_cli_error("%s: expected a JSON object {\"name\",\"data\",\"opts\"}", where);
+    json_decref(o);
+    return ERPQ_EXIT_USAGE;
+  }
+  const char *key;
+  json_t *v;
+  json_object_foreach(o, key, v) {
+    if (strcmp(key, "name") && strcmp(key, "data") && strcmp(key, "opts")) {
+      erpq_cli_error("%s: unknown field '%s' (expected name, data, opts)", where, key);
+      ex = ERPQ_EXIT_USAGE;
+      break;
+    }
+  }
+  const json_t *name = json_object_get(o, "name");
+  const json_t *data = json_object_get(o, "data");
+  const json_t *opts = json_object_get(o, "opts");
+  if (!ex && name && !json_is_string(name) && !json_is_null(name)) {
+    erpq_cli_error("%s: name must be a string", where);
+    ex = ERPQ_EXIT_USAGE;
+  }
+  if (!ex && opts && !json_is_object(opts) && !json_is_null(opts)) {
+    erpq_cli_error("%s: opts must be a JSON object", where);
+    ex = ERPQ_EXIT_USAGE;
+  }
+  if (!ex && has_repeat(opts)) {
+    erpq_cli_error("%s: repeatable jobs cannot be added in bulk; use add", where);
+    ex = ERPQ_EXIT_USAGE;
+  }
+  if (!ex) {
+    char *data_txt = data ? erpq_json_dump(data) : NULL;
+    if (data && !data_txt) {
+      erpq_cli_error("out of memory");
+      ex = ERPQ_EXIT_REDIS;
+    } else {
+      err[0] = '\0';
+      int rc = erpq_newjob_prepare(j, json_is_string(name) ? json_string_value(name) : NULL,
+                                   data_txt, json_is_object(opts) ? opts : NULL, erpq_now_ms(),
+                                   err, errlen);
+      free(data_txt);
+      if (rc) ex = prepare_error(rc, err, where);
+    }
+  }
+  json_decref(o);
+  return ex;
+}
+
+int erpq_cli_add_bulk(const erpq_cli *cli, const char *queue, const char *path) {
+  char err[512] = "";
+  char *text = read_path(path, NULL, err, sizeof err);
+  if (!text) {
+    erpq_cli_error("%s", err);
+    return ERPQ_EXIT_USAGE;
+  }
+  /* Validate and prepare every line before anything is sent. */
+  erpq_newjob *jobs = NULL;
+  size_t n = 0, cap = 0;
+  int ex = 0, lineno = 0;
+  for (char *p = text; *p && !ex;) {
+    char *nl = strchr(p, '\n');
+    if (nl) *nl = '\0';
+    lineno++;
+    char *s = p;
+    while (*s == ' ' || *s == '\t' || *s == '\r') s++;
+    if (*s) {
+      if (n == cap) {
+        size_t ncap = cap ? cap * 2 : 64;
+        erpq_newjob *nj = realloc(jobs, ncap * sizeof *nj);
+        if (!nj) {
+          erpq_cli_error("out of memory");
+          ex = ERPQ_EXIT_REDIS;
+          break;
+        }
+        jobs = nj;
+        cap = ncap;
+      }
+      ex = bulk_line(s, lineno, &jobs[n], err, sizeof err);
+      if (!ex) n++;
+    }
+    if (!nl) break;
+    p = nl + 1;
+  }
+  free(text);
+  session ss;
+  if (!ex && n > 0) ex = session_open(&ss, cli, queue);
+  if (!ex && n > 0) {
+    char token[37];
+    erpq_uuid4(token);
+    erpq_cmd c;
+    erpq_cmd_init(&c);
+    char **ids = calloc(ERPQ_CLI_BULK_BATCH, sizeof *ids);
+    if (!ids) {
+      erpq_cli_error("out of memory");
+      ex = ERPQ_EXIT_REDIS;
+    }
+    size_t added = 0;
+    for (size_t off = 0; !ex && off < n; off += ERPQ_CLI_BULK_BATCH) {
+      size_t m = n - off < ERPQ_CLI_BULK_BATCH ? n - off : ERPQ_CLI_BULK_BATCH;
+      erpq_cmd_reset(&c);
+      erpq_bull_add(&c, &ss.k, token, jobs + off, m, 0);
+      redisReply *r = NULL;
+      ex = run(&ss, &c, &r);
+      if (ex) break;
+      int got = erpq_bull_parse_ids(r, ids, m);
+      freeReplyObject(r);
+      if (got != (int)m) {
+        for (int i = 0; i < got; i++) free(ids[i]);
+        ex = unexpected("the add script");
+        break;
+      }
+      for (size_t i = 0; i < m; i++) {
+        printf("%s\n", ids[i]);
+        free(ids[i]);
+        ids[i] = NULL;
+      }
+      fflush(stdout);
+      added += m;
+    }
+    if (ex && added)
+      erpq_cli_error("%zu of %zu jobs were added before the error (ids printed above)", added, n);
+    free(ids);
+    erpq_cmd_free(&c);
+    session_close(&ss);
+  }
+  for (size_t i = 0; i < n; i++) erpq_newjob_free(&jobs[i]);
+  free(jobs);
+  return ex;
+}
+
+/* ---- Inspection ------------------------------------------------------------ */
+
+int erpq_cli_status(const erpq_cli *cli, const char *queue, const char *id) {
+  session ss;
+  int ex = session_open(&ss, cli, queue);
+  if (ex) return ex;
+  redisReply *r = NULL;
+  const char *state = NULL;
+  ex = read_state(&ss, id, &r, &state);
+  if (!ex && !r) ex = not_found(&ss, id);
+  if (!ex) {
+    json_t *o = erpq_bull_parse_state(r, id);
+    if (o) {
+      print_json(o);
+      json_decref(o);
+    } else {
+      ex = unexpected("the state script");
+    }
+  }
+  if (r) freeReplyObject(r);
+  session_close(&ss);
+  return ex;
+}
+
+int erpq_cli_counts(const erpq_cli *cli, const char *queue) {
+  session ss;
+  int ex = session_open(&ss, cli, queue);
+  if (ex) return ex;
+  erpq_cmd cmds[6];
+  redisReply *rs[6] = {0};
+  for (int i = 0; i < 6; i++) erpq_cmd_init(&cmds[i]);
+  int rc = erpq_bull_counts(cmds, &ss.k);
+  if (rc) {
+    erpq_cli_error("cannot build the count commands: %s", erpq_strerror(rc));
+    ex = ERPQ_EXIT_REDIS;
+  } else {
+    rc = erpq_sync_pipeline(&ss.s, cmds, 6, rs, ss.err, sizeof ss.err);
+    if (rc) {
+      erpq_cli_error("%s", ss.err);
+      ex = exit_for(rc);
+    }
+  }
+  if (!ex) {
+    json_t *o = json_object();
+    for (int i = 0; i < 6 && !ex; i++) {
+      if (rs[i]->type != REDIS_REPLY_INTEGER)
+        ex = unexpected("a count command");
+      else
+        json_object_set_new(o, erpq_bull_count_names[i], json_integer(rs[i]->integer));
+    }
+    if (!ex) print_json(o);
+    json_decref(o);
+  }
+  for (int i = 0; i < 6; i++) {
+    if (rs[i]) freeReplyObject(rs[i]);
+    erpq_cmd_free(&cmds[i]);
+  }
+  session_close(&ss);
+  return ex;
+}
+
+/* ---- Administration -------------------------------------------------------- */
+
+/* Prints {"id":<id>,"<key>":true}. */
+static void print_done(const char *id, const char *key) {
+  json_t *o = json_pack("{s:s,s:b}", "id", id, key, 1);
+  print_json(o);
+  json_decref(o);
+}
+
+static int int_reply(const redisReply *r, long long *v) {
+  if (r->type != REDIS_REPLY_INTEGER) return -1;
+  *v = r->integer;
+  return 0;
+}
+
+int erpq_cli_pause(const erpq_cli *cli, const char *queue, int pause) {
+  session ss;
+  int ex = session_open(&ss, cli, queue);
+  if (ex) return ex;
+  erpq_cmd c;
+  erpq_cmd_init(&c);
+  erpq_bull_pause(&c, &ss.k, pause);
+  redisReply *r = NULL;
+  ex = run(&ss, &c, &r);
+  erpq_cmd_free(&c);
+  if (!ex) {
+    json_t *o = json_pack("{s:s,s:b}", "queue", queue, "paused", pause);
+    print_json(o);
+    json_decref(o);
+    freeReplyObject(r);
+  }
+  session_close(&ss);
+  return ex;
+}
+
+int erpq_cli_retry(const erpq_cli *cli, const char *queue, const char *id, const char *state) {
+  session ss;
+  int ex = session_open(&ss, cli, queue);
+  if (ex) return ex;
+  redisReply *r = NULL;
+  const char *cur = NULL;
+  ex = read_state(&ss, id, &r, &cur);
+  if (!ex && !r) ex = not_found(&ss, id);
+  int lifo = 0;
+  if (!ex) {
+    /* bull's reprocessJob touches the hash before it finds the job is not
+     * in the set: refuse early so that a wrong call changes nothing. */
+    if (strcmp(cur, state) != 0) {
+      erpq_cli_error("job %s is %s, not %s: only a %s job can be retried", id, cur, state, state);
+      ex = ERPQ_EXIT_FAIL;
+    } else {
+      const char *opts = hash_field(r->element[1], "opts");
+      json_t *o = opts ? json_loads(opts, 0, NULL) : NULL;
+      lifo = json_is_true(json_object_get(o, "lifo"));
+      json_decref(o);
+    }
+  }
+  if (r) freeReplyObject(r);
+  r = NULL;
+  if (!ex) {
+    char token[37];
+    erpq_uuid4(token);
+    erpq_cmd c;
+    erpq_cmd_init(&c);
+    erpq_bull_reprocess(&c, &ss.k, token, id, state, lifo, erpq_now_ms());
+    ex = run(&ss, &c, &r);
+    erpq_cmd_free(&c);
+  }
+  if (!ex) {
+    long long code;
+    if (int_reply(r, &code)) {
+      ex = unexpected("the reprocess script");
+    } else if (code == 1) {
+      print_done(id, "retried");
+    } else {
+      if (code == 0)
+        erpq_cli_error("job %s does not exist", id);
+      else if (code == -1)
+        erpq_cli_error("job %s is locked by a worker and cannot be retried", id);
+      else if (code == -2)
+        erpq_cli_error("job %s is not in the %s set", id, state);
+      else
+        erpq_cli_error("retry of job %s failed with code %lld", id, code);
+      ex = ERPQ_EXIT_FAIL;
+    }
+  }
+  if (r) freeReplyObject(r);
+  session_close(&ss);
+  return ex;
+}
+
+int erpq_cli_remove(const erpq_cli *cli, const char *queue, const char *id) {
+  session ss;
+  int ex = session_open(&ss, cli, queue);
+  if (ex) return ex;
+  redisReply *r = NULL;
+  const char *cur = NULL;
+  ex = read_state(&ss, id, &r, &cur);
+  if (!ex && !r) ex = not_found(&ss, id);
+  if (r) freeReplyObject(r);
+  r = NULL;
+  if (!ex) {
+    erpq_cmd c;
+    erpq_cmd_init(&c);
+    erpq_bull_remove(&c, &ss.k, id);
+    ex = run(&ss, &c, &r);
+    erpq_cmd_free(&c);
+  }
+  if (!ex) {
+    long long code;
+    if (int_reply(r, &code)) {
+      ex = unexpected("the remove script");
+    } else if (code == 1) {
+      print_done(id, "removed");
+    } else {
+      erpq_cli_error("job %s is locked by a worker and cannot be removed", id);
+      ex = ERPQ_EXIT_FAIL;
+    }
+  }
+  if (r) freeReplyObject(r);
+  session_close(&ss);
+  return ex;
+}
+
+int erpq_cli_promote(const erpq_cli *cli, const char *queue, const char *id) {
+  session ss;
+  int ex = session_open(&ss, cli, queue);
+  if (ex) return ex;
+  char token[37];
+  erpq_uuid4(token);
+  erpq_cmd c;
+  erpq_cmd_init(&c);
+  erpq_bull_promote(&c, &ss.k, token, id);
+  redisReply *r = NULL;
+  ex = run(&ss, &c, &r);
+  erpq_cmd_free(&c);
+  if (!ex) {
+    long long code;
+    if (int_reply(r, &code)) {
+      ex = unexpected("the promote script");
+    } else if (code == 0) {
+      print_done(id, "promoted");
+    } else {
+      /* Say why: missing, or in which state. */
+      redisReply *sr = NULL;
+      const char *cur = NULL;
+      ex = read_state(&ss, id, &sr, &cur);
+      if (!ex) {
+        if (!sr)
+          ex = not_found(&ss, id);
+        else {
+          erpq_cli_error("job %s is not delayed (state: %s)", id, cur);
+          ex = ERPQ_EXIT_FAIL;
+        }
+      }
+      if (sr) freeReplyObject(sr);
+    }
+    freeReplyObject(r);
+  }
+  session_close(&ss);
+  return ex;
+}
+
+int erpq_cli_clean(const erpq_cli *cli, const char *queue, const char *state, int64_t grace_ms,
+                   int64_t limit) {
+  session ss;
+  int ex = session_open(&ss, cli, queue);
+  if (ex) return ex;
+  erpq_cmd c;
+  erpq_cmd_init(&c);
+  int rc = erpq_bull_clean(&c, &ss.k, state, grace_ms, limit, erpq_now_ms());
+  redisReply *r = NULL;
+  if (rc) {
+    erpq_cli_error("cannot clean state '%s': %s", state, erpq_strerror(rc));
+    ex = rc == ERPQ_E_ARG ? ERPQ_EXIT_USAGE : ERPQ_EXIT_REDIS;
+  } else {
+    ex = run(&ss, &c, &r);
+  }
+  erpq_cmd_free(&c);
+  if (!ex) {
+    if (r->type != REDIS_REPLY_ARRAY) {
+      ex = unexpected("the clean script");
+    } else {
+      json_t *a = json_array();
+      for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        if (e->type == REDIS_REPLY_STRING) json_array_append_new(a, json_stringn(e->str, e->len));
+      }
+      print_json(a);
+      json_decref(a);
+    }
+  }
+  if (r) freeReplyObject(r);
+  session_close(&ss);
+  return ex;
+}
+
+int erpq_cli_remove_repeatable(const erpq_cli *cli, const char *queue, const char *name,
+                               const json_t *repeat) {
+  if (!json_is_object(repeat)) {
+    erpq_cli_error("--repeat must be a JSON object such as {\"every\":1000} or {\"cron\":\"* * * * *\"}");
+    return ERPQ_EXIT_USAGE;
+  }
+  if (!erpq_bull_remove_repeatable) {
+    erpq_cli_error("remove-repeatable is not available in this build (the repeat module is not linked)");
+    return ERPQ_EXIT_FAIL;
+  }
+  session ss;
+  int ex = session_open(&ss, cli, queue);
+  if (ex) return ex;
+  erpq_cmd c;
+  erpq_cmd_init(&c);
+  int rc = erpq_bull_remove_repeatable(&c, &ss.k, name, repeat);
+  redisReply *r = NULL;
+  if (rc) {
+    erpq_cli_error("bad repeat options: %s", erpq_strerror(rc));
+    ex = rc == ERPQ_E_ARG || rc == ERPQ_E_JSON || rc == -EINVAL ? ERPQ_EXIT_USAGE : ERPQ_EXIT_REDIS;
+  } else {
+    ex = run(&ss, &c, &r);
+  }
+  erpq_cmd_free(&c);
+  if (!ex) {
+    json_t *o = json_pack("{s:s,s:s,s:b}", "queue", queue, "name", name, "removed", 1);
+    print_json(o);
+    json_decref(o);
+  }
+  if (r) freeReplyObject(r);
+  session_close(&ss);
+  return ex;
+}
