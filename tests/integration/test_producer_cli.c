@@ -460,7 +460,7 @@ Test(cli, add_custom_id_and_duplicate) {
 }
 
 Test(cli, add_delayed_score_and_event_structures) {
-  cmd("SET %s 5000", K("id"));
+  freeReplyObject(cmd("SET %s 5000", K("id")));
   cr_assert_str_eq(ok_line(CLI("add", Q, "later", "--opts", "{\"delay\":60000}")), "5001");
   expect_str("60000", str("HGET %s delay", K("5001")));
   char *ts = str("HGET %s timestamp", K("5001"));
@@ -854,17 +854,17 @@ Test(cli, add_wait_timeout_exits_3) {
 
 Test(cli, add_wait_on_an_already_finished_duplicate) {
   char *id = finished_job(ERPQ_FIN_COMPLETED, "\"done\"");
-  cmd("RENAME %s %s", K(id), K("dup"));
-  cmd("ZREM %s %s", K("completed"), id);
-  cmd("ZADD %s 1 dup", K("completed"));
+  freeReplyObject(cmd("RENAME %s %s", K(id), K("dup")));
+  freeReplyObject(cmd("ZREM %s %s", K("completed"), id));
+  freeReplyObject(cmd("ZADD %s 1 dup", K("completed")));
   result r = CLI("add", Q, "w", "--opts", "{\"jobId\":\"dup\"}", "--wait", "--timeout", "5");
   cr_assert_eq(r.code, 0, "stderr: %s", r.err);
   cr_assert_str_eq(r.out, "dup\n\"done\"\n");
   result_free(&r);
   free(id);
   id = finished_job(ERPQ_FIN_FAILED, "old failure");
-  cmd("RENAME %s %s", K(id), K("dupf"));
-  cmd("ZADD %s 1 dupf", K("failed"));
+  freeReplyObject(cmd("RENAME %s %s", K(id), K("dupf")));
+  freeReplyObject(cmd("ZADD %s 1 dupf", K("failed")));
   expect_fail(CLI("add", Q, "w", "--opts", "{\"jobId\":\"dupf\"}", "--wait"), 1, "old failure");
   free(id);
 }
@@ -935,6 +935,32 @@ Test(cli, unreachable_redis_exits_4) {
   expect_fail(CLI("--redis", "unix:///nonexistent/redis.sock", "add", Q, "n"), 4, "redis.sock");
   const char *env[] = {"ERPQ_REDIS_URL=redis://127.0.0.1:1/0", NULL};
   expect_fail(CLI_ENV(env, "status", Q, "1"), 4, "cannot connect");
+}
+
+Test(cli, url_credentials_and_database) {
+  erpq_redis_addr a;
+  char err[256];
+  cr_assert(erpq_redis_url_parse(redis_url(), &a, err, sizeof err) == 0);
+  int db = a.db == 2 ? 3 : 2;
+  char url[600], bad[600];
+  if (a.unix_path[0]) {
+    snprintf(url, sizeof url, "unix://%s?db=%d", a.unix_path, db);
+    bad[0] = '\0';
+  } else {
+    /* A user of our own (ACL, Redis 6+) with a password that needs %-escapes. */
+    freeReplyObject(cmd("ACL SETUSER erpq-cli-test on >p@ss:w/rd ~* &* +@all"));
+    snprintf(url, sizeof url, "redis://erpq-cli-test:p%%40ss%%3Aw%%2Frd@%s:%d/%d", a.host, a.port, db);
+    snprintf(bad, sizeof bad, "redis://erpq-cli-test:wrong@%s:%d/%d", a.host, a.port, db);
+  }
+  cr_assert_str_eq(ok_line(CLI("--redis", url, "add", Q, "in-db")), "1");
+  cr_assert_eq(integer("EXISTS %s", K("1")), 0, "the job went to the default database");
+  freeReplyObject(cmd("SELECT %d", db));
+  expect_str("in-db", str("HGET %s name", K("1")));
+  freeReplyObject(cmd("DEL %s %s %s", K("1"), K("id"), K("wait")));
+  if (bad[0]) {
+    expect_fail(CLI("--redis", bad, "counts", Q), 4, "AUTH");
+    freeReplyObject(cmd("ACL DELUSER erpq-cli-test"));
+  }
 }
 
 Test(cli, help_and_version) {
