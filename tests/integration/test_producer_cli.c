@@ -565,6 +565,47 @@ Test(cli, script_cache_flush_falls_back_to_eval) {
   cr_assert_str_eq(ok_line(CLI("add", Q, "x")), "1");
 }
 
+/* ---- Repeatable jobs ------------------------------------------------------- */
+
+Test(cli, add_repeatable_then_remove_repeatable) {
+  int64_t before = erpq_now_ms();
+  const char *line = ok_line(CLI("add", Q, "tick", "--data", "{\"r\":1}", "--opts",
+                                 "{\"repeat\":{\"every\":60000}}"));
+  /* The first occurrence: "repeat:<md5>:<next multiple of every>". */
+  char *id = strdup(line);
+  cr_assert(strncmp(id, "repeat:", 7) == 0 && strlen(id) > 7 + 32 + 1 && id[39] == ':', "id %s", id);
+  int64_t ms = strtoll(id + 40, NULL, 10);
+  cr_assert(ms % 60000 == 0 && ms > before && ms <= erpq_now_ms() + 60000, "next %s", id + 40);
+  expect_joined("tick:::60000", joined("ZRANGE %s 0 -1", K("repeat")));
+  char *score = str("ZSCORE %s tick:::60000", K("repeat"));
+  cr_assert_eq(strtoll(score, NULL, 10), ms);
+  free(score);
+  expect_joined(id, joined("ZRANGE %s 0 -1", K("delayed")));
+  char *opts = str("HGET %s opts", K(id));
+  json_t *o = parse(opts);
+  const json_t *rep = json_object_get(o, "repeat");
+  cr_assert_eq(json_integer_value(json_object_get(rep, "count")), 1);
+  cr_assert_str_eq(json_string_value(json_object_get(rep, "key")), "tick:::60000");
+  cr_assert_str_eq(json_string_value(json_object_get(o, "jobId")), id);
+  cr_assert_eq(json_integer_value(json_object_get(o, "prevMillis")), ms);
+  json_decref(o);
+  free(opts);
+  /* Adding it again is idempotent. */
+  cr_assert_str_eq(ok_line(CLI("add", Q, "tick", "--opts", "{\"repeat\":{\"every\":60000}}")), id);
+  cr_assert_eq(integer("ZCARD %s", K("delayed")), 1);
+
+  result r = CLI("remove-repeatable", Q, "tick", "--repeat", "{\"every\":60000}");
+  json_t *res = parse(r.out);
+  cr_assert(json_is_true(json_object_get(res, "removed")));
+  json_decref(res);
+  ok_line(r);
+  cr_assert_eq(integer("EXISTS %s %s %s", K("repeat"), K("delayed"), K(id)), 0);
+  free(id);
+  /* A repeatable that has run out is not added. */
+  expect_fail(CLI("add", Q, "old", "--opts", "{\"repeat\":{\"every\":1000,\"endDate\":1000}}"), 1,
+              "no occurrence left");
+}
+
 /* ---- add-bulk -------------------------------------------------------------- */
 
 Test(cli, add_bulk_adds_lines_in_order) {

@@ -301,3 +301,43 @@ test('add-bulk jobs are processed by Node in order', async () => {
     [0, 1, 2, 3, 4]
   );
 });
+
+test('a CLI-added repeatable has the ids Node computes and continues under a Node worker', async () => {
+  requireEnv();
+  const name = queueName('repeat');
+  const q = newQueue(name);
+  // Same repeat key and first id as Node's own Queue.add (a duplicate).
+  const hourly = { repeat: { every: 3600000 } };
+  const id = await cliOk(['add', name, 'hourly', '--data', '{"h":1}', '--opts', JSON.stringify(hourly)]);
+  assert.match(id, /^repeat:[0-9a-f]{32}:\d+$/);
+  const nodeJob = await q.add('hourly', { h: 2 }, hourly);
+  assert.equal(nodeJob.id, id);
+  let reps = await q.getRepeatableJobs();
+  assert.equal(reps.length, 1);
+  assert.equal(reps[0].key, 'hourly:::3600000');
+  const stored = await q.getJob(id);
+  assert.deepEqual(stored.data, { h: 1 });
+  assert.equal(stored.opts.repeat.count, 1);
+  assert.equal(stored.opts.repeat.key, 'hourly:::3600000');
+
+  // A fast chain: Node picks up our first occurrence and schedules the next.
+  const every = { repeat: { every: 1000, limit: 2 } };
+  const first = await cliOk(['add', name, 'tick', '--opts', JSON.stringify(every)]);
+  const [md5, ms] = first.split(':').slice(1);
+  const jobs = await processN(q, 2, undefined, 15000);
+  assert.deepEqual(
+    jobs.map((j) => j.id),
+    [first, `repeat:${md5}:${Number(ms) + 1000}`]
+  );
+  assert.equal(jobs[1].opts.repeat.count, 2);
+
+  // remove-repeatable stops the hourly chain for Node too.
+  const r = JSON.parse(await cliOk(['remove-repeatable', name, 'hourly', '--repeat', JSON.stringify(hourly.repeat)]));
+  assert.equal(r.removed, true);
+  reps = await q.getRepeatableJobs();
+  assert.deepEqual(
+    reps.map((x) => x.key),
+    ['tick:::1000']
+  );
+  assert.equal(await q.getJob(id), null);
+});
