@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "erpq_err.h"
+#include "erpq_repeat.h"
 #include "erpq_util.h"
 
 /* ---- Keys ----------------------------------------------------------------- */
@@ -170,10 +171,58 @@ static int newjob_from_opts(erpq_newjob *j, const char *name, const char *data, 
   return j->opts ? 0 : -ENOMEM;
 }
 
-/* Implemented with the repeat module (erpq_repeat.c): resolves opts with a
- * repeat option to the first occurrence. */
-int erpq__repeat_first(const char *name, const json_t *opts, int64_t now_ms, json_t **next_opts,
-                       char **repeat_key, int64_t *next_ms, char *err, size_t errlen);
+/* Resolves opts with a repeat option to the first occurrence, as Queue.add
+ * does. Returns 1 with a new reference in *next_opts and a malloc'ed key,
+ * 0 when there is no occurrence, or a negative error. */
+static int repeat_first(const char *name, const json_t *opts, int64_t now_ms, json_t **next_opts,
+                        char **repeat_key, int64_t *next_ms, char *err, size_t errlen) {
+  erpq_repeat_next nx;
+  int rc = erpq_repeat_compute(name, opts, now_ms, &nx, err, errlen);
+  if (rc == 1) {
+    *next_opts = json_incref(nx.opts);
+    *repeat_key = strdup(nx.key);
+    *next_ms = nx.next_ms;
+    if (!*repeat_key) rc = -ENOMEM;
+  }
+  erpq_repeat_next_clear(&nx);
+  return rc;
+}
+
+int erpq_bull_repeat_next(const erpq_job *job, int64_t now_ms, erpq_newjob *out, char *err,
+                          size_t errlen) {
+  memset(out, 0, sizeof *out);
+  if (!job->opts) return erpq_fail(err, errlen, ERPQ_E_JSON, "job opts are not valid JSON");
+  erpq_repeat_next nx;
+  int rc = erpq_repeat_compute(job->name, job->opts, now_ms, &nx, err, errlen);
+  if (rc == 1) {
+    rc = newjob_from_opts(out, job->name, job->data, nx.opts, err, errlen);
+    if (!rc) {
+      out->repeat_key = strdup(nx.key);
+      out->repeat_ms = nx.next_ms;
+      rc = out->repeat_key ? 1 : -ENOMEM;
+    }
+    if (rc < 0) erpq_newjob_free(out);
+  }
+  erpq_repeat_next_clear(&nx);
+  return rc;
+}
+
+int erpq_bull_remove_repeatable(erpq_cmd *c, const erpq_keys *k, const char *name,
+                                const json_t *repeat) {
+  char *key = NULL, *id = NULL;
+  int rc = erpq_repeat_removal(name && *name ? name : ERPQ_DEFAULT_JOB_NAME, repeat, &key, &id,
+                               NULL, 0);
+  if (rc) return c->err = rc;
+  erpq_cmd_script(c, ERPQ_LUA_REMOVE_REPEATABLE, 2);
+  erpq_cmd_push_str(c, k->repeat);
+  erpq_cmd_push_str(c, k->delayed);
+  erpq_cmd_push_str(c, id);
+  erpq_cmd_push_str(c, key);
+  erpq_cmd_push_str(c, k->base);
+  free(key);
+  free(id);
+  return c->err;
+}
 
 int erpq_newjob_prepare(erpq_newjob *j, const char *name, const char *data_json,
                         const json_t *opts, int64_t now_ms, char *err, size_t errlen) {
@@ -198,7 +247,7 @@ int erpq_newjob_prepare(erpq_newjob *j, const char *name, const char *data_json,
     json_t *next = NULL;
     char *rkey = NULL;
     int64_t next_ms = 0;
-    rc = erpq__repeat_first(name, opts, now_ms, &next, &rkey, &next_ms, err, errlen);
+    rc = repeat_first(name, opts, now_ms, &next, &rkey, &next_ms, err, errlen);
     if (rc <= 0) {
       free(data_txt);
       return rc < 0 ? rc : 1;
@@ -364,6 +413,7 @@ int erpq_bull_step(erpq_cmd *c, const erpq_keys *k, const char *token, int64_t l
   for (size_t i = 0; i < nfin; i++) {
     const erpq_finish *f = &fin[i];
     char kind = (char)f->kind;
+    if (f->has_deid) kind = (char)(kind - 'a' + 'A');
     erpq_cmd_push(c, &kind, 1);
     erpq_cmd_push_str(c, f->id);
     erpq_cmd_push_str(c, f->value);
@@ -502,9 +552,19 @@ int64_t erpq_bull_delay_score(const char *id, int64_t due_ms) {
   return due_ms * 4096 + (n & 0xfff);
 }
 
+void erpq_bull_complete(const erpq_job *j, const char *val, erpq_finish *f) {
+  memset(f, 0, sizeof *f);
+  f->kind = ERPQ_FIN_COMPLETED;
+  f->id = j->id;
+  f->value = val;
+  f->keep = j->o.on_complete;
+  f->has_deid = j->deid != NULL;
+}
+
 void erpq_bull_fail_decision(const erpq_job *j, int64_t backoff_ms, int discard,
                              int64_t now_ms, erpq_finish *f) {
   f->id = j->id;
+  f->has_deid = j->deid != NULL;
   f->attempts_made = j->attempts_made + 1;
   f->keep = j->o.on_fail;
   f->lifo = j->o.lifo;
@@ -816,8 +876,7 @@ int erpq_bull_code(long long code) {
 int erpq_reply_transient(const redisReply *r) {
   if (!r || r->type != REDIS_REPLY_ERROR) return 0;
   static const char *const words[] = {"LOADING", "READONLY", "UNBLOCKED", "BUSY",
-                                      "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN", "MOVED",
-                                      "ASK"};
+                                      "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN"};
   for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
     size_t n = strlen(words[i]);
     if (r->len >= n && strncmp(r->str, words[i], n) == 0) return 1;

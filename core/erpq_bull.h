@@ -115,6 +115,7 @@ typedef struct erpq_finish {
   erpq_keep keep;          /* For completed/failed. */
   int lifo;                /* For retry. */
   int64_t delay_score;     /* For delayed: due*4096 + (id & 0xfff). */
+  int has_deid;            /* The job hash has a debounce id. */
 } erpq_finish;
 
 typedef struct erpq_job {
@@ -157,6 +158,8 @@ void erpq_step_result_free(erpq_step_result *s);
  * erpq_backoff.h) or -1 for "do not retry"; discard forces a final failure. */
 void erpq_bull_fail_decision(const erpq_job *j, int64_t backoff_ms, int discard,
                              int64_t now_ms, erpq_finish *f);
+/* The finish of a job completed with returnvalue JSON val (borrowed). */
+void erpq_bull_complete(const erpq_job *j, const char *val, erpq_finish *f);
 
 /* The event JSON of a finish ({"jobId":..,"val":..}); malloc'ed. */
 char *erpq_bull_finish_event(const char *id, const char *val);
@@ -195,18 +198,23 @@ int erpq_bull_clean(erpq_cmd *c, const erpq_keys *k, const char *state, int64_t 
 int erpq_bull_remove_repeatable(erpq_cmd *c, const erpq_keys *k, const char *name,
                                 const json_t *repeat);
 int erpq_bull_state(erpq_cmd *c, const erpq_keys *k, const char *id);
-/* MULTI-free counts: one script-less command per state, built as a Lua-free
- * pipeline is awkward for both callers, so this is a single EVAL-free
- * command list: the caller sends the n commands of erpq_bull_counts_cmds. */
+/* getJobCounts(): six plain commands (LLEN/ZCARD), one per state in the
+ * order of erpq_bull_count_names, for the caller to pipeline. */
 int erpq_bull_counts(erpq_cmd cmds[6], const erpq_keys *k);
 extern const char *const erpq_bull_count_names[6];
-/* ZSCORE-based isFinished: 1 completed, 2 failed, 0 not finished. */
 
 /* Parses a state reply into a JSON object bull's getters would show (state,
  * progress, attemptsMade, returnvalue, failedReason, timestamps, data,
  * opts, name, id, stacktrace). Returns a new reference, or NULL when the job
  * does not exist (a nil reply). */
 json_t *erpq_bull_parse_state(const redisReply *r, const char *id);
+
+/* The next occurrence of a repeatable job a worker has just picked up, as
+ * bull's nextRepeatableJob: returns 1 and fills out (owned by the caller;
+ * add it with erpq_bull_add(..., check_repeat 1)), 0 when the chain ends
+ * (limit, endDate), or a negative error with a message. */
+int erpq_bull_repeat_next(const erpq_job *job, int64_t now_ms, erpq_newjob *out, char *err,
+                          size_t errlen);
 
 /* Maps a script's negative code to an erpq error. */
 int erpq_bull_code(long long code);

@@ -490,8 +490,8 @@ static int read_file(const char *path, unsigned char **out, size_t *len) {
 
 int erpq_tz_load_file(const char *path, const char *name, erpq_tz **out, char *err,
                       size_t errlen) {
-  unsigned char *buf;
-  size_t len;
+  unsigned char *buf = NULL;
+  size_t len = 0;
   int rc = read_file(path, &buf, &len);
   if (rc < 0) {
     return erpq_fail(err, errlen, rc, "cannot read time zone file %s: %s", path,

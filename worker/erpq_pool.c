@@ -8,7 +8,11 @@ static void *thread_main(void *arg) {
   erpq_pool *p = arg;
   for (;;) {
     pthread_mutex_lock(&p->tmu);
-    while (!p->thead && !p->stopping) pthread_cond_wait(&p->tcv, &p->tmu);
+    while (!p->thead && !p->stopping) {
+      p->idle++;
+      pthread_cond_wait(&p->tcv, &p->tmu);
+      p->idle--;
+    }
     erpq_task *t = p->thead;
     if (!t) {
       pthread_mutex_unlock(&p->tmu);
@@ -16,6 +20,7 @@ static void *thread_main(void *arg) {
     }
     p->thead = t->next;
     if (!p->thead) p->ttail = NULL;
+    p->queued--;
     p->busy++;
     pthread_mutex_unlock(&p->tmu);
     t->run(t);
@@ -37,13 +42,26 @@ static void on_async(uv_async_t *a) {
     p->deliver(p, m);
     m = next;
   }
+  if (p->after) p->after(p);
+}
+
+static void on_backlog(uv_timer_t *timer) {
+  erpq_pool *p = timer->data;
+  pthread_mutex_lock(&p->tmu);
+  int n = p->queued < p->idle ? p->queued : p->idle;
+  for (int i = 0; i < n; i++) pthread_cond_signal(&p->tcv);
+  int empty = p->queued == 0;
+  pthread_mutex_unlock(&p->tmu);
+  if (empty) uv_timer_stop(timer);
 }
 
 int erpq_pool_start(erpq_pool *p, uv_loop_t *loop, int nthreads,
                     void (*deliver)(erpq_pool *p, erpq_msg *m)) {
   void *data = p->data;
+  void (*after)(erpq_pool *) = p->after;
   memset(p, 0, sizeof *p);
   p->data = data;
+  p->after = after;
   p->deliver = deliver;
   pthread_mutex_init(&p->tmu, NULL);
   pthread_cond_init(&p->tcv, NULL);
@@ -51,6 +69,8 @@ int erpq_pool_start(erpq_pool *p, uv_loop_t *loop, int nthreads,
   int rc = uv_async_init(loop, &p->async, on_async);
   if (rc) return rc;
   p->async.data = p;
+  uv_timer_init(loop, &p->backlog);
+  p->backlog.data = p;
   p->threads = calloc((size_t)nthreads, sizeof *p->threads);
   if (!p->threads) return -ENOMEM;
   pthread_attr_t attr;
@@ -58,16 +78,19 @@ int erpq_pool_start(erpq_pool *p, uv_loop_t *loop, int nthreads,
   /* Handlers get 2 MiB of stack: enough for libharu and MariaDB, and only
    * the touched pages count towards RSS. */
   pthread_attr_setstacksize(&attr, 2u << 20);
+  p->nthreads = nthreads;
   for (int i = 0; i < nthreads; i++) {
     rc = pthread_create(&p->threads[i], &attr, thread_main, p);
     if (rc) {
+      pthread_mutex_lock(&p->tmu);
+      p->nthreads = i;
+      pthread_mutex_unlock(&p->tmu);
       pthread_attr_destroy(&attr);
       return -rc;
     }
     p->started++;
   }
   pthread_attr_destroy(&attr);
-  p->nthreads = nthreads;
   return 0;
 }
 
@@ -79,8 +102,11 @@ void erpq_pool_submit(erpq_pool *p, erpq_task *t) {
   else
     p->thead = t;
   p->ttail = t;
-  pthread_cond_signal(&p->tcv);
+  p->queued++;
+  /* Wake a thread only if none is awake; see the header. */
+  if (p->idle == p->nthreads) pthread_cond_signal(&p->tcv);
   pthread_mutex_unlock(&p->tmu);
+  if (!uv_is_active((uv_handle_t *)&p->backlog)) uv_timer_start(&p->backlog, on_backlog, 1, 1);
 }
 
 void erpq_pool_post(erpq_pool *p, erpq_msg *m) {
@@ -102,6 +128,7 @@ void erpq_pool_stop(erpq_pool *p) {
   pthread_cond_broadcast(&p->tcv);
   pthread_mutex_unlock(&p->tmu);
   if (!uv_is_closing((uv_handle_t *)&p->async)) uv_close((uv_handle_t *)&p->async, NULL);
+  if (!uv_is_closing((uv_handle_t *)&p->backlog)) uv_close((uv_handle_t *)&p->backlog, NULL);
 }
 
 int erpq_pool_join(erpq_pool *p) {

@@ -10,6 +10,13 @@
  * message in order, so a job's progress always reaches Redis before its
  * finish.
  *
+ * Waking threads costs a context switch each, which for short jobs costs
+ * more than the job. So a submit wakes a thread only when none is awake;
+ * an awake thread keeps taking tasks until the queue is empty, and a 1 ms
+ * backlog timer on the loop wakes more threads (up to the tasks waiting)
+ * whenever tasks have waited that long. Short jobs thus run on one or two
+ * hot threads, and blocking jobs still get a thread each within 1 ms.
+ *
  * Lifecycle: erpq_pool_start() (loop thread) -> submit/post ->
  * erpq_pool_stop() asks the threads to exit once the task queue is empty
  * and closes the async handle; erpq_pool_join() waits for the threads
@@ -36,6 +43,8 @@ typedef struct erpq_task {
 typedef struct erpq_pool {
   uv_async_t async;
   void (*deliver)(struct erpq_pool *p, erpq_msg *m);
+  /* Called once after each batch of deliveries (may be NULL). */
+  void (*after)(struct erpq_pool *p);
   void *data;
   pthread_t *threads;
   int nthreads, started;
@@ -45,7 +54,10 @@ typedef struct erpq_pool {
   int stopping;
   pthread_mutex_t mmu;
   erpq_msg *mhead, *mtail;
-  int busy; /* Threads inside run(); guarded by tmu. */
+  int busy;   /* Threads inside run(); guarded by tmu. */
+  int idle;   /* Threads waiting for a task; guarded by tmu. */
+  int queued; /* Tasks waiting for a thread; guarded by tmu. */
+  uv_timer_t backlog;
 } erpq_pool;
 
 /* Starts nthreads threads; deliver is called on the loop thread. Returns 0
@@ -55,8 +67,9 @@ int erpq_pool_start(erpq_pool *p, uv_loop_t *loop, int nthreads,
 void erpq_pool_submit(erpq_pool *p, erpq_task *t);
 /* Thread-safe: queues m for deliver() on the loop thread. */
 void erpq_pool_post(erpq_pool *p, erpq_msg *m);
-/* Asks threads to exit when idle and closes the async handle (its memory is
- * the pool's, so the pool must live until the loop has run the close). */
+/* Asks threads to exit when idle and closes the async handle and the
+ * backlog timer (their memory is the pool's, so the pool must live until
+ * the loop has run the closes). */
 void erpq_pool_stop(erpq_pool *p);
 /* Joins the threads; returns the number still busy if it cannot (then it
  * does not wait). */

@@ -18,12 +18,7 @@
 
 #define MAX_FINISH_PER_STEP 1000   /* Finishes carried by one step call. */
 #define TRANSIENT_RETRY_MS 200     /* Delay after LOADING/READONLY/... */
-
-/* Implemented in core/erpq_repeat_glue.c: the next occurrence of a
- * repeatable job that a worker has just picked up. Returns 1 and fills out
- * when there is one, 0 when the chain ends, or a negative error. */
-int erpq__repeat_next_job(const erpq_job *job, int64_t now_ms, erpq_newjob *out, char *err,
-                          size_t errlen);
+#define MAX_STEPS_INFLIGHT 4       /* Step calls pipelined per queue. */
 
 enum { MSG_DONE = 1, MSG_PROGRESS, MSG_LOG };
 
@@ -72,7 +67,9 @@ struct wq {
   char token[37];
   erpq_conn block;
   int64_t block_client_id;
-  int block_inflight, step_inflight, drained;
+  int block_inflight, drained;
+  int step_inflight;          /* Step calls sent and not yet answered. */
+  int reserved;               /* Slots promised to in-flight fetches. */
   char *explicit_id;
   pend *pend;
   size_t npend, cappend;
@@ -95,6 +92,7 @@ struct erpq_worker {
   uv_signal_t sigterm, sigint;
   uv_timer_t t_grace;
   int closing, finalizing, handed_back;
+  int delivering; /* Inside a batch of pool deliveries. */
   int open_handles;
   int threads_left;
   uint64_t completed, failed;
@@ -273,10 +271,7 @@ static void queue_failure(wq *q, const erpq_job *j, const char *message, int dis
 static void queue_success(wq *q, erpq_jobctx *c) {
   char *val = c->result ? erpq_json_dump(c->result) : strdup("null");
   erpq_finish f;
-  memset(&f, 0, sizeof f);
-  f.kind = ERPQ_FIN_COMPLETED;
-  f.id = c->job.id;
-  f.keep = c->job.o.on_complete;
+  erpq_bull_complete(&c->job, NULL, &f);
   pend_push(q, &f, val ? val : "null", NULL);
   free(val);
   q->w->completed++;
@@ -337,8 +332,11 @@ static void job_done(erpq_jobctx *c) {
       queue_failure(q, &c->job, c->err, c->discard);
   }
   uv_close((uv_handle_t *)&c->timeout, ctx_closed);
-  pump(q);
-  maybe_finalize(q->w);
+  /* Deliveries from the pool pump once per batch (after_deliveries). */
+  if (!q->w->delivering) {
+    pump(q);
+    maybe_finalize(q->w);
+  }
 }
 
 static void schedule_next_repeat(wq *q, const erpq_job *j);
@@ -452,7 +450,8 @@ static void on_step(erpq_conn *conn, redisReply *r, void *priv) {
   (void)conn;
   step_ctx *s = priv;
   wq *q = s->q;
-  q->step_inflight = 0;
+  q->step_inflight--;
+  q->reserved -= s->nfetch;
   if (!r || r->type == REDIS_REPLY_ERROR) {
     if (r) {
       int transient = erpq_reply_transient(r);
@@ -537,15 +536,26 @@ static void maybe_block(wq *q) {
 
 static void pump(wq *q) {
   erpq_worker *w = q->w;
-  if (q->step_inflight || w->cmd.state != ERPQ_CONN_READY) return;
+  if (q->step_inflight >= MAX_STEPS_INFLIGHT || w->cmd.state != ERPQ_CONN_READY) return;
   if (uv_is_active((uv_handle_t *)&q->t_retry)) return;
-  int free_slots = q->conf->concurrency - q->nrunning;
+  int free_slots = q->conf->concurrency - q->nrunning - q->reserved;
   int nfetch = 0;
   if (!w->closing && free_slots > 0 && (q->explicit_id || !q->drained)) nfetch = free_slots;
   if (q->npend == 0 && nfetch == 0) {
     maybe_block(q);
     return;
   }
+  /* While other steps are on their way, wait until a worthwhile batch has
+   * gathered: one call for many jobs is what keeps Redis's cost per job
+   * low. Their replies call pump() again. */
+  if (q->step_inflight > 0 && !w->closing) {
+    int min_batch = q->conf->concurrency / 8;
+    if ((int)q->npend < min_batch && nfetch < min_batch) return;
+  }
+  /* The explicit id from a blocking pop is fetched first and alone in a
+   * step, so only one step ever carries it. */
+  if (q->explicit_id && q->step_inflight > 0) nfetch = 0;
+  if (q->npend == 0 && nfetch == 0) return;
   step_ctx *s = calloc(1, sizeof *s);
   if (!s) return;
   s->q = q;
@@ -573,14 +583,15 @@ static void pump(wq *q) {
   erpq_bull_step(&c, &q->keys, q->token, w->conf->lock_duration_ms, erpq_now_ms(), nfetch,
                  s->explicit_id, &q->conf->limiter, f, f ? n : 0);
   free(f);
-  q->step_inflight = 1;
   if (erpq_conn_send(&w->cmd, &c, on_step, s)) {
-    q->step_inflight = 0;
     restore_pend(q, s);
     if (s->explicit_id) q->explicit_id = s->explicit_id;
     free(s->fin);
     free(s);
+    return;
   }
+  q->step_inflight++;
+  q->reserved += nfetch;
 }
 
 /* ---- Timers ---------------------------------------------------------------------- */
@@ -715,7 +726,7 @@ static void on_repeat_added(erpq_conn *conn, redisReply *r, void *priv) {
 static void schedule_next_repeat(wq *q, const erpq_job *j) {
   erpq_newjob nj;
   char err[256] = "";
-  int rc = erpq__repeat_next_job(j, erpq_now_ms(), &nj, err, sizeof err);
+  int rc = erpq_bull_repeat_next(j, erpq_now_ms(), &nj, err, sizeof err);
   if (rc < 0) {
     erpq_log(ERPQ_LOG_ERROR, "repeat.next_failed", "queue", q->conf->name, "jobId", j->id, "error",
              err[0] ? err : erpq_strerror(rc), NULL);
@@ -763,7 +774,6 @@ static void cmd_ready(erpq_conn *conn) {
   erpq_worker *w = conn->data;
   for (int i = 0; i < w->nq; i++) {
     wq *q = &w->q[i];
-    q->step_inflight = 0;
     q->delayed_inflight = 0;
     pump(q);
     arm_delayed(q, 1);
@@ -803,8 +813,16 @@ static void sub_ready(erpq_conn *conn) {
 
 /* ---- Deliveries from the pool --------------------------------------------------------- */
 
+static void after_deliveries(erpq_pool *p) {
+  erpq_worker *w = p->data;
+  w->delivering = 0;
+  for (int i = 0; i < w->nq; i++) pump(&w->q[i]);
+  maybe_finalize(w);
+}
+
 static void deliver(erpq_pool *p, erpq_msg *m) {
   erpq_worker *w = p->data;
+  w->delivering = 1;
   if (m->kind == MSG_DONE) {
     job_done((erpq_jobctx *)m);
     return;
@@ -892,6 +910,7 @@ int erpq_worker_start(erpq_worker *w) {
   int threads = 0;
   for (int i = 0; i < w->nq; i++) threads += w->q[i].conf->concurrency;
   w->pool.data = w;
+  w->pool.after = after_deliveries;
   int rc = erpq_pool_start(&w->pool, w->loop, threads, deliver);
   if (rc) return rc;
   w->open_handles++; /* The pool's async handle. */

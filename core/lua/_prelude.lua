@@ -27,24 +27,6 @@ local function erpqPushPriority(priorityKey, priority, jobId, target)
   end
 end
 
--- Checks and releases the lock of a job before it leaves the active list.
--- Returns 0, -2 (no lock) or -6 (another owner). Token "0" skips the check.
-local function erpqReleaseLock(jobKey, stalledKey, token, jobId)
-  if token ~= "0" then
-    local lockKey = jobKey .. ":lock"
-    local owner = rcall("GET", lockKey)
-    if owner == token then
-      rcall("DEL", lockKey)
-      rcall("SREM", stalledKey, jobId)
-    elseif owner then
-      return -6
-    else
-      return -2
-    end
-  end
-  return 0
-end
-
 -- Deletes the debounce key of a finished job unless it still has a TTL.
 local function erpqDropDebounceIfNoTtl(P, deid)
   if deid then

@@ -333,7 +333,7 @@ Test(cron, vectors, .timeout = 300) {
     lineno++;
     if (line[len - 1] == '\n') line[--len] = '\0';
     if (!len || line[0] == '#') continue;
-    char *fld[6];
+    char *fld[6] = {0};
     int n = split_tabs(line, fld, 6);
     total++;
     char err[512] = "";
