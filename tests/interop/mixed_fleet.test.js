@@ -95,12 +95,12 @@ test('kill -9 our worker mid-job: a Node worker recovers and completes it (stall
   const P = h.queue(q);
   const stalled = [];
   await h.onGlobal(P, 'global:stalled', id => stalled.push(String(id)));
-  const job = await startOnCAndKill(q, P, 4000);
+  const job = await startOnCAndKill(q, P, 5000);
   const nw = await h.startNodeWorker({ queue: q, settings: NODE_FAST, handlers: ['sleep'] });
   t.after(() => nw.kill9());
   const hash = await h.waitFinished(r, q, job.id, 'completed', 20000);
   assert.equal(hash.stalledCounter, '1');
-  assert.deepEqual(JSON.parse(hash.returnvalue), { ms: 4000, by: 'node' });
+  assert.deepEqual(JSON.parse(hash.returnvalue), { ms: 5000, by: 'node' });
   assert.deepEqual(stalled, [String(job.id)]);
   assert.equal(nw.events('active', { jobId: String(job.id) }).length, 1);
   assert.equal((await h.counts(r, q)).active, 0);
