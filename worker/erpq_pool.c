@@ -3,11 +3,46 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* Posts a chain of messages (first..last, linked) with one wakeup. */
+static void post_chain(erpq_pool *p, erpq_msg *first, erpq_msg *last) {
+  last->next = NULL;
+  pthread_mutex_lock(&p->mmu);
+  int was_empty = p->mhead == NULL;
+  if (p->mtail)
+    p->mtail->next = first;
+  else
+    p->mhead = first;
+  p->mtail = last;
+  pthread_mutex_unlock(&p->mmu);
+  if (was_empty) uv_async_send(&p->async);
+}
+
+#define QUICK_TASK_NS 200000 /* Tasks shorter than this are reported in batches. */
+
+static int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 static void *thread_main(void *arg) {
   erpq_pool *p = arg;
+  /* Finished tasks not yet posted: a burst of quick tasks is reported to
+   * the loop in one go, which then finishes them in one Redis call. */
+  erpq_msg *done_first = NULL, *done_last = NULL;
+  int ran = 0;
   for (;;) {
     pthread_mutex_lock(&p->tmu);
+    p->busy -= ran;
+    ran = 0;
+    if (!p->thead && done_first) {
+      pthread_mutex_unlock(&p->tmu);
+      post_chain(p, done_first, done_last);
+      done_first = done_last = NULL;
+      continue;
+    }
     while (!p->thead && !p->stopping) {
       p->idle++;
       pthread_cond_wait(&p->tcv, &p->tmu);
@@ -23,11 +58,20 @@ static void *thread_main(void *arg) {
     p->queued--;
     p->busy++;
     pthread_mutex_unlock(&p->tmu);
+    int64_t t0 = now_ns();
     t->run(t);
-    pthread_mutex_lock(&p->tmu);
-    p->busy--;
-    pthread_mutex_unlock(&p->tmu);
-    erpq_pool_post(p, &t->msg);
+    int64_t took = now_ns() - t0;
+    ran = 1;
+    t->msg.next = NULL;
+    if (done_last)
+      done_last->next = &t->msg;
+    else
+      done_first = &t->msg;
+    done_last = &t->msg;
+    if (took >= QUICK_TASK_NS) {
+      post_chain(p, done_first, done_last);
+      done_first = done_last = NULL;
+    }
   }
 }
 
