@@ -211,9 +211,13 @@ void erpq_conn_close(erpq_conn *c) {
   c->closing = 1;
   c->state = ERPQ_CONN_CLOSED;
   uv_timer_stop(&c->retry);
-  if (c->ac) {
-    redisAsyncFree(c->ac); /* on_disconnect closes the timer. */
-    if (c->ac) c->ac = NULL;
+  if (c->ac && c->state == ERPQ_CONN_CLOSED && c->pending >= 0 && c->ac->c.flags & REDIS_CONNECTED) {
+    /* Graceful: hiredis sends what is queued, waits for the pending
+     * replies, then closes; on_disconnect then closes the timer. */
+    redisAsyncDisconnect(c->ac);
+  } else if (c->ac) {
+    redisAsyncFree(c->ac); /* Not connected yet: no disconnect callback. */
+    c->ac = NULL;
     if (!uv_is_closing((uv_handle_t *)&c->retry)) uv_close((uv_handle_t *)&c->retry, retry_closed);
   } else {
     uv_close((uv_handle_t *)&c->retry, retry_closed);

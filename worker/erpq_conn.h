@@ -59,7 +59,9 @@ int erpq_conn_send_raw(erpq_conn *c, erpq_cmd *cmd, redisCallbackFn *fn, void *p
 /* Drops the current connection (pending callbacks get NULL) and reconnects
  * after the usual delay. */
 void erpq_conn_reset(erpq_conn *c);
-/* Closes for good; on_closed runs once every handle is closed. */
+/* Closes for good, after the replies to commands already sent have come
+ * back (a connection still connecting is dropped at once); on_closed runs
+ * once every handle is closed. */
 void erpq_conn_close(erpq_conn *c);
 
 #endif

@@ -43,6 +43,7 @@ struct erpq_jobctx {
   pthread_cond_t cv;
   /* Loop-thread state. */
   int lost;        /* Lock renewal failed: never finish it. */
+  int handed_back; /* Given back to the queue at shutdown. */
   int finished;    /* A finish was already queued (timeout, handback). */
   uv_timer_t timeout;
   int64_t started_ms;
@@ -93,6 +94,7 @@ struct erpq_worker {
   uv_timer_t t_grace;
   int closing, finalizing, handed_back;
   int delivering; /* Inside a batch of pool deliveries. */
+  int grace_expired;
   int open_handles;
   int threads_left;
   uint64_t completed, failed;
@@ -321,7 +323,9 @@ static void job_done(erpq_jobctx *c) {
   wq *q = c->q;
   unlink_running(q, c);
   uv_timer_stop(&c->timeout);
-  if (c->lost) {
+  if (c->handed_back) {
+    /* Its result is ignored: the job is already back in the queue. */
+  } else if (c->lost) {
     erpq_log(ERPQ_LOG_WARN, "job.lock_lost", "queue", q->conf->name, "jobId", c->job.id, "name",
              c->job.name, NULL);
   } else if (!c->finished) {
@@ -965,7 +969,9 @@ int erpq_worker_start(erpq_worker *w) {
 static int busy(erpq_worker *w) {
   for (int i = 0; i < w->nq; i++) {
     wq *q = &w->q[i];
-    if (q->nrunning || q->npend || q->step_inflight) return 1;
+    /* After the grace period, running jobs have been handed back and no
+     * longer hold the worker open. */
+    if ((q->nrunning && !w->grace_expired) || q->npend || q->step_inflight) return 1;
   }
   return 0;
 }
@@ -995,7 +1001,7 @@ static void close_all(erpq_worker *w) {
 
 static void maybe_finalize(erpq_worker *w) {
   if (!w->closing || w->finalizing) return;
-  if (busy(w)) return;
+  if (busy(w) || w->handed_back) return;
   for (int i = 0; i < w->nq; i++)
     if (w->q[i].block_inflight) return;
   close_all(w);
@@ -1003,13 +1009,20 @@ static void maybe_finalize(erpq_worker *w) {
 
 static void on_handback(erpq_conn *conn, redisReply *r, void *priv) {
   (void)conn;
-  (void)r;
   erpq_worker *w = priv;
-  if (--w->handed_back == 0) close_all(w);
+  if (!r || r->type != REDIS_REPLY_ARRAY)
+    erpq_log(ERPQ_LOG_ERROR, "worker.handback_failed", "error",
+             r && r->type == REDIS_REPLY_ERROR ? r->str : "connection lost", NULL);
+  for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
+    if (r->element[i]->type == REDIS_REPLY_INTEGER && r->element[i]->integer == 0)
+      erpq_log(ERPQ_LOG_WARN, "worker.handback_skipped", "note",
+               "a job's lock was no longer ours; the stalled check recovers it", NULL);
+  if (--w->handed_back == 0) maybe_finalize(w);
 }
 
 static void grace_over(uv_timer_t *t) {
   erpq_worker *w = t->data;
+  w->grace_expired = 1;
   /* Jobs still running go back to the front of the line for another
    * worker; their results, if they ever come, are ignored. */
   for (int i = 0; i < w->nq; i++) {
@@ -1019,6 +1032,7 @@ static void grace_over(uv_timer_t *t) {
     for (erpq_jobctx *c = q->running; c && ids; c = c->next) {
       cancel_job(c);
       if (!c->finished && !c->lost) ids[n++] = c->job.id;
+      c->handed_back = 1;
       c->lost = 1;
       w->threads_left++;
     }
@@ -1032,7 +1046,9 @@ static void grace_over(uv_timer_t *t) {
     }
     free(ids);
   }
-  if (w->handed_back == 0) close_all(w);
+  /* The worker closes once the hand-back is answered, without waiting for
+   * handlers that ignore cancellation (their threads are left at exit). */
+  maybe_finalize(w);
 }
 
 void erpq_worker_stop(erpq_worker *w) {
