@@ -37,6 +37,7 @@ static void usage(FILE *f) {
       "  --queue NAME[:N]            serve NAME with concurrency N (default 1); repeatable\n"
       "                              (ERPQ_QUEUES=name:n,name:n)\n"
       "  --diag-queue NAME[:N]       serve the diagnostic jobs on NAME (ERPQ_DIAG_QUEUES)\n"
+      "  --diag-catch-all            diag queues also take any other job name ('*')\n"
       "  --limiter Q:MAX:MS[:GROUP]  rate limit queue Q to MAX jobs per MS ms (bull's limiter)\n"
       "  --backoff-strategy NAME:KIND[:MS]\n"
       "                              a custom backoff named NAME: KIND fixed, exponential,\n"
@@ -127,13 +128,14 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   enum {
     O_REDIS = 256, O_PREFIX, O_QUEUE, O_DIAG, O_LIMITER, O_BACKOFF, O_LOCK, O_RENEW, O_STALLED,
-    O_MAXSTALLED, O_GUARD, O_DRAIN, O_RETRY, O_GRACE, O_LOGLEVEL, O_HELP, O_VERSION
+    O_MAXSTALLED, O_GUARD, O_DRAIN, O_RETRY, O_GRACE, O_LOGLEVEL, O_HELP, O_VERSION, O_CATCHALL
   };
   static const struct option longopts[] = {
       {"redis", required_argument, 0, O_REDIS},
       {"prefix", required_argument, 0, O_PREFIX},
       {"queue", required_argument, 0, O_QUEUE},
       {"diag-queue", required_argument, 0, O_DIAG},
+      {"diag-catch-all", no_argument, 0, O_CATCHALL},
       {"limiter", required_argument, 0, O_LIMITER},
       {"backoff-strategy", required_argument, 0, O_BACKOFF},
       {"lock-duration", required_argument, 0, O_LOCK},
@@ -160,13 +162,14 @@ int main(int argc, char **argv) {
   static backoff_conf backoffs[MAX_BACKOFFS];
   static char backoff_names[MAX_BACKOFFS][64];
   int nb = 0;
-  int rc = 0, opt;
+  int rc = 0, opt, catch_all = 0;
   while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
     switch (opt) {
     case O_REDIS: redis = optarg; break;
     case O_PREFIX: prefix = optarg; break;
     case O_QUEUE: rc = add_queue(queues, &nq, optarg, 0, diag_flags, err, sizeof err); break;
     case O_DIAG: rc = add_queue(queues, &nq, optarg, 1, diag_flags, err, sizeof err); break;
+    case O_CATCHALL: catch_all = 1; break;
     case O_LIMITER:
       if (nlim >= MAX_QUEUES) rc = erpq_fail(err, sizeof err, ERPQ_E_ARG, "too many limiters");
       else limiters[nlim++] = optarg;
@@ -323,7 +326,7 @@ int main(int argc, char **argv) {
   erpq_registry reg;
   erpq_registry_init(&reg);
   for (int i = 0; i < nq && !rc; i++) {
-    if (diag_flags[i]) rc = erpq_diag_register(&reg, queues[i].name);
+    if (diag_flags[i]) rc = erpq_diag_register(&reg, queues[i].name, catch_all);
     if (!rc && !erpq_registry_serves(&reg, queues[i].name))
       erpq_log(ERPQ_LOG_WARN, "worker.no_handlers", "queue", queues[i].name, "note",
                "jobs on this queue will fail with 'Missing process handler'", NULL);

@@ -107,7 +107,14 @@ static int diag_progress(erpq_jobctx *ctx, const json_t *data, json_t **result, 
   return 0;
 }
 
-int erpq_diag_register(erpq_registry *r, const char *queue) {
+static int diag_any(erpq_jobctx *ctx, const json_t *data, json_t **result, char *err,
+                    size_t errlen) {
+  (void)err, (void)errlen;
+  *result = json_pack("{s:s,s:O}", "name", erpq_job_name(ctx), "data", data);
+  return 0;
+}
+
+int erpq_diag_register(erpq_registry *r, const char *queue, int catch_all) {
   static const struct {
     const char *name;
     erpq_handler_fn fn;
@@ -117,5 +124,5 @@ int erpq_diag_register(erpq_registry *r, const char *queue) {
     int rc = erpq_registry_add(r, queue, t[i].name, t[i].fn, NULL);
     if (rc) return rc;
   }
-  return 0;
+  return catch_all ? erpq_registry_add(r, queue, "*", diag_any, NULL) : 0;
 }
