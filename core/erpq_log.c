@@ -67,7 +67,7 @@ static void sb_json_str(sbuf *b, const char *s) {
   sb_put(b, "\"", 1);
 }
 
-static void vlog(erpq_log_level level, const char *event, int raw, va_list ap) {
+static void vlog(erpq_log_level level, const char *event, va_list ap) {
   if (level < min_level) return;
   sbuf b = {0};
   struct timeval tv;
@@ -88,6 +88,8 @@ static void vlog(erpq_log_level level, const char *event, int raw, va_list ap) {
     if (!k) break;
     const char *v = va_arg(ap, const char *);
     if (!v) continue;
+    int raw = k[0] == '#';
+    if (raw) k++;
     sb_put(&b, ",", 1);
     sb_json_str(&b, k);
     sb_put(&b, ":", 1);
@@ -112,13 +114,6 @@ static void vlog(erpq_log_level level, const char *event, int raw, va_list ap) {
 void erpq_log(erpq_log_level level, const char *event, ...) {
   va_list ap;
   va_start(ap, event);
-  vlog(level, event, 0, ap);
-  va_end(ap);
-}
-
-void erpq_logj(erpq_log_level level, const char *event, ...) {
-  va_list ap;
-  va_start(ap, event);
-  vlog(level, event, 1, ap);
+  vlog(level, event, ap);
   va_end(ap);
 }

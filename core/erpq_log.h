@@ -5,8 +5,7 @@
  * {"ts":"2026-11-23T10:00:00.123Z","level":"info","event":"job.completed",
  *  "queue":"reports","jobId":"42","name":"monthly","ms":12}. Job data is
  * never logged. Lines are written with one write() call under a mutex, so
- * threads never interleave. Fields are given as a NULL-terminated list of
- * key/format pairs via erpq_log(); values are JSON-escaped.
+ * threads never interleave.
  */
 #ifndef ERPQ_LOG_H
 #define ERPQ_LOG_H
@@ -18,11 +17,9 @@ void erpq_log_set_level(erpq_log_level level);
 int erpq_log_parse_level(const char *s, erpq_log_level *out);
 
 /* Writes {"ts","level","event", then each key: value}. The variadic part is
- * pairs of (const char *key, const char *string value), ended by NULL; a
- * NULL value is skipped. Numbers can be passed with erpq_log_num() text. */
+ * pairs of (const char *key, const char *value), ended by NULL; a NULL
+ * value is skipped. Values are JSON strings, except for keys written with a
+ * leading '#' ("#ms"), whose value is copied as raw JSON (a number). */
 void erpq_log(erpq_log_level level, const char *event, ...);
-
-/* Like erpq_log but the value of each pair is raw JSON (numbers, objects). */
-void erpq_logj(erpq_log_level level, const char *event, ...);
 
 #endif

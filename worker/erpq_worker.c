@@ -279,7 +279,8 @@ static void queue_success(wq *q, erpq_jobctx *c) {
   q->w->completed++;
   char ms[24];
   snprintf(ms, sizeof ms, "%" PRId64, erpq_mono_ms() - c->started_ms);
-  erpq_logj(ERPQ_LOG_DEBUG, "job.completed", "ms", ms, NULL);
+  erpq_log(ERPQ_LOG_INFO, "job.completed", "queue", q->conf->name, "jobId", c->job.id, "name",
+           c->job.name, "#ms", ms, NULL);
 }
 
 /* ---- Running jobs ---------------------------------------------------------- */
