@@ -189,3 +189,9 @@ int erpq_pool_join(erpq_pool *p) {
   pthread_mutex_destroy(&p->mmu);
   return 0;
 }
+
+erpq_msg *erpq_pool_take_undelivered(erpq_pool *p) {
+  erpq_msg *m = p->mhead;
+  p->mhead = p->mtail = NULL;
+  return m;
+}

@@ -74,5 +74,8 @@ void erpq_pool_stop(erpq_pool *p);
 /* Joins the threads; returns the number still busy if it cannot (then it
  * does not wait). */
 int erpq_pool_join(erpq_pool *p);
+/* After a successful join: the messages posted but never delivered (the
+ * loop had closed), as a list the caller now owns. */
+erpq_msg *erpq_pool_take_undelivered(erpq_pool *p);
 
 #endif

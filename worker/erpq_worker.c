@@ -292,8 +292,7 @@ static void run_handler(erpq_task *t) {
   if (c->rc && !c->err[0]) snprintf(c->err, sizeof c->err, "%s", erpq_strerror(c->rc));
 }
 
-static void ctx_closed(uv_handle_t *h) {
-  erpq_jobctx *c = h->data;
+static void ctx_free(erpq_jobctx *c) {
   pthread_mutex_destroy(&c->mu);
   pthread_cond_destroy(&c->cv);
   erpq_job_free(&c->job);
@@ -301,6 +300,8 @@ static void ctx_closed(uv_handle_t *h) {
   json_decref(c->result);
   free(c);
 }
+
+static void ctx_closed(uv_handle_t *h) { ctx_free(h->data); }
 
 static void unlink_running(wq *q, erpq_jobctx *c) {
   if (c->prev) c->prev->next = c->next;
@@ -992,6 +993,11 @@ static void close_all(erpq_worker *w) {
       uv_close((uv_handle_t *)ts[k], handle_closed);
     }
     erpq_conn_close(&q->block);
+    /* Jobs handed back after the grace period: their timers close now;
+     * the contexts are freed by erpq_worker_free() once their threads are
+     * done (or left behind at exit if they never are). */
+    for (erpq_jobctx *c = q->running; c; c = c->next)
+      if (!uv_is_closing((uv_handle_t *)&c->timeout)) uv_close((uv_handle_t *)&c->timeout, NULL);
   }
   erpq_conn_close(&w->sub);
   erpq_conn_close(&w->cmd);
@@ -1092,8 +1098,20 @@ int erpq_worker_free(erpq_worker *w) {
   if (!w) return 0;
   int left = 0;
   if (w->pool.threads) left = erpq_pool_join(&w->pool);
+  if (left) return left; /* The caller exits without freeing. */
+  for (erpq_msg *m = erpq_pool_take_undelivered(&w->pool), *next; m; m = next) {
+    next = m->next;
+    if (m->kind != MSG_DONE) {
+      free(((side_msg *)m)->payload);
+      free(m);
+    }
+  }
   for (int i = 0; i < w->nq; i++) {
     wq *q = &w->q[i];
+    for (erpq_jobctx *c = q->running, *next; c; c = next) {
+      next = c->next;
+      ctx_free(c);
+    }
     erpq_keys_free(&q->keys);
     for (size_t k = 0; k < q->npend; k++) pend_free(&q->pend[k]);
     free(q->pend);
