@@ -19,7 +19,9 @@ static void post_chain(erpq_pool *p, erpq_msg *first, erpq_msg *last) {
   if (was_empty) uv_async_send(&p->async);
 }
 
-#define QUICK_TASK_NS 200000 /* Tasks shorter than this are reported in batches. */
+#define QUICK_TASK_NS 200000 /* Tasks shorter than this are reported in batches, */
+#define QUICK_BATCH_MAX 8      /* of at most this many, so the loop can start
+                                * finishing them while the rest run. */
 
 static int64_t now_ns(void) {
   struct timespec ts;
@@ -32,7 +34,7 @@ static void *thread_main(void *arg) {
   /* Finished tasks not yet posted: a burst of quick tasks is reported to
    * the loop in one go, which then finishes them in one Redis call. */
   erpq_msg *done_first = NULL, *done_last = NULL;
-  int ran = 0;
+  int ran = 0, done_n = 0;
   for (;;) {
     pthread_mutex_lock(&p->tmu);
     p->busy -= ran;
@@ -41,6 +43,7 @@ static void *thread_main(void *arg) {
       pthread_mutex_unlock(&p->tmu);
       post_chain(p, done_first, done_last);
       done_first = done_last = NULL;
+      done_n = 0;
       continue;
     }
     while (!p->thead && !p->stopping) {
@@ -68,9 +71,10 @@ static void *thread_main(void *arg) {
     else
       done_first = &t->msg;
     done_last = &t->msg;
-    if (took >= QUICK_TASK_NS) {
+    if (++done_n >= QUICK_BATCH_MAX || took >= QUICK_TASK_NS) {
       post_chain(p, done_first, done_last);
       done_first = done_last = NULL;
+      done_n = 0;
     }
   }
 }
