@@ -157,18 +157,7 @@ void erpq_pool_submit(erpq_pool *p, erpq_task *t) {
   if (!uv_is_active((uv_handle_t *)&p->backlog)) uv_timer_start(&p->backlog, on_backlog, 1, 1);
 }
 
-void erpq_pool_post(erpq_pool *p, erpq_msg *m) {
-  m->next = NULL;
-  pthread_mutex_lock(&p->mmu);
-  int was_empty = p->mhead == NULL;
-  if (p->mtail)
-    p->mtail->next = m;
-  else
-    p->mhead = m;
-  p->mtail = m;
-  pthread_mutex_unlock(&p->mmu);
-  if (was_empty) uv_async_send(&p->async);
-}
+void erpq_pool_post(erpq_pool *p, erpq_msg *m) { post_chain(p, m, m); }
 
 void erpq_pool_stop(erpq_pool *p) {
   pthread_mutex_lock(&p->tmu);
