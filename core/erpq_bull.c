@@ -15,7 +15,8 @@
 static char *cat2(const char *a, const char *b) {
   size_t la = strlen(a), lb = strlen(b);
   char *s = malloc(la + lb + 1);
-  if (!s) return NULL;
+  if (!s)
+    return NULL;
   memcpy(s, a, la);
   memcpy(s + la, b, lb + 1);
   return s;
@@ -23,7 +24,8 @@ static char *cat2(const char *a, const char *b) {
 
 int erpq_keys_init(erpq_keys *k, const char *prefix, const char *queue) {
   memset(k, 0, sizeof *k);
-  if (!prefix || !*prefix || !queue || !*queue) return ERPQ_E_ARG;
+  if (!prefix || !*prefix || !queue || !*queue)
+    return ERPQ_E_ARG;
   k->queue = strdup(queue);
   k->prefix = strdup(prefix);
   size_t n = strlen(prefix) + strlen(queue) + 3;
@@ -60,12 +62,11 @@ int erpq_keys_init(erpq_keys *k, const char *prefix, const char *queue) {
 }
 
 void erpq_keys_free(erpq_keys *k) {
-  char **all[] = {&k->queue,   &k->prefix,    &k->base,      &k->wait,
-                  &k->active,  &k->paused,    &k->meta_paused, &k->meta,
-                  &k->id,      &k->delayed,   &k->priority,  &k->completed,
-                  &k->failed,  &k->stalled,   &k->stalled_check, &k->limiter,
-                  &k->repeat,  &k->progress,  &k->drained,   &k->waiting,
-                  &k->resumed, &k->paused_ch, &k->de};
+  char **all[] = {&k->queue,    &k->prefix,      &k->base,     &k->wait,    &k->active,
+                  &k->paused,   &k->meta_paused, &k->meta,     &k->id,      &k->delayed,
+                  &k->priority, &k->completed,   &k->failed,   &k->stalled, &k->stalled_check,
+                  &k->limiter,  &k->repeat,      &k->progress, &k->drained, &k->waiting,
+                  &k->resumed,  &k->paused_ch,   &k->de};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
     free(*all[i]);
     *all[i] = NULL;
@@ -75,10 +76,12 @@ void erpq_keys_free(erpq_keys *k) {
 char *erpq_keys_job(const erpq_keys *k, const char *id, const char *suffix) {
   size_t li = strlen(id), ls = suffix ? strlen(suffix) : 0;
   char *s = malloc(k->base_len + li + ls + 1);
-  if (!s) return NULL;
+  if (!s)
+    return NULL;
   memcpy(s, k->base, k->base_len);
   memcpy(s + k->base_len, id, li);
-  if (ls) memcpy(s + k->base_len + li, suffix, ls);
+  if (ls)
+    memcpy(s + k->base_len + li, suffix, ls);
   s[k->base_len + li + ls] = '\0';
   return s;
 }
@@ -89,7 +92,8 @@ static void push_job_key(erpq_cmd *c, const erpq_keys *k, const char *id, const 
   if (k->base_len + li + ls < sizeof stack) {
     memcpy(stack, k->base, k->base_len);
     memcpy(stack + k->base_len, id, li);
-    if (ls) memcpy(stack + k->base_len + li, suffix, ls);
+    if (ls)
+      memcpy(stack + k->base_len + li, suffix, ls);
     erpq_cmd_push(c, stack, k->base_len + li + ls);
     return;
   }
@@ -133,7 +137,8 @@ static int newjob_from_opts(erpq_newjob *j, const char *name, const char *data, 
   j->name = strdup(name && *name ? name : ERPQ_DEFAULT_JOB_NAME);
   j->data = strdup(data);
   j->debounce_ttl = -1;
-  if (!j->name || !j->data) return -ENOMEM;
+  if (!j->name || !j->data)
+    return -ENOMEM;
   const json_t *jid = json_object_get(o, "jobId");
   if (jid && !json_is_null(jid)) {
     if (json_is_string(jid)) {
@@ -145,11 +150,14 @@ static int newjob_from_opts(erpq_newjob *j, const char *name, const char *data, 
     } else {
       return erpq_fail(err, errlen, ERPQ_E_ARG, "opts.jobId must be a string");
     }
-    if (!j->custom_id) return -ENOMEM;
-    if (!*j->custom_id) return erpq_fail(err, errlen, ERPQ_E_ARG, "opts.jobId must not be empty");
+    if (!j->custom_id)
+      return -ENOMEM;
+    if (!*j->custom_id)
+      return erpq_fail(err, errlen, ERPQ_E_ARG, "opts.jobId must not be empty");
   }
   i64_of(json_object_get(o, "timestamp"), &j->timestamp);
-  if (i64_of(json_object_get(o, "delay"), &v) == 0) j->delay = v < 0 ? 0 : v;
+  if (i64_of(json_object_get(o, "delay"), &v) == 0)
+    j->delay = v < 0 ? 0 : v;
   j->due = j->delay ? j->timestamp + j->delay : 0;
   const json_t *p = json_object_get(o, "priority");
   if (p && !json_is_null(p)) {
@@ -160,9 +168,11 @@ static int newjob_from_opts(erpq_newjob *j, const char *name, const char *data, 
   const json_t *d = json_object_get(o, "debounce");
   if (d && json_is_object(d)) {
     const json_t *did = json_object_get(d, "id");
-    if (!json_is_string(did)) return erpq_fail(err, errlen, ERPQ_E_ARG, "opts.debounce.id must be a string");
+    if (!json_is_string(did))
+      return erpq_fail(err, errlen, ERPQ_E_ARG, "opts.debounce.id must be a string");
     j->debounce_id = strdup(json_string_value(did));
-    if (!j->debounce_id) return -ENOMEM;
+    if (!j->debounce_id)
+      return -ENOMEM;
     const json_t *ttl = json_object_get(d, "ttl");
     if (ttl && !json_is_null(ttl) && i64_of(ttl, &j->debounce_ttl))
       return erpq_fail(err, errlen, ERPQ_E_ARG, "opts.debounce.ttl must be a number");
@@ -182,7 +192,8 @@ static int repeat_first(const char *name, const json_t *opts, int64_t now_ms, js
     *next_opts = json_incref(nx.opts);
     *repeat_key = strdup(nx.key);
     *next_ms = nx.next_ms;
-    if (!*repeat_key) rc = -ENOMEM;
+    if (!*repeat_key)
+      rc = -ENOMEM;
   }
   erpq_repeat_next_clear(&nx);
   return rc;
@@ -191,7 +202,8 @@ static int repeat_first(const char *name, const json_t *opts, int64_t now_ms, js
 int erpq_bull_repeat_next(const erpq_job *job, int64_t now_ms, erpq_newjob *out, char *err,
                           size_t errlen) {
   memset(out, 0, sizeof *out);
-  if (!job->opts) return erpq_fail(err, errlen, ERPQ_E_JSON, "job opts are not valid JSON");
+  if (!job->opts)
+    return erpq_fail(err, errlen, ERPQ_E_JSON, "job opts are not valid JSON");
   erpq_repeat_next nx;
   int rc = erpq_repeat_compute(job->name, job->opts, now_ms, &nx, err, errlen);
   if (rc == 1) {
@@ -201,7 +213,8 @@ int erpq_bull_repeat_next(const erpq_job *job, int64_t now_ms, erpq_newjob *out,
       out->repeat_ms = nx.next_ms;
       rc = out->repeat_key ? 1 : -ENOMEM;
     }
-    if (rc < 0) erpq_newjob_free(out);
+    if (rc < 0)
+      erpq_newjob_free(out);
   }
   erpq_repeat_next_clear(&nx);
   return rc;
@@ -210,12 +223,12 @@ int erpq_bull_repeat_next(const erpq_job *job, int64_t now_ms, erpq_newjob *out,
 int erpq_bull_remove_repeatable(erpq_cmd *c, const erpq_keys *k, const char *name,
                                 const json_t *repeat) {
   char *key = NULL, *id = NULL;
-  int rc = erpq_repeat_removal(name && *name ? name : ERPQ_DEFAULT_JOB_NAME, repeat, &key, &id,
-                               NULL, 0);
-  if (rc) return c->err = rc;
-  erpq_cmd_script(c, ERPQ_LUA_REMOVE_REPEATABLE, 2);
-  erpq_cmd_push_str(c, k->repeat);
-  erpq_cmd_push_str(c, k->delayed);
+  int rc =
+      erpq_repeat_removal(name && *name ? name : ERPQ_DEFAULT_JOB_NAME, repeat, &key, &id, NULL, 0);
+  if (rc)
+    return c->err = rc;
+  const char *keys[] = {k->repeat, k->delayed};
+  erpq_cmd_script_keys(c, ERPQ_LUA_REMOVE_REPEATABLE, keys, 2);
   erpq_cmd_push_str(c, id);
   erpq_cmd_push_str(c, key);
   erpq_cmd_push_str(c, k->base);
@@ -224,22 +237,26 @@ int erpq_bull_remove_repeatable(erpq_cmd *c, const erpq_keys *k, const char *nam
   return c->err;
 }
 
-int erpq_newjob_prepare(erpq_newjob *j, const char *name, const char *data_json,
-                        const json_t *opts, int64_t now_ms, char *err, size_t errlen) {
+int erpq_newjob_prepare(erpq_newjob *j, const char *name, const char *data_json, const json_t *opts,
+                        int64_t now_ms, char *err, size_t errlen) {
   memset(j, 0, sizeof *j);
-  if (!name || !*name) name = ERPQ_DEFAULT_JOB_NAME;
+  if (!name || !*name)
+    name = ERPQ_DEFAULT_JOB_NAME;
   json_t *data = NULL;
   char *data_txt;
   if (data_json) {
     json_error_t je;
     data = json_loads(data_json, JSON_DECODE_ANY, &je);
-    if (!data) return erpq_fail(err, errlen, ERPQ_E_JSON, "data is not valid JSON: %s (line %d)", je.text, je.line);
+    if (!data)
+      return erpq_fail(err, errlen, ERPQ_E_JSON, "data is not valid JSON: %s (line %d)", je.text,
+                       je.line);
     data_txt = erpq_json_dump(data);
     json_decref(data);
   } else {
     data_txt = strdup("{}");
   }
-  if (!data_txt) return -ENOMEM;
+  if (!data_txt)
+    return -ENOMEM;
   int rc;
   json_t *o;
   const json_t *rep = opts ? json_object_get(opts, "repeat") : NULL;
@@ -267,20 +284,16 @@ int erpq_newjob_prepare(erpq_newjob *j, const char *name, const char *data_json,
   rc = newjob_from_opts(j, name, data_txt, o, err, errlen);
   free(data_txt);
   json_decref(o);
-  if (rc) erpq_newjob_free(j);
+  if (rc)
+    erpq_newjob_free(j);
   return rc;
 }
 
-int erpq_bull_add(erpq_cmd *c, const erpq_keys *k, const char *token,
-                  const erpq_newjob *jobs, size_t n, int check_repeat) {
-  erpq_cmd_script(c, ERPQ_LUA_ADD, 7);
-  erpq_cmd_push_str(c, k->wait);
-  erpq_cmd_push_str(c, k->paused);
-  erpq_cmd_push_str(c, k->meta_paused);
-  erpq_cmd_push_str(c, k->id);
-  erpq_cmd_push_str(c, k->delayed);
-  erpq_cmd_push_str(c, k->priority);
-  erpq_cmd_push_str(c, k->repeat);
+int erpq_bull_add(erpq_cmd *c, const erpq_keys *k, const char *token, const erpq_newjob *jobs,
+                  size_t n, int check_repeat) {
+  const char *keys[] = {k->wait,    k->paused,   k->meta_paused, k->id,
+                        k->delayed, k->priority, k->repeat};
+  erpq_cmd_script_keys(c, ERPQ_LUA_ADD, keys, 7);
   erpq_cmd_push_str(c, k->base);
   erpq_cmd_push_str(c, token);
   erpq_cmd_push_i64(c, (int64_t)n);
@@ -323,9 +336,12 @@ int erpq_bull_add(erpq_cmd *c, const erpq_keys *k, const char *token,
 }
 
 int erpq_bull_parse_ids(const redisReply *r, char **ids, size_t n) {
-  if (!r) return ERPQ_E_CONN;
-  if (r->type == REDIS_REPLY_ERROR) return ERPQ_E_REDIS;
-  if (r->type != REDIS_REPLY_ARRAY) return ERPQ_E_PROTOCOL;
+  if (!r)
+    return ERPQ_E_CONN;
+  if (r->type == REDIS_REPLY_ERROR)
+    return ERPQ_E_REDIS;
+  if (r->type != REDIS_REPLY_ARRAY)
+    return ERPQ_E_PROTOCOL;
   size_t m = r->elements < n ? r->elements : n;
   for (size_t i = 0; i < m; i++) {
     const redisReply *e = r->element[i];
@@ -338,7 +354,8 @@ int erpq_bull_parse_ids(const redisReply *r, char **ids, size_t n) {
     } else {
       ids[i] = strdup("");
     }
-    if (!ids[i]) return -ENOMEM;
+    if (!ids[i])
+      return -ENOMEM;
   }
   return (int)m;
 }
@@ -346,7 +363,8 @@ int erpq_bull_parse_ids(const redisReply *r, char **ids, size_t n) {
 /* ---- Step ------------------------------------------------------------------ */
 
 void erpq_job_free(erpq_job *j) {
-  if (!j) return;
+  if (!j)
+    return;
   free(j->id);
   free(j->name);
   free(j->data);
@@ -370,28 +388,22 @@ static void push_keep(erpq_cmd *c, const erpq_keep *kp) {
 
 char *erpq_bull_finish_event(const char *id, const char *val) {
   json_t *o = json_object();
-  if (!o) return NULL;
+  if (!o)
+    return NULL;
   json_object_set_new(o, "jobId", json_string(id));
-  if (val) json_object_set_new(o, "val", json_string(val));
+  if (val)
+    json_object_set_new(o, "val", json_string(val));
   char *s = erpq_json_dump(o);
   json_decref(o);
   return s;
 }
 
 int erpq_bull_step(erpq_cmd *c, const erpq_keys *k, const char *token, int64_t lock_ms,
-                   int64_t now_ms, int nfetch, const char *explicit_id,
-                   const erpq_limiter *lim, const erpq_finish *fin, size_t nfin) {
-  erpq_cmd_script(c, ERPQ_LUA_STEP, 10);
-  erpq_cmd_push_str(c, k->active);
-  erpq_cmd_push_str(c, k->wait);
-  erpq_cmd_push_str(c, k->priority);
-  erpq_cmd_push_str(c, k->stalled);
-  erpq_cmd_push_str(c, k->delayed);
-  erpq_cmd_push_str(c, k->paused);
-  erpq_cmd_push_str(c, k->meta_paused);
-  erpq_cmd_push_str(c, k->completed);
-  erpq_cmd_push_str(c, k->failed);
-  erpq_cmd_push_str(c, k->limiter);
+                   int64_t now_ms, int nfetch, const char *explicit_id, const erpq_limiter *lim,
+                   const erpq_finish *fin, size_t nfin) {
+  const char *keys[] = {k->active, k->wait,        k->priority,  k->stalled, k->delayed,
+                        k->paused, k->meta_paused, k->completed, k->failed,  k->limiter};
+  erpq_cmd_script_keys(c, ERPQ_LUA_STEP, keys, 10);
   erpq_cmd_push_str(c, k->base);
   erpq_cmd_push_str(c, token);
   erpq_cmd_push_i64(c, lock_ms);
@@ -413,14 +425,16 @@ int erpq_bull_step(erpq_cmd *c, const erpq_keys *k, const char *token, int64_t l
   for (size_t i = 0; i < nfin; i++) {
     const erpq_finish *f = &fin[i];
     char kind = (char)f->kind;
-    if (f->has_deid) kind = (char)(kind - 'a' + 'A');
+    if (f->has_deid)
+      kind = (char)(kind - 'a' + 'A');
     erpq_cmd_push(c, &kind, 1);
     erpq_cmd_push_str(c, f->id);
     erpq_cmd_push_str(c, f->value);
     if (f->kind == ERPQ_FIN_COMPLETED || f->kind == ERPQ_FIN_FAILED) {
       push_keep(c, &f->keep);
       char *ev = erpq_bull_finish_event(f->id, f->value);
-      if (!ev) return c->err = -ENOMEM;
+      if (!ev)
+        return c->err = -ENOMEM;
       erpq_cmd_push_str(c, ev);
       free(ev);
     } else {
@@ -441,8 +455,10 @@ int erpq_bull_step(erpq_cmd *c, const erpq_keys *k, const char *token, int64_t l
 }
 
 static char *reply_str(const redisReply *r) {
-  if (!r) return NULL;
-  if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) return strndup(r->str, r->len);
+  if (!r)
+    return NULL;
+  if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS)
+    return strndup(r->str, r->len);
   if (r->type == REDIS_REPLY_INTEGER) {
     char tmp[32];
     snprintf(tmp, sizeof tmp, "%lld", r->integer);
@@ -452,8 +468,10 @@ static char *reply_str(const redisReply *r) {
 }
 
 static int64_t reply_i64(const redisReply *r, int64_t dflt) {
-  if (!r) return dflt;
-  if (r->type == REDIS_REPLY_INTEGER) return r->integer;
+  if (!r)
+    return dflt;
+  if (r->type == REDIS_REPLY_INTEGER)
+    return r->integer;
   if (r->type == REDIS_REPLY_STRING) {
     char tmp[32];
     size_t n = r->len < sizeof tmp - 1 ? r->len : sizeof tmp - 1;
@@ -467,18 +485,35 @@ static int64_t reply_i64(const redisReply *r, int64_t dflt) {
 }
 
 /* Fields in the order step.lua's HMGET returns them. */
-enum { F_NAME, F_DATA, F_OPTS, F_ATTEMPTS, F_TS, F_DELAY, F_PRIO, F_PROGRESS, F_STALLED, F_DEID, F_STACK, F__N };
+enum {
+  F_NAME,
+  F_DATA,
+  F_OPTS,
+  F_ATTEMPTS,
+  F_TS,
+  F_DELAY,
+  F_PRIO,
+  F_PROGRESS,
+  F_STALLED,
+  F_DEID,
+  F_STACK,
+  F__N
+};
 
 static int parse_job(const redisReply *idr, const redisReply *fr, erpq_job *j) {
   memset(j, 0, sizeof *j);
-  if (fr->type != REDIS_REPLY_ARRAY || fr->elements < F__N) return ERPQ_E_PROTOCOL;
+  if (fr->type != REDIS_REPLY_ARRAY || fr->elements < F__N)
+    return ERPQ_E_PROTOCOL;
   j->id = reply_str(idr);
   j->name = reply_str(fr->element[F_NAME]);
-  if (!j->name) j->name = strdup(ERPQ_DEFAULT_JOB_NAME);
+  if (!j->name)
+    j->name = strdup(ERPQ_DEFAULT_JOB_NAME);
   j->data = reply_str(fr->element[F_DATA]);
-  if (!j->data) j->data = strdup("{}");
+  if (!j->data)
+    j->data = strdup("{}");
   j->opts_json = reply_str(fr->element[F_OPTS]);
-  if (!j->opts_json) j->opts_json = strdup("{}");
+  if (!j->opts_json)
+    j->opts_json = strdup("{}");
   j->deid = reply_str(fr->element[F_DEID]);
   j->stacktrace = reply_str(fr->element[F_STACK]);
   if (!j->id || !j->name || !j->data || !j->opts_json) {
@@ -503,16 +538,20 @@ static int parse_job(const redisReply *idr, const redisReply *fr, erpq_job *j) {
 
 int erpq_bull_parse_step(const redisReply *r, erpq_step_result *out) {
   memset(out, 0, sizeof *out);
-  if (!r) return ERPQ_E_CONN;
-  if (r->type == REDIS_REPLY_ERROR) return ERPQ_E_REDIS;
-  if (r->type != REDIS_REPLY_ARRAY || r->elements < 3) return ERPQ_E_PROTOCOL;
+  if (!r)
+    return ERPQ_E_CONN;
+  if (r->type == REDIS_REPLY_ERROR)
+    return ERPQ_E_REDIS;
+  if (r->type != REDIS_REPLY_ARRAY || r->elements < 3)
+    return ERPQ_E_PROTOCOL;
   const redisReply *codes = r->element[0], *fetched = r->element[1];
   if (codes->type != REDIS_REPLY_ARRAY || fetched->type != REDIS_REPLY_ARRAY ||
       fetched->elements % 2)
     return ERPQ_E_PROTOCOL;
   if (codes->elements) {
     out->codes = calloc(codes->elements, sizeof *out->codes);
-    if (!out->codes) return -ENOMEM;
+    if (!out->codes)
+      return -ENOMEM;
     for (size_t i = 0; i < codes->elements; i++)
       out->codes[i] = (int)reply_i64(codes->element[i], ERPQ_E_PROTOCOL);
     out->ncodes = codes->elements;
@@ -538,7 +577,8 @@ int erpq_bull_parse_step(const redisReply *r, erpq_step_result *out) {
 }
 
 void erpq_step_result_free(erpq_step_result *s) {
-  for (size_t i = 0; i < s->njobs; i++) erpq_job_free(&s->jobs[i]);
+  for (size_t i = 0; i < s->njobs; i++)
+    erpq_job_free(&s->jobs[i]);
   free(s->jobs);
   free(s->codes);
   memset(s, 0, sizeof *s);
@@ -547,8 +587,10 @@ void erpq_step_result_free(erpq_step_result *s) {
 int64_t erpq_bull_delay_score(const char *id, int64_t due_ms) {
   /* bull: Number(id) & 0xfff, where a non-numeric id counts as 0. */
   int64_t n = 0;
-  if (erpq_parse_i64(id, &n)) n = 0;
-  if (due_ms <= 0) return 0;
+  if (erpq_parse_i64(id, &n))
+    n = 0;
+  if (due_ms <= 0)
+    return 0;
   return due_ms * 4096 + (n & 0xfff);
 }
 
@@ -561,8 +603,8 @@ void erpq_bull_complete(const erpq_job *j, const char *val, erpq_finish *f) {
   f->has_deid = j->deid != NULL;
 }
 
-void erpq_bull_fail_decision(const erpq_job *j, int64_t backoff_ms, int discard,
-                             int64_t now_ms, erpq_finish *f) {
+void erpq_bull_fail_decision(const erpq_job *j, int64_t backoff_ms, int discard, int64_t now_ms,
+                             erpq_finish *f) {
   f->id = j->id;
   f->has_deid = j->deid != NULL;
   f->attempts_made = j->attempts_made + 1;
@@ -584,25 +626,21 @@ void erpq_bull_fail_decision(const erpq_job *j, int64_t backoff_ms, int discard,
 
 int erpq_bull_extend(erpq_cmd *c, const erpq_keys *k, const char *token, int64_t lock_ms,
                      const char *const *ids, size_t n) {
-  erpq_cmd_script(c, ERPQ_LUA_EXTEND, 1);
-  erpq_cmd_push_str(c, k->stalled);
+  const char *keys[] = {k->stalled};
+  erpq_cmd_script_keys(c, ERPQ_LUA_EXTEND, keys, 1);
   erpq_cmd_push_str(c, k->base);
   erpq_cmd_push_str(c, token);
   erpq_cmd_push_i64(c, lock_ms);
-  for (size_t i = 0; i < n; i++) erpq_cmd_push_str(c, ids[i]);
+  for (size_t i = 0; i < n; i++)
+    erpq_cmd_push_str(c, ids[i]);
   return c->err;
 }
 
 int erpq_bull_stalled(erpq_cmd *c, const erpq_keys *k, int max_stalled, int64_t now_ms,
                       int64_t interval_ms) {
-  erpq_cmd_script(c, ERPQ_LUA_STALLED, 7);
-  erpq_cmd_push_str(c, k->stalled);
-  erpq_cmd_push_str(c, k->wait);
-  erpq_cmd_push_str(c, k->active);
-  erpq_cmd_push_str(c, k->failed);
-  erpq_cmd_push_str(c, k->stalled_check);
-  erpq_cmd_push_str(c, k->meta_paused);
-  erpq_cmd_push_str(c, k->paused);
+  const char *keys[] = {k->stalled,       k->wait,        k->active, k->failed,
+                        k->stalled_check, k->meta_paused, k->paused};
+  erpq_cmd_script_keys(c, ERPQ_LUA_STALLED, keys, 7);
   erpq_cmd_push_i64(c, max_stalled);
   erpq_cmd_push_str(c, k->base);
   erpq_cmd_push_i64(c, now_ms);
@@ -611,40 +649,28 @@ int erpq_bull_stalled(erpq_cmd *c, const erpq_keys *k, int max_stalled, int64_t 
 }
 
 int erpq_bull_delayed(erpq_cmd *c, const erpq_keys *k, const char *token, int64_t now_ms) {
-  erpq_cmd_script(c, ERPQ_LUA_DELAYED, 6);
-  erpq_cmd_push_str(c, k->delayed);
-  erpq_cmd_push_str(c, k->active);
-  erpq_cmd_push_str(c, k->wait);
-  erpq_cmd_push_str(c, k->priority);
-  erpq_cmd_push_str(c, k->paused);
-  erpq_cmd_push_str(c, k->meta_paused);
+  const char *keys[] = {k->delayed, k->active, k->wait, k->priority, k->paused, k->meta_paused};
+  erpq_cmd_script_keys(c, ERPQ_LUA_DELAYED, keys, 6);
   erpq_cmd_push_str(c, k->base);
   erpq_cmd_push_i64(c, now_ms);
   erpq_cmd_push_str(c, token);
   return c->err;
 }
 
-int erpq_bull_handback(erpq_cmd *c, const erpq_keys *k, const char *token,
-                       const char *const *ids, size_t n) {
-  erpq_cmd_script(c, ERPQ_LUA_HANDBACK, 6);
-  erpq_cmd_push_str(c, k->active);
-  erpq_cmd_push_str(c, k->wait);
-  erpq_cmd_push_str(c, k->paused);
-  erpq_cmd_push_str(c, k->meta_paused);
-  erpq_cmd_push_str(c, k->stalled);
-  erpq_cmd_push_str(c, k->priority);
+int erpq_bull_handback(erpq_cmd *c, const erpq_keys *k, const char *token, const char *const *ids,
+                       size_t n) {
+  const char *keys[] = {k->active, k->wait, k->paused, k->meta_paused, k->stalled, k->priority};
+  erpq_cmd_script_keys(c, ERPQ_LUA_HANDBACK, keys, 6);
   erpq_cmd_push_str(c, k->base);
   erpq_cmd_push_str(c, token);
-  for (size_t i = 0; i < n; i++) erpq_cmd_push_str(c, ids[i]);
+  for (size_t i = 0; i < n; i++)
+    erpq_cmd_push_str(c, ids[i]);
   return c->err;
 }
 
 int erpq_bull_unclaimed(erpq_cmd *c, const erpq_keys *k, const char *id) {
-  erpq_cmd_script(c, ERPQ_LUA_UNCLAIMED, 4);
-  erpq_cmd_push_str(c, k->active);
-  erpq_cmd_push_str(c, k->wait);
-  erpq_cmd_push_str(c, k->paused);
-  erpq_cmd_push_str(c, k->meta_paused);
+  const char *keys[] = {k->active, k->wait, k->paused, k->meta_paused};
+  erpq_cmd_script_keys(c, ERPQ_LUA_UNCLAIMED, keys, 4);
   erpq_cmd_push_str(c, k->base);
   erpq_cmd_push_str(c, id);
   return c->err;
@@ -659,7 +685,8 @@ int erpq_bull_progress(erpq_cmd *c, const erpq_keys *k, const char *id, const ch
   json_t *jid = json_string(id);
   char *sid = jid ? json_dumps(jid, JSON_ENCODE_ANY) : NULL;
   json_decref(jid);
-  if (!sid) return c->err = -ENOMEM;
+  if (!sid)
+    return c->err = -ENOMEM;
   erpq_cmd_pushf(c, "{\"jobId\":%s,\"progress\":%s}", sid, progress_json);
   free(sid);
   return c->err;
@@ -678,7 +705,8 @@ int erpq_bull_log(erpq_cmd *c, const erpq_keys *k, const char *id, const char *r
 int erpq_bull_setname(erpq_cmd *c, const erpq_keys *k) {
   size_t ql = strlen(k->queue);
   char *b64 = malloc(4 * ((ql + 2) / 3) + 1);
-  if (!b64) return c->err = -ENOMEM;
+  if (!b64)
+    return c->err = -ENOMEM;
   erpq_base64(k->queue, ql, b64);
   erpq_cmd_push_str(c, "CLIENT");
   erpq_cmd_push_str(c, "SETNAME");
@@ -698,23 +726,16 @@ int erpq_bull_brpoplpush(erpq_cmd *c, const erpq_keys *k, double timeout_s) {
 /* ---- Administration ------------------------------------------------------- */
 
 int erpq_bull_pause(erpq_cmd *c, const erpq_keys *k, int pause) {
-  erpq_cmd_script(c, ERPQ_LUA_PAUSE, 5);
-  erpq_cmd_push_str(c, pause ? k->wait : k->paused);
-  erpq_cmd_push_str(c, pause ? k->paused : k->wait);
-  erpq_cmd_push_str(c, k->meta_paused);
-  erpq_cmd_push_str(c, pause ? k->paused_ch : k->resumed);
-  erpq_cmd_push_str(c, k->meta);
+  const char *keys[] = {pause ? k->wait : k->paused, pause ? k->paused : k->wait, k->meta_paused,
+                        pause ? k->paused_ch : k->resumed, k->meta};
+  erpq_cmd_script_keys(c, ERPQ_LUA_PAUSE, keys, 5);
   erpq_cmd_push_str(c, pause ? "paused" : "resumed");
   return c->err;
 }
 
 int erpq_bull_promote(erpq_cmd *c, const erpq_keys *k, const char *token, const char *id) {
-  erpq_cmd_script(c, ERPQ_LUA_PROMOTE, 5);
-  erpq_cmd_push_str(c, k->delayed);
-  erpq_cmd_push_str(c, k->wait);
-  erpq_cmd_push_str(c, k->paused);
-  erpq_cmd_push_str(c, k->meta_paused);
-  erpq_cmd_push_str(c, k->priority);
+  const char *keys[] = {k->delayed, k->wait, k->paused, k->meta_paused, k->priority};
+  erpq_cmd_script_keys(c, ERPQ_LUA_PROMOTE, keys, 5);
   erpq_cmd_push_str(c, k->base);
   erpq_cmd_push_str(c, id);
   erpq_cmd_push_str(c, token);
@@ -757,17 +778,22 @@ int erpq_bull_reprocess(erpq_cmd *c, const erpq_keys *k, const char *token, cons
 int erpq_bull_clean(erpq_cmd *c, const erpq_keys *k, const char *state, int64_t grace_ms,
                     int64_t limit, int64_t now_ms) {
   const char *set;
-  if (strcmp(state, "completed") == 0) set = k->completed;
-  else if (strcmp(state, "failed") == 0) set = k->failed;
-  else if (strcmp(state, "wait") == 0) set = k->wait;
-  else if (strcmp(state, "active") == 0) set = k->active;
-  else if (strcmp(state, "delayed") == 0) set = k->delayed;
-  else if (strcmp(state, "paused") == 0) set = k->paused;
-  else return c->err = ERPQ_E_ARG;
-  erpq_cmd_script(c, ERPQ_LUA_CLEAN, 3);
-  erpq_cmd_push_str(c, set);
-  erpq_cmd_push_str(c, k->priority);
-  erpq_cmd_push_str(c, k->limiter);
+  if (strcmp(state, "completed") == 0)
+    set = k->completed;
+  else if (strcmp(state, "failed") == 0)
+    set = k->failed;
+  else if (strcmp(state, "wait") == 0)
+    set = k->wait;
+  else if (strcmp(state, "active") == 0)
+    set = k->active;
+  else if (strcmp(state, "delayed") == 0)
+    set = k->delayed;
+  else if (strcmp(state, "paused") == 0)
+    set = k->paused;
+  else
+    return c->err = ERPQ_E_ARG;
+  const char *keys[] = {set, k->priority, k->limiter};
+  erpq_cmd_script_keys(c, ERPQ_LUA_CLEAN, keys, 3);
   erpq_cmd_push_str(c, k->base);
   erpq_cmd_push_i64(c, now_ms - grace_ms);
   erpq_cmd_push_i64(c, limit);
@@ -788,7 +814,7 @@ int erpq_bull_state(erpq_cmd *c, const erpq_keys *k, const char *id) {
   return c->err;
 }
 
-const char *const erpq_bull_count_names[6] = {"waiting", "active", "completed",
+const char *const erpq_bull_count_names[6] = {"waiting", "active",  "completed",
                                               "failed",  "delayed", "paused"};
 
 int erpq_bull_counts(erpq_cmd cmds[6], const erpq_keys *k) {
@@ -797,43 +823,56 @@ int erpq_bull_counts(erpq_cmd cmds[6], const erpq_keys *k) {
   for (int i = 0; i < 6; i++) {
     erpq_cmd_push_str(&cmds[i], ops[i]);
     erpq_cmd_push_str(&cmds[i], keys[i]);
-    if (cmds[i].err) return cmds[i].err;
+    if (cmds[i].err)
+      return cmds[i].err;
   }
   return 0;
 }
 
 static json_t *json_field(const char *s) {
-  if (!s) return json_null();
+  if (!s)
+    return json_null();
   json_t *v = json_loads(s, JSON_DECODE_ANY, NULL);
   return v ? v : json_string(s);
 }
 
 json_t *erpq_bull_parse_state(const redisReply *r, const char *id) {
-  if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2) return NULL;
+  if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2)
+    return NULL;
   const redisReply *h = r->element[1];
   json_t *o = json_object();
   json_object_set_new(o, "id", json_string(id));
   json_object_set_new(o, "state", json_stringn(r->element[0]->str, r->element[0]->len));
-  const char *name = NULL, *data = NULL, *opts = NULL, *progress = NULL, *rv = NULL,
-             *reason = NULL, *st = NULL;
+  const char *name = NULL, *data = NULL, *opts = NULL, *progress = NULL, *rv = NULL, *reason = NULL,
+             *st = NULL;
   int64_t attempts = 0;
   json_t *ts = json_object();
   char *strs[32] = {0};
   size_t ns = 0;
   for (size_t i = 0; h->type == REDIS_REPLY_ARRAY && i + 1 < h->elements; i += 2) {
     const redisReply *f = h->element[i], *v = h->element[i + 1];
-    if (ns >= 32) break;
+    if (ns >= 32)
+      break;
     char *val = strndup(v->str, v->len);
     strs[ns++] = val;
-    if (!val) continue;
-    if (!strncmp(f->str, "name", f->len) && f->len == 4) name = val;
-    else if (f->len == 4 && !strncmp(f->str, "data", 4)) data = val;
-    else if (f->len == 4 && !strncmp(f->str, "opts", 4)) opts = val;
-    else if (f->len == 8 && !strncmp(f->str, "progress", 8)) progress = val;
-    else if (f->len == 11 && !strncmp(f->str, "returnvalue", 11)) rv = val;
-    else if (f->len == 12 && !strncmp(f->str, "failedReason", 12)) reason = val;
-    else if (f->len == 10 && !strncmp(f->str, "stacktrace", 10)) st = val;
-    else if (f->len == 12 && !strncmp(f->str, "attemptsMade", 12)) erpq_parse_i64(val, &attempts);
+    if (!val)
+      continue;
+    if (!strncmp(f->str, "name", f->len) && f->len == 4)
+      name = val;
+    else if (f->len == 4 && !strncmp(f->str, "data", 4))
+      data = val;
+    else if (f->len == 4 && !strncmp(f->str, "opts", 4))
+      opts = val;
+    else if (f->len == 8 && !strncmp(f->str, "progress", 8))
+      progress = val;
+    else if (f->len == 11 && !strncmp(f->str, "returnvalue", 11))
+      rv = val;
+    else if (f->len == 12 && !strncmp(f->str, "failedReason", 12))
+      reason = val;
+    else if (f->len == 10 && !strncmp(f->str, "stacktrace", 10))
+      st = val;
+    else if (f->len == 12 && !strncmp(f->str, "attemptsMade", 12))
+      erpq_parse_i64(val, &attempts);
     else if ((f->len == 9 && !strncmp(f->str, "timestamp", 9)) ||
              (f->len == 11 && !strncmp(f->str, "processedOn", 11)) ||
              (f->len == 10 && !strncmp(f->str, "finishedOn", 10)) ||
@@ -842,7 +881,8 @@ json_t *erpq_bull_parse_state(const redisReply *r, const char *id) {
       int64_t n;
       char key[16];
       snprintf(key, sizeof key, "%.*s", (int)f->len, f->str);
-      if (!erpq_parse_i64(val, &n)) json_object_set_new(ts, key, json_integer(n));
+      if (!erpq_parse_i64(val, &n))
+        json_object_set_new(ts, key, json_integer(n));
     }
   }
   json_object_set_new(o, "name", json_string(name ? name : ERPQ_DEFAULT_JOB_NAME));
@@ -859,7 +899,8 @@ json_t *erpq_bull_parse_state(const redisReply *r, const char *id) {
     json_object_set(o, tsn[i], v ? v : json_null());
   }
   json_decref(ts);
-  for (size_t i = 0; i < ns; i++) free(strs[i]);
+  for (size_t i = 0; i < ns; i++)
+    free(strs[i]);
   return o;
 }
 
@@ -874,12 +915,14 @@ int erpq_bull_code(long long code) {
 }
 
 int erpq_reply_transient(const redisReply *r) {
-  if (!r || r->type != REDIS_REPLY_ERROR) return 0;
-  static const char *const words[] = {"LOADING", "READONLY", "UNBLOCKED", "BUSY",
+  if (!r || r->type != REDIS_REPLY_ERROR)
+    return 0;
+  static const char *const words[] = {"LOADING",  "READONLY",   "UNBLOCKED",  "BUSY",
                                       "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN"};
   for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
     size_t n = strlen(words[i]);
-    if (r->len >= n && strncmp(r->str, words[i], n) == 0) return 1;
+    if (r->len >= n && strncmp(r->str, words[i], n) == 0)
+      return 1;
   }
   return 0;
 }

@@ -109,6 +109,11 @@ void erpq_cmd_script(erpq_cmd *c, erpq_lua_id id, int nkeys) {
   c->is_script = 1;
 }
 
+void erpq_cmd_script_keys(erpq_cmd *c, erpq_lua_id id, const char *const *keys, int n) {
+  erpq_cmd_script(c, id, n);
+  for (int i = 0; i < n; i++) erpq_cmd_push_str(c, keys[i]);
+}
+
 void erpq_cmd_use_eval(erpq_cmd *c) {
   if (!c->is_script || c->err || c->argc < 2) return;
   /* Rebuild with EVAL and the source in place of the first two args. */

@@ -47,6 +47,9 @@ void erpq_cmd_pushf(erpq_cmd *c, const char *fmt, ...)
  * follow with the push functions. */
 void erpq_cmd_script(erpq_cmd *c, erpq_lua_id id, int nkeys);
 
+/* The same, followed by the n keys (borrowed strings). */
+void erpq_cmd_script_keys(erpq_cmd *c, erpq_lua_id id, const char *const *keys, int n);
+
 /* Turns a script call into "EVAL <source> ..." for the NOSCRIPT fallback. */
 void erpq_cmd_use_eval(erpq_cmd *c);
 
