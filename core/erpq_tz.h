@@ -25,7 +25,9 @@
  * Names containing ".." or starting with "/" are refused.  The local zone is
  * the TZ environment variable when set (a zone name, ":name", ":/path" or a
  * POSIX rule such as "EST5EDT,M3.2.0,M11.1.0"; an empty TZ means UTC), else
- * /etc/localtime, else UTC.
+ * /etc/localtime, else UTC; it is worked out on first use and cached like
+ * any other zone, so a later change of TZ is only seen after
+ * erpq_tz_cache_flush().
  *
  * The module also carries the proleptic Gregorian calendar helpers that the
  * cron and repeat code share.  All offsets are in seconds east of UTC.
