@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "erpq_err.h"
+#include "erpq_repeat.h"
 
 static int as_i64(const json_t *v, int64_t *out) {
   if (json_is_integer(v)) {
@@ -148,5 +149,6 @@ json_t *erpq_opts_defaults(const json_t *user, int64_t now_ms, char *err, size_t
 }
 
 char *erpq_json_dump(const json_t *v) {
-  return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+  /* Numbers as JavaScript prints them (0.1, not 0.10000000000000001). */
+  return erpq_repeat_json_stringify(v);
 }

@@ -52,8 +52,9 @@ int erpq_keep_parse(const json_t *v, erpq_keep *out);
  * NULL on a type error (message in err). */
 json_t *erpq_opts_defaults(const json_t *user, int64_t now_ms, char *err, size_t errlen);
 
-/* Serializes JSON as JSON.stringify does for our purposes (compact, UTF-8,
- * no escaping of '/'). The string is malloc'ed and owned by the caller. */
+/* Serializes JSON as JSON.stringify does (compact, UTF-8 kept, no escaping
+ * of '/', numbers printed as JavaScript prints them). The string is
+ * malloc'ed and owned by the caller; NULL only when out of memory. */
 char *erpq_json_dump(const json_t *v);
 
 #endif
