@@ -2,10 +2,12 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "erpq_cron.h"
 #include "erpq_err.h"
 #include "erpq_repeat.h"
 #include "erpq_util.h"
@@ -388,11 +390,19 @@ static void push_keep(erpq_cmd *c, const erpq_keep *kp) {
 
 char *erpq_bull_finish_event(const char *id, const char *val) {
   json_t *o = json_object();
-  if (!o)
-    return NULL;
+  if (!o) return NULL;
   json_object_set_new(o, "jobId", json_string(id));
-  if (val)
-    json_object_set_new(o, "val", json_string(val));
+  if (val) {
+    json_t *v = json_string(val);
+    if (!v) {
+      /* Not UTF-8: publish a repaired copy rather than drop "val", which
+       * would make job.finished() reject with Error(undefined). */
+      char *fixed = strdup(val);
+      v = fixed ? json_string(erpq_utf8_fix(fixed)) : NULL;
+      free(fixed);
+    }
+    json_object_set_new(o, "val", v);
+  }
   char *s = erpq_json_dump(o);
   json_decref(o);
   return s;
@@ -585,12 +595,17 @@ void erpq_step_result_free(erpq_step_result *s) {
 }
 
 int64_t erpq_bull_delay_score(const char *id, int64_t due_ms) {
-  /* bull: Number(id) & 0xfff, where a non-numeric id counts as 0. */
+  /* bull: jobId & 0xfff with JavaScript's rules: Number(id) (so "1e3",
+   * "0x1f" and " 42 " are numbers, anything else NaN), then ToInt32, where
+   * NaN and infinities count as 0. */
+  if (due_ms <= 0) return 0;
+  double d = erpq_js_string_to_number(id, strlen(id));
   int64_t n = 0;
-  if (erpq_parse_i64(id, &n))
-    n = 0;
-  if (due_ms <= 0)
-    return 0;
+  if (isfinite(d)) {
+    double t = fmod(trunc(d), 4294967296.0);
+    if (t < 0) t += 4294967296.0;
+    n = (int64_t)t;
+  }
   return due_ms * 4096 + (n & 0xfff);
 }
 

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -72,4 +73,53 @@ int erpq_parse_i64(const char *s, int64_t *out) {
   if (errno || *end) return -EINVAL;
   *out = v;
   return 0;
+}
+
+/* Length of the valid UTF-8 sequence at p (1-4), or 0 if it is not one;
+ * overlong forms, surrogates and values above U+10FFFF are invalid. */
+static int utf8_seq(const unsigned char *p) {
+  unsigned c = p[0];
+  if (c < 0x80) return 1;
+  int n;
+  unsigned min, cp;
+  if ((c & 0xe0) == 0xc0) {
+    n = 2, min = 0x80, cp = c & 0x1f;
+  } else if ((c & 0xf0) == 0xe0) {
+    n = 3, min = 0x800, cp = c & 0x0f;
+  } else if ((c & 0xf8) == 0xf0) {
+    n = 4, min = 0x10000, cp = c & 0x07;
+  } else {
+    return 0;
+  }
+  for (int i = 1; i < n; i++) {
+    if ((p[i] & 0xc0) != 0x80) return 0;
+    cp = cp << 6 | (p[i] & 0x3f);
+  }
+  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+  return n;
+}
+
+char *erpq_utf8_fix(char *s) {
+  unsigned char *p = (unsigned char *)s;
+  while (*p) {
+    int n = utf8_seq(p);
+    if (n) {
+      p += n;
+      continue;
+    }
+    /* A truncated sequence at the very end is dropped, anything else is
+     * replaced byte by byte. */
+    size_t rest = strlen((char *)p);
+    if ((*p & 0xc0) == 0xc0 && rest < 4) {
+      int need = (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 : 4;
+      size_t i = 1;
+      while (i < rest && (p[i] & 0xc0) == 0x80) i++;
+      if (i == rest && (int)rest < need) {
+        *p = '\0';
+        break;
+      }
+    }
+    *p++ = '?';
+  }
+  return s;
 }

@@ -27,4 +27,9 @@ size_t erpq_base64(const void *in, size_t len, char *out);
  * characters).  Returns 0 or -EINVAL. */
 int erpq_parse_i64(const char *s, int64_t *out);
 
+/* Makes s valid UTF-8 in place: every byte that does not start a valid
+ * sequence becomes '?', and a sequence cut off by the end of the string is
+ * dropped. Returns s. */
+char *erpq_utf8_fix(char *s);
+
 #endif

@@ -290,6 +290,9 @@ static void run_handler(erpq_task *t) {
   c->err[0] = '\0';
   c->rc = c->h->fn(c, c->data, &c->result, c->err, sizeof c->err);
   if (c->rc && !c->err[0]) snprintf(c->err, sizeof c->err, "%s", erpq_strerror(c->rc));
+  /* The message becomes JSON (events, stacktrace): a handler's text may be
+   * cut mid-character by the buffer, or not be UTF-8 at all. */
+  if (c->rc) erpq_utf8_fix(c->err);
 }
 
 static void ctx_free(erpq_jobctx *c) {

@@ -655,7 +655,11 @@ Test(lock_errors, wrong_token_completion_changes_nothing) {
  * attemptsMade on any existing job) and then moveToFinished / retryJob /
  * moveToDelayed, which refuse with -6/-2/-3. The hash thus carries the
  * attempt even when the lock check refuses the move. */
-Test(lock_errors, wrong_token_failure_saves_the_attempt_as_bull) {
+/* bull's moveToFailed saves the attempt (stacktrace, failedReason,
+ * attemptsMade) in the same MULTI even when the move itself is refused for
+ * the lock, i.e. it writes into a job another worker now owns. erpq does not
+ * touch a job whose lock is not ours (README, "Differences, on purpose"). */
+Test(lock_errors, wrong_token_failure_writes_nothing) {
   qctx q;
   q_open(&q, "lock-wrong-f");
   free(add(&q, "{\"attempts\":3}"));
@@ -665,9 +669,9 @@ Test(lock_errors, wrong_token_failure_saves_the_attempt_as_bull) {
   expect_lock(&q, "1", TOK);
   expect_list(&q, q.k.active, "1");
   expect_key_exists(&q, q.k.wait, 0);
-  expect_field(&q, "1", "attemptsMade", "1");
-  expect_field(&q, "1", "failedReason", "oops");
-  expect_field(&q, "1", "stacktrace", "[\"Error: oops\"]");
+  expect_field(&q, "1", "attemptsMade", NULL);
+  expect_field(&q, "1", "failedReason", NULL);
+  expect_field(&q, "1", "stacktrace", NULL);
   erpq_job_free(&j);
   q_close(&q);
 }
