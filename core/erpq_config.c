@@ -44,7 +44,13 @@ int erpq_redis_url_parse(const char *url, erpq_redis_addr *out, char *err, size_
       return erpq_fail(err, errlen, ERPQ_E_ARG, "bad unix socket path in Redis URL '%s'", url);
     if (q) {
       const char *db = strstr(q, "db=");
-      if (db) out->db = atoi(db + 3);
+      if (db) {
+        char *end;
+        long v = strtol(db + 3, &end, 10);
+        if (end == db + 3 || (*end && *end != '&') || v < 0 || v > 100000)
+          return erpq_fail(err, errlen, ERPQ_E_ARG, "bad database number in Redis URL '%s'", url);
+        out->db = (int)v;
+      }
       const char *pw = strstr(q, "password=");
       if (pw) {
         const char *e = strchr(pw, '&');
