@@ -13,9 +13,11 @@
  * Waking threads costs a context switch each, which for short jobs costs
  * more than the job. So a submit wakes a thread only when none is awake;
  * an awake thread keeps taking tasks until the queue is empty, and a 1 ms
- * backlog timer on the loop wakes more threads (up to the tasks waiting)
- * whenever tasks have waited that long. Short jobs thus run on one or two
- * hot threads, and blocking jobs still get a thread each within 1 ms.
+ * backlog timer on the loop checks the queue: if no task was taken during
+ * the last tick (the awake threads are stuck in long jobs), every waiting
+ * task gets a thread; if tasks are being taken, one more thread joins.
+ * Short jobs thus run on one or two hot threads, and blocking jobs still
+ * get a thread each within a millisecond or two.
  *
  * Lifecycle: erpq_pool_start() (loop thread) -> submit/post ->
  * erpq_pool_stop() asks the threads to exit once the task queue is empty
@@ -27,6 +29,7 @@
 #define ERPQ_POOL_H
 
 #include <pthread.h>
+#include <stdint.h>
 #include <uv.h>
 
 typedef struct erpq_msg {
@@ -57,6 +60,8 @@ typedef struct erpq_pool {
   int busy;   /* Threads inside run(); guarded by tmu. */
   int idle;   /* Threads waiting for a task; guarded by tmu. */
   int queued; /* Tasks waiting for a thread; guarded by tmu. */
+  int wakes;  /* Signals sent that no thread has woken from yet; tmu. */
+  uint64_t taken, taken_seen; /* Tasks taken, in all and at the last tick. */
   uv_timer_t backlog;
 } erpq_pool;
 

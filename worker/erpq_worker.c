@@ -550,6 +550,10 @@ static void pump(wq *q) {
   int free_slots = q->conf->concurrency - q->nrunning - q->reserved;
   int nfetch = 0;
   if (!w->closing && free_slots > 0 && (q->explicit_id || !q->drained)) nfetch = free_slots;
+  /* Fetch at most half the slots per call, so that two calls alternate:
+   * Redis serves one half while the other half's jobs run and report. */
+  int half = (q->conf->concurrency + 1) / 2;
+  if (nfetch > half) nfetch = half;
   if (q->npend == 0 && nfetch == 0) {
     maybe_block(q);
     return;
@@ -558,7 +562,7 @@ static void pump(wq *q) {
    * gathered: one call for many jobs is what keeps Redis's cost per job
    * low. Their replies call pump() again. */
   if (q->step_inflight > 0 && !w->closing) {
-    int min_batch = q->conf->concurrency / 8;
+    int min_batch = q->conf->concurrency / 2;
     if ((int)q->npend < min_batch && nfetch < min_batch) return;
   }
   /* The explicit id from a blocking pop is fetched first and alone in a

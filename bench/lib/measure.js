@@ -185,12 +185,20 @@ async function main() {
       if (!ok) fail(`job ${id} returnvalue is ${JSON.stringify(rv)}, want {"ok":true}`);
     }
 
+    // Steady-state rate, without the worker's start-up: from the first to
+    // the last finishedOn (the completed set's scores, in ms).
+    const [firstId, firstMs] = await r.zrange(key('completed'), 0, 0, 'WITHSCORES');
+    const [lastId, lastMs] = await r.zrange(key('completed'), -1, -1, 'WITHSCORES');
+    const spanMs = Math.max(1, Number(lastMs) - Number(firstMs));
+    void firstId, void lastId;
+
     const result = {
       kind,
       concurrency: C,
       jobs: JOBS,
       seconds,
       jobs_per_s: JOBS / seconds,
+      steady_jobs_per_s: ((JOBS - 1) * 1000) / spanMs,
       rss_mib: rssBytes / 1048576,
       worker_cpu_us_per_job: (workerCpu * 1e6) / JOBS,
       redis_cpu_us_per_job: ((cpu1 - cpu0) * 1e6) / JOBS,
