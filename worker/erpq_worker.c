@@ -50,9 +50,12 @@ struct erpq_jobctx {
   struct erpq_jobctx *prev, *next;
 };
 
+/* A finish waiting to be sent, with what its log line needs: the line is
+ * written once Redis has accepted the finish. */
 typedef struct pend {
   erpq_finish f;
-  char *id, *value, *stack;
+  char *id, *value, *stack, *name;
+  int64_t ms; /* Handler run time, or -1. */
 } pend;
 
 typedef struct {
@@ -191,12 +194,14 @@ int erpq_job_log(erpq_jobctx *c, const char *line) {
 /* ---- Finishes -------------------------------------------------------------- */
 
 static void pend_free(pend *p) {
+  free(p->name);
   free(p->id);
   free(p->value);
   free(p->stack);
 }
 
-static int pend_push(wq *q, const erpq_finish *f, const char *value, const char *stack) {
+static int pend_push(wq *q, const erpq_finish *f, const char *name, int64_t ms,
+                     const char *value, const char *stack) {
   if (q->npend == q->cappend) {
     size_t nc = q->cappend ? q->cappend * 2 : 64;
     pend *n = realloc(q->pend, nc * sizeof *n);
@@ -209,7 +214,9 @@ static int pend_push(wq *q, const erpq_finish *f, const char *value, const char 
   p->id = strdup(f->id);
   p->value = strdup(value ? value : "null");
   p->stack = stack ? strdup(stack) : NULL;
-  if (!p->id || !p->value) {
+  p->name = strdup(name);
+  p->ms = ms;
+  if (!p->id || !p->value || !p->name) {
     pend_free(p);
     return -ENOMEM;
   }
@@ -260,27 +267,41 @@ static void queue_failure(wq *q, const erpq_job *j, const char *message, int dis
   int64_t now = erpq_now_ms();
   erpq_bull_fail_decision(j, backoff, discard, now, &f);
   char *stack = stack_after(j, message);
-  pend_push(q, &f, message, stack ? stack : "[]");
+  pend_push(q, &f, j->name, -1, message, stack ? stack : "[]");
   free(stack);
-  q->w->failed += f.kind == ERPQ_FIN_FAILED;
-  const char *what = f.kind == ERPQ_FIN_FAILED  ? "job.failed"
-                     : f.kind == ERPQ_FIN_RETRY ? "job.retry"
-                                                : "job.delayed";
-  erpq_log(ERPQ_LOG_INFO, what, "queue", q->conf->name, "jobId", j->id, "name", j->name, "reason",
-           message, NULL);
 }
 
 static void queue_success(wq *q, erpq_jobctx *c) {
   char *val = c->result ? erpq_json_dump(c->result) : strdup("null");
   erpq_finish f;
   erpq_bull_complete(&c->job, NULL, &f);
-  pend_push(q, &f, val ? val : "null", NULL);
+  pend_push(q, &f, c->job.name, erpq_mono_ms() - c->started_ms, val ? val : "null", NULL);
   free(val);
-  q->w->completed++;
-  char ms[24];
-  snprintf(ms, sizeof ms, "%" PRId64, erpq_mono_ms() - c->started_ms);
-  erpq_log(ERPQ_LOG_INFO, "job.completed", "queue", q->conf->name, "jobId", c->job.id, "name",
-           c->job.name, "#ms", ms, NULL);
+}
+
+/* Logs a finish Redis has answered for: code 0 or bull's negative code. */
+static void log_finish(wq *q, const pend *p, int code) {
+  if (code < 0) {
+    static const char *const why[] = {"", "job missing", "missing lock", "not in active list",
+                                      "", "", "lock owned by another worker"};
+    erpq_log(ERPQ_LOG_WARN, "job.finish_rejected", "queue", q->conf->name, "jobId", p->id, "name",
+             p->name, "error", -code <= 6 && why[-code][0] ? why[-code] : "unexpected code", NULL);
+    return;
+  }
+  if (p->f.kind == ERPQ_FIN_COMPLETED) {
+    char ms[24];
+    snprintf(ms, sizeof ms, "%" PRId64, p->ms);
+    q->w->completed++;
+    erpq_log(ERPQ_LOG_INFO, "job.completed", "queue", q->conf->name, "jobId", p->id, "name",
+             p->name, "#ms", ms, NULL);
+    return;
+  }
+  q->w->failed += p->f.kind == ERPQ_FIN_FAILED;
+  const char *what = p->f.kind == ERPQ_FIN_FAILED  ? "job.failed"
+                     : p->f.kind == ERPQ_FIN_RETRY ? "job.retry"
+                                                   : "job.delayed";
+  erpq_log(ERPQ_LOG_INFO, what, "queue", q->conf->name, "jobId", p->id, "name", p->name, "reason",
+           p->value, NULL);
 }
 
 /* ---- Running jobs ---------------------------------------------------------- */
@@ -445,15 +466,6 @@ static void restore_pend(wq *q, step_ctx *s) {
   s->nfin = 0;
 }
 
-static const char *code_name(int code) {
-  switch (code) {
-  case -1: return "job missing";
-  case -2: return "missing lock";
-  case -3: return "not in active list";
-  case -6: return "lock owned by another worker";
-  default: return "unexpected code";
-  }
-}
 
 static void on_step(erpq_conn *conn, redisReply *r, void *priv) {
   (void)conn;
@@ -483,11 +495,7 @@ static void on_step(erpq_conn *conn, redisReply *r, void *priv) {
              erpq_strerror(rc), NULL);
     retry_later(q, q->w->conf->retry_process_delay_ms);
   } else {
-    for (size_t i = 0; i < res.ncodes && i < s->nfin; i++) {
-      if (res.codes[i] < 0)
-        erpq_log(ERPQ_LOG_WARN, "job.finish_rejected", "queue", q->conf->name, "jobId",
-                 s->fin[i].id, "error", code_name(res.codes[i]), NULL);
-    }
+    for (size_t i = 0; i < res.ncodes && i < s->nfin; i++) log_finish(q, &s->fin[i], res.codes[i]);
     for (size_t i = 0; i < res.njobs; i++) start_job(q, &res.jobs[i]);
     if (s->nfetch > 0) q->drained = res.drained;
     erpq_step_result_free(&res);
