@@ -82,7 +82,6 @@ struct wq {
   uv_timer_t t_renew, t_stalled, t_delayed, t_retry;
   int64_t delayed_due_ms;     /* When t_delayed fires; 0 = not armed. */
   int delayed_inflight;
-  int closed_handles;
 };
 
 struct erpq_worker {
@@ -98,8 +97,6 @@ struct erpq_worker {
   int closing, finalizing, handed_back;
   int delivering; /* Inside a batch of pool deliveries. */
   int grace_expired;
-  int open_handles;
-  int threads_left;
   uint64_t completed, failed;
 };
 
@@ -899,21 +896,6 @@ int erpq_worker_new(erpq_worker **out, uv_loop_t *loop, const erpq_worker_conf *
   return 0;
 }
 
-static void handle_closed(uv_handle_t *h) {
-  erpq_worker *w = h->data;
-  w->open_handles--;
-}
-
-static void conn_closed(erpq_conn *c) {
-  erpq_worker *w = c->data;
-  w->open_handles--;
-}
-
-static void block_closed(erpq_conn *c) {
-  wq *q = c->data;
-  q->w->open_handles--;
-}
-
 static void on_signal(uv_signal_t *s, int signum) {
   erpq_worker *w = s->data;
   erpq_log(ERPQ_LOG_INFO, "worker.signal", "signal", signum == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
@@ -923,7 +905,6 @@ static void on_signal(uv_signal_t *s, int signum) {
 static void init_timer(erpq_worker *w, uv_timer_t *t, void *data) {
   uv_timer_init(w->loop, t);
   t->data = data;
-  w->open_handles++;
 }
 
 int erpq_worker_start(erpq_worker *w) {
@@ -934,18 +915,13 @@ int erpq_worker_start(erpq_worker *w) {
   w->pool.after = after_deliveries;
   int rc = erpq_pool_start(&w->pool, w->loop, threads, deliver);
   if (rc) return rc;
-  w->open_handles++; /* The pool's async handle. */
   w->cmd.data = w;
   erpq_conn_init(&w->cmd, w->loop, &conf->redis, "command");
   w->cmd.on_ready = cmd_ready;
   w->cmd.on_down = cmd_down;
-  w->cmd.on_closed = conn_closed;
-  w->open_handles++;
   w->sub.data = w;
   erpq_conn_init(&w->sub, w->loop, &conf->redis, "subscriber");
   w->sub.on_ready = sub_ready;
-  w->sub.on_closed = conn_closed;
-  w->open_handles++;
   for (int i = 0; i < w->nq; i++) {
     wq *q = &w->q[i];
     char name[160];
@@ -954,8 +930,6 @@ int erpq_worker_start(erpq_worker *w) {
     erpq_conn_init(&q->block, w->loop, &conf->redis, name);
     q->block.on_ready = block_ready;
     q->block.on_down = block_down;
-    q->block.on_closed = block_closed;
-    w->open_handles++;
     init_timer(w, &q->t_renew, q);
     init_timer(w, &q->t_stalled, q);
     init_timer(w, &q->t_delayed, q);
@@ -972,12 +946,15 @@ int erpq_worker_start(erpq_worker *w) {
   uv_signal_start(&w->sigterm, on_signal, SIGTERM);
   uv_signal_start(&w->sigint, on_signal, SIGINT);
   init_timer(w, &w->t_grace, w);
-  w->open_handles += 2;
   erpq_conn_start(&w->cmd);
   erpq_conn_start(&w->sub);
   for (int i = 0; i < w->nq; i++) erpq_conn_start(&w->q[i].block);
-  char qs[16];
-  snprintf(qs, sizeof qs, "%d", w->nq);
+  for (int i = 0; i < w->nq; i++) {
+    char conc[16];
+    snprintf(conc, sizeof conc, "%d", w->q[i].conf->concurrency);
+    erpq_log(ERPQ_LOG_INFO, "worker.serving", "queue", w->q[i].conf->name, "#concurrency", conc,
+             NULL);
+  }
   erpq_log(ERPQ_LOG_INFO, "worker.started", "version", ERPQ_VERSION, "prefix", conf->prefix,
            NULL);
   return 0;
@@ -997,16 +974,13 @@ static void close_all(erpq_worker *w) {
   if (w->finalizing) return;
   w->finalizing = 1;
   uv_timer_stop(&w->t_grace);
-  uv_close((uv_handle_t *)&w->t_grace, handle_closed);
-  uv_close((uv_handle_t *)&w->sigterm, handle_closed);
-  uv_close((uv_handle_t *)&w->sigint, handle_closed);
+  uv_close((uv_handle_t *)&w->t_grace, NULL);
+  uv_close((uv_handle_t *)&w->sigterm, NULL);
+  uv_close((uv_handle_t *)&w->sigint, NULL);
   for (int i = 0; i < w->nq; i++) {
     wq *q = &w->q[i];
     uv_timer_t *ts[] = {&q->t_renew, &q->t_stalled, &q->t_delayed, &q->t_retry};
-    for (int k = 0; k < 4; k++) {
-      ts[k]->data = w;
-      uv_close((uv_handle_t *)ts[k], handle_closed);
-    }
+    for (int k = 0; k < 4; k++) uv_close((uv_handle_t *)ts[k], NULL);
     erpq_conn_close(&q->block);
     /* Jobs handed back after the grace period: their timers close now;
      * the contexts are freed by erpq_worker_free() once their threads are
@@ -1017,8 +991,11 @@ static void close_all(erpq_worker *w) {
   erpq_conn_close(&w->sub);
   erpq_conn_close(&w->cmd);
   erpq_pool_stop(&w->pool);
-  w->open_handles--; /* The pool's async handle closes with no callback. */
-  erpq_log(ERPQ_LOG_INFO, "worker.stopped", NULL);
+  char done[48];
+  snprintf(done, sizeof done, "%" PRIu64, w->completed);
+  char failed[48];
+  snprintf(failed, sizeof failed, "%" PRIu64, w->failed);
+  erpq_log(ERPQ_LOG_INFO, "worker.stopped", "#completed", done, "#failed", failed, NULL);
 }
 
 static void maybe_finalize(erpq_worker *w) {
@@ -1056,7 +1033,6 @@ static void grace_over(uv_timer_t *t) {
       if (!c->finished && !c->lost) ids[n++] = c->job.id;
       c->handed_back = 1;
       c->lost = 1;
-      w->threads_left++;
     }
     if (n && ids) {
       erpq_cmd c;
