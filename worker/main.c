@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "diag/erpq_diag.h"
+#include "fees/erpq_fees.h"
 #include "erpq_config.h"
 #include "erpq_err.h"
 #include "erpq_log.h"
@@ -29,7 +30,11 @@ static void usage(FILE *f) {
   fputs(
       "usage: erpq-worker [options]\n"
       "\n"
-      "Serves bull 4.16.5 queues from Redis.\n"
+      "       erpq-worker migrate [--dir DIR]    apply schemas/mysql (ERPQ_MYSQL_URL)\n"
+      "       erpq-worker seed-demo [--students N] [--schools N]\n"
+      "\n"
+      "Serves bull 4.16.5 queues from Redis. Queue bulk-operations runs the fee\n"
+      "jobs (generate-fees, create-fee) against ERPQ_MYSQL_URL.\n"
       "\n"
       "  --redis URL                 Redis (ERPQ_REDIS_URL; default redis://127.0.0.1:6379/0;\n"
       "                              also unix:///path/redis.sock?db=N)\n"
@@ -126,6 +131,10 @@ static int num_setting(const char *what, const char *env, const char *flag, int6
 int main(int argc, char **argv) {
   mallopt(M_ARENA_MAX, 2);
   signal(SIGPIPE, SIG_IGN);
+  /* --- fees: database subcommands (jobs/fees/erpq_fees.h) --- */
+  if (argc > 1 && !strcmp(argv[1], "migrate")) return erpq_fees_migrate_main(argc - 1, argv + 1);
+  if (argc > 1 && !strcmp(argv[1], "seed-demo")) return erpq_fees_seed_main(argc - 1, argv + 1);
+  /* --- end fees --- */
   enum {
     O_REDIS = 256, O_PREFIX, O_QUEUE, O_DIAG, O_LIMITER, O_BACKOFF, O_LOCK, O_RENEW, O_STALLED,
     O_MAXSTALLED, O_GUARD, O_DRAIN, O_RETRY, O_GRACE, O_LOGLEVEL, O_HELP, O_VERSION, O_CATCHALL
@@ -327,6 +336,14 @@ int main(int argc, char **argv) {
   erpq_registry_init(&reg);
   for (int i = 0; i < nq && !rc; i++) {
     if (diag_flags[i]) rc = erpq_diag_register(&reg, queues[i].name, catch_all);
+    /* --- fees: the fee jobs on bulk-operations --- */
+    if (!rc && !diag_flags[i] && !strcmp(queues[i].name, "bulk-operations") &&
+        (rc = erpq_fees_register(&reg, queues[i].name, queues[i].concurrency, err, sizeof err))) {
+      fprintf(stderr, "erpq-worker: %s\n", err);
+      erpq_registry_free(&reg);
+      return 2;
+    }
+    /* --- end fees --- */
     if (!rc && !erpq_registry_serves(&reg, queues[i].name))
       erpq_log(ERPQ_LOG_WARN, "worker.no_handlers", "queue", queues[i].name, "note",
                "jobs on this queue will fail with 'Missing process handler'", NULL);
@@ -360,6 +377,7 @@ int main(int argc, char **argv) {
   }
   int lrc = uv_loop_close(&loop);
   erpq_registry_free(&reg);
+  erpq_fees_shutdown(); /* fees */
   if (lrc) {
     erpq_log(ERPQ_LOG_WARN, "worker.loop_not_closed", "error", uv_strerror(lrc), NULL);
     return 1;
