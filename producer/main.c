@@ -13,6 +13,7 @@
 #include "erpq_cli.h"
 #include "erpq_config.h"
 #include "erpq_err.h"
+#include "erpq_http.h" /* serve: the HTTP API */
 
 #ifndef ERPQ_VERSION
 #define ERPQ_VERSION "0"
@@ -54,6 +55,8 @@ static const char usage_text[] =
     "  clean QUEUE --state completed|failed|wait|active|delayed|paused [--grace MS] [--limit N]\n"
     "                        removes jobs older than MS (default 0), at most N (default 0 = all);\n"
     "                        prints the removed ids as a JSON array\n"
+    "  serve [--listen HOST:PORT] ...\n"
+    "                        runs the HTTP API (see erpq-producer serve --help)\n"
     "  remove-repeatable QUEUE NAME --repeat JSON|@FILE\n"
     "                        stops a repeatable job (as queue.removeRepeatable(NAME, repeat))\n"
     "\n"
@@ -326,6 +329,9 @@ int main(int argc, char **argv) {
   }
   if (i >= argc) return usage_error("missing command", NULL, NULL);
   const char *name = argv[i];
+  /* ---- serve: the HTTP API (erpq_http.c parses its own options). ---- */
+  if (!strcmp(name, "serve")) return erpq_http_main(url, prefix, argc - i - 1, argv + i + 1);
+  /* ---- end serve ---- */
   const cmddef *cmd = NULL;
   for (size_t j = 0; j < sizeof commands / sizeof commands[0]; j++)
     if (!strcmp(commands[j].name, name)) cmd = &commands[j];

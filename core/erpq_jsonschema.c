@@ -1,0 +1,455 @@
+#include "erpq_jsonschema.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "erpq_err.h"
+
+/* ---- Problems ----------------------------------------------------------- */
+
+static int problem(json_t *problems, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int problem(json_t *problems, const char *path, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  json_array_append_new(problems, json_pack("{s:s,s:s}", "path", path[0] ? path : "/", "message", msg));
+  return 1;
+}
+
+/* path + "/" + key, with JSON Pointer escaping (~0, ~1). */
+static char *child_path(const char *base, const char *key) {
+  size_t n = strlen(base), k = strlen(key);
+  char *p = malloc(n + 2 * k + 2);
+  if (!p) return NULL;
+  memcpy(p, base, n);
+  size_t o = n;
+  p[o++] = '/';
+  for (size_t i = 0; i < k; i++) {
+    if (key[i] == '~') {
+      p[o++] = '~';
+      p[o++] = '0';
+    } else if (key[i] == '/') {
+      p[o++] = '~';
+      p[o++] = '1';
+    } else {
+      p[o++] = key[i];
+    }
+  }
+  p[o] = '\0';
+  return p;
+}
+
+/* ---- Types -------------------------------------------------------------- */
+
+static int is_integral(const json_t *v) {
+  if (json_is_integer(v)) return 1;
+  if (json_is_real(v)) {
+    double d = json_real_value(v);
+    return isfinite(d) && d == floor(d);
+  }
+  return 0;
+}
+
+static int type_matches(const char *t, const json_t *v) {
+  if (!strcmp(t, "object")) return json_is_object(v);
+  if (!strcmp(t, "array")) return json_is_array(v);
+  if (!strcmp(t, "string")) return json_is_string(v);
+  if (!strcmp(t, "integer")) return is_integral(v);
+  if (!strcmp(t, "number")) return json_is_number(v);
+  if (!strcmp(t, "boolean")) return json_is_boolean(v);
+  if (!strcmp(t, "null")) return json_is_null(v);
+  return 0;
+}
+
+static const char *type_name(const json_t *v) {
+  switch (json_typeof(v)) {
+  case JSON_OBJECT: return "object";
+  case JSON_ARRAY: return "array";
+  case JSON_STRING: return "string";
+  case JSON_INTEGER: return "integer";
+  case JSON_REAL: return "number";
+  case JSON_TRUE:
+  case JSON_FALSE: return "boolean";
+  default: return "null";
+  }
+}
+
+static int known_type(const char *t) {
+  static const char *const all[] = {"object", "array", "string", "integer", "number", "boolean", "null"};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+    if (!strcmp(all[i], t)) return 1;
+  return 0;
+}
+
+/* ---- Strings ------------------------------------------------------------ */
+
+static size_t utf8_len(const char *s, size_t n) {
+  size_t c = 0;
+  for (size_t i = 0; i < n; i++)
+    if (((unsigned char)s[i] & 0xC0) != 0x80) c++;
+  return c;
+}
+
+static int leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+static int valid_date(const char *s, size_t n) {
+  if (n != 10 || s[4] != '-' || s[7] != '-') return 0;
+  for (int i = 0; i < 10; i++)
+    if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9')) return 0;
+  int y = atoi(s), m = (s[5] - '0') * 10 + (s[6] - '0'), d = (s[8] - '0') * 10 + (s[9] - '0');
+  static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (m < 1 || m > 12 || d < 1) return 0;
+  int dm = days[m - 1] + (m == 2 && leap(y));
+  return d <= dm;
+}
+
+static int two(const char *s) {
+  if (s[0] < '0' || s[0] > '9' || s[1] < '0' || s[1] > '9') return -1;
+  return (s[0] - '0') * 10 + (s[1] - '0');
+}
+
+static int valid_datetime(const char *s, size_t n) {
+  if (n < 20 || !valid_date(s, 10) || (s[10] != 'T' && s[10] != 't')) return 0;
+  const char *t = s + 11;
+  int hh = two(t), mm = two(t + 3), ss = two(t + 6);
+  if (hh < 0 || hh > 23 || t[2] != ':' || mm < 0 || mm > 59 || t[5] != ':' || ss < 0 || ss > 60) return 0;
+  const char *p = t + 8, *end = s + n;
+  if (p < end && *p == '.') {
+    p++;
+    const char *q = p;
+    while (p < end && *p >= '0' && *p <= '9') p++;
+    if (p == q) return 0;
+  }
+  if (p < end && (*p == 'Z' || *p == 'z')) return p + 1 == end;
+  if (end - p != 6 || (*p != '+' && *p != '-') || p[3] != ':') return 0;
+  int oh = two(p + 1), om = two(p + 4);
+  return oh >= 0 && oh <= 23 && om >= 0 && om <= 59;
+}
+
+static int pattern_match(const char *pat, const char *s, int *bad) {
+  regex_t re;
+  *bad = 0;
+  if (regcomp(&re, pat, REG_EXTENDED | REG_NOSUB)) {
+    *bad = 1;
+    return 0;
+  }
+  int ok = regexec(&re, s, 0, NULL, 0) == 0;
+  regfree(&re);
+  return ok;
+}
+
+/* ---- Validation ---------------------------------------------------------- */
+
+static int num_kw(const json_t *schema, const char *kw, double *out) {
+  const json_t *v = json_object_get(schema, kw);
+  if (!json_is_number(v)) return 0;
+  *out = json_number_value(v);
+  return 1;
+}
+
+int erpq_schema_validate(const json_t *schema, const json_t *v, const char *base,
+                         json_t *problems) {
+  if (json_is_true(schema) || !schema) return 0;
+  if (json_is_false(schema)) return problem(problems, base, "is not allowed");
+  if (!json_is_object(schema)) return 0;
+  int n = 0;
+
+  const json_t *type = json_object_get(schema, "type");
+  if (json_is_string(type)) {
+    if (!type_matches(json_string_value(type), v))
+      return problem(problems, base, "must be of type %s, not %s", json_string_value(type), type_name(v));
+  } else if (json_is_array(type)) {
+    size_t i;
+    const json_t *t;
+    int ok = 0;
+    char list[256] = "";
+    json_array_foreach(type, i, t) {
+      if (json_is_string(t) && type_matches(json_string_value(t), v)) ok = 1;
+      if (json_is_string(t))
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? " or " : "",
+                 json_string_value(t));
+    }
+    if (!ok) return problem(problems, base, "must be of type %s, not %s", list, type_name(v));
+  }
+
+  const json_t *en = json_object_get(schema, "enum");
+  if (json_is_array(en)) {
+    size_t i;
+    const json_t *e;
+    int ok = 0;
+    json_array_foreach(en, i, e) if (json_equal((json_t *)e, (json_t *)v)) ok = 1;
+    if (!ok) {
+      char *allowed = json_dumps(en, JSON_COMPACT);
+      n += problem(problems, base, "must be one of %s", allowed ? allowed : "the allowed values");
+      free(allowed);
+    }
+  }
+  const json_t *cn = json_object_get(schema, "const");
+  if (cn && !json_equal((json_t *)cn, (json_t *)v)) n += problem(problems, base, "must equal the constant value");
+
+  if (json_is_number(v)) {
+    double d = json_number_value(v), lim;
+    if (num_kw(schema, "minimum", &lim) && d < lim) n += problem(problems, base, "must be >= %.17g", lim);
+    if (num_kw(schema, "maximum", &lim) && d > lim) n += problem(problems, base, "must be <= %.17g", lim);
+    if (num_kw(schema, "exclusiveMinimum", &lim) && d <= lim) n += problem(problems, base, "must be > %.17g", lim);
+    if (num_kw(schema, "exclusiveMaximum", &lim) && d >= lim) n += problem(problems, base, "must be < %.17g", lim);
+  }
+
+  if (json_is_string(v)) {
+    const char *s = json_string_value(v);
+    size_t bytes = json_string_length(v), len = utf8_len(s, bytes);
+    double lim;
+    if (num_kw(schema, "minLength", &lim) && (double)len < lim)
+      n += problem(problems, base, "must be at least %.0f characters long", lim);
+    if (num_kw(schema, "maxLength", &lim) && (double)len > lim)
+      n += problem(problems, base, "must be at most %.0f characters long", lim);
+    const json_t *pat = json_object_get(schema, "pattern");
+    if (json_is_string(pat)) {
+      int bad;
+      if (strlen(s) != bytes || !pattern_match(json_string_value(pat), s, &bad))
+        n += problem(problems, base, "must match the pattern %s", json_string_value(pat));
+    }
+    const json_t *fmt = json_object_get(schema, "format");
+    if (json_is_string(fmt)) {
+      const char *f = json_string_value(fmt);
+      if (!strcmp(f, "date") && !valid_date(s, bytes))
+        n += problem(problems, base, "must be a date (YYYY-MM-DD)");
+      else if (!strcmp(f, "date-time") && !valid_datetime(s, bytes))
+        n += problem(problems, base, "must be an RFC 3339 date-time");
+    }
+  }
+
+  if (json_is_array(v)) {
+    double lim;
+    size_t sz = json_array_size(v);
+    if (num_kw(schema, "minItems", &lim) && (double)sz < lim)
+      n += problem(problems, base, "must have at least %.0f items", lim);
+    if (num_kw(schema, "maxItems", &lim) && (double)sz > lim)
+      n += problem(problems, base, "must have at most %.0f items", lim);
+    const json_t *items = json_object_get(schema, "items");
+    if (items) {
+      size_t i;
+      const json_t *e;
+      json_array_foreach(v, i, e) {
+        char idx[32];
+        snprintf(idx, sizeof idx, "%zu", i);
+        char *p = child_path(base, idx);
+        if (p) n += erpq_schema_validate(items, e, p, problems);
+        free(p);
+      }
+    }
+  }
+
+  if (json_is_object(v)) {
+    const json_t *req = json_object_get(schema, "required");
+    if (json_is_array(req)) {
+      size_t i;
+      const json_t *r;
+      json_array_foreach(req, i, r) {
+        if (json_is_string(r) && !json_object_get(v, json_string_value(r))) {
+          char *p = child_path(base, json_string_value(r));
+          n += problem(problems, p ? p : base, "is required");
+          free(p);
+        }
+      }
+    }
+    const json_t *props = json_object_get(schema, "properties");
+    const json_t *addl = json_object_get(schema, "additionalProperties");
+    const char *key;
+    const json_t *val;
+    json_object_foreach((json_t *)v, key, val) {
+      const json_t *ps = json_is_object(props) ? json_object_get(props, key) : NULL;
+      char *p = child_path(base, key);
+      if (!p) continue;
+      if (ps)
+        n += erpq_schema_validate(ps, val, p, problems);
+      else if (json_is_false(addl))
+        n += problem(problems, p, "is not an allowed property");
+      else if (json_is_object(addl))
+        n += erpq_schema_validate(addl, val, p, problems);
+      free(p);
+    }
+  }
+  return n;
+}
+
+/* ---- Schema checks ---------------------------------------------------------- */
+
+static int check(const json_t *s, const char *path, char *err, size_t errlen) {
+  if (json_is_boolean(s)) return 0;
+  if (!json_is_object(s)) return erpq_fail(err, errlen, ERPQ_E_ARG, "%s: a schema must be an object or a boolean", path);
+  const json_t *type = json_object_get(s, "type");
+  if (type) {
+    if (json_is_string(type)) {
+      if (!known_type(json_string_value(type)))
+        return erpq_fail(err, errlen, ERPQ_E_ARG, "%s: unknown type '%s'", path, json_string_value(type));
+    } else if (json_is_array(type)) {
+      size_t i;
+      const json_t *t;
+      json_array_foreach(type, i, t) if (!json_is_string(t) || !known_type(json_string_value(t)))
+        return erpq_fail(err, errlen, ERPQ_E_ARG, "%s: bad type list", path);
+    } else {
+      return erpq_fail(err, errlen, ERPQ_E_ARG, "%s: type must be a string or an array", path);
+    }
+  }
+  const json_t *pat = json_object_get(s, "pattern");
+  if (pat) {
+    regex_t re;
+    if (!json_is_string(pat) || regcomp(&re, json_string_value(pat), REG_EXTENDED | REG_NOSUB))
+      return erpq_fail(err, errlen, ERPQ_E_ARG, "%s: pattern is not a valid POSIX extended regex", path);
+    regfree(&re);
+  }
+  const json_t *req = json_object_get(s, "required");
+  if (req && !json_is_array(req)) return erpq_fail(err, errlen, ERPQ_E_ARG, "%s: required must be an array", path);
+  const json_t *en = json_object_get(s, "enum");
+  if (en && !json_is_array(en)) return erpq_fail(err, errlen, ERPQ_E_ARG, "%s: enum must be an array", path);
+  const json_t *props = json_object_get(s, "properties");
+  if (props) {
+    if (!json_is_object(props)) return erpq_fail(err, errlen, ERPQ_E_ARG, "%s: properties must be an object", path);
+    const char *k;
+    const json_t *ps;
+    json_object_foreach((json_t *)props, k, ps) {
+      char *p = child_path(path, k);
+      int rc = p ? check(ps, p, err, errlen) : -ENOMEM;
+      free(p);
+      if (rc) return rc;
+    }
+  }
+  const json_t *addl = json_object_get(s, "additionalProperties");
+  if (addl && check(addl, path, err, errlen)) return ERPQ_E_ARG;
+  const json_t *items = json_object_get(s, "items");
+  if (items && check(items, path, err, errlen)) return ERPQ_E_ARG;
+  return 0;
+}
+
+int erpq_schema_check(const json_t *schema, char *err, size_t errlen) {
+  return check(schema, "", err, errlen);
+}
+
+/* ---- Sets ------------------------------------------------------------------- */
+
+struct erpq_schema_set {
+  json_t *by_name; /* name -> schema */
+};
+
+int erpq_schema_set_load(const char *dir, erpq_schema_set **out, char *err, size_t errlen) {
+  *out = NULL;
+  erpq_schema_set *s = calloc(1, sizeof *s);
+  if (!s || !(s->by_name = json_object())) {
+    free(s);
+    return erpq_fail(err, errlen, -ENOMEM, "out of memory");
+  }
+  DIR *d = opendir(dir);
+  if (!d) {
+    if (errno == ENOENT) {
+      *out = s;
+      return 0;
+    }
+    erpq_schema_set_free(s);
+    return erpq_fail(err, errlen, ERPQ_E_ARG, "cannot open schema directory %s: %s", dir, strerror(errno));
+  }
+  struct dirent *e;
+  int rc = 0;
+  while (!rc && (e = readdir(d))) {
+    size_t n = strlen(e->d_name);
+    if (n <= 5 || strcmp(e->d_name + n - 5, ".json") || e->d_name[0] == '.') continue;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    json_error_t je;
+    json_t *sc = json_load_file(path, 0, &je);
+    if (!sc) {
+      rc = erpq_fail(err, errlen, ERPQ_E_JSON, "%s: not valid JSON: %s (line %d)", path, je.text, je.line);
+      break;
+    }
+    char cerr[400];
+    if (erpq_schema_check(sc, cerr, sizeof cerr)) {
+      rc = erpq_fail(err, errlen, ERPQ_E_ARG, "%s: %s", path, cerr);
+      json_decref(sc);
+      break;
+    }
+    char name[256];
+    snprintf(name, sizeof name, "%.*s", (int)(n - 5), e->d_name);
+    json_object_set_new(s->by_name, name, sc);
+  }
+  closedir(d);
+  if (rc) {
+    erpq_schema_set_free(s);
+    return rc;
+  }
+  *out = s;
+  return 0;
+}
+
+void erpq_schema_set_free(erpq_schema_set *s) {
+  if (!s) return;
+  json_decref(s->by_name);
+  free(s);
+}
+
+const json_t *erpq_schema_set_get(const erpq_schema_set *s, const char *name) {
+  return s && name ? json_object_get(s->by_name, name) : NULL;
+}
+
+size_t erpq_schema_set_count(const erpq_schema_set *s) { return s ? json_object_size(s->by_name) : 0; }
+
+char *erpq_schema_problems_text(const json_t *problems) {
+  size_t cap = 256, len = 0;
+  char *out = malloc(cap);
+  if (!out) return NULL;
+  out[0] = '\0';
+  size_t i;
+  const json_t *p;
+  json_array_foreach(problems, i, p) {
+    const char *path = json_string_value(json_object_get(p, "path"));
+    const char *msg = json_string_value(json_object_get(p, "message"));
+    size_t need = len + strlen(path ? path : "") + strlen(msg ? msg : "") + 8;
+    if (need > cap) {
+      while (cap < need) cap *= 2;
+      char *o = realloc(out, cap);
+      if (!o) {
+        free(out);
+        return NULL;
+      }
+      out = o;
+    }
+    len += (size_t)snprintf(out + len, cap - len, "%s%s: %s", i ? "; " : "", path ? path : "", msg ? msg : "");
+  }
+  return out;
+}
+
+void erpq_schema_default_path(const char *env, const char *sub, char *buf, size_t buflen) {
+  const char *e = env ? getenv(env) : NULL;
+  if (e && *e) {
+    snprintf(buf, buflen, "%s", e);
+    return;
+  }
+  char exe[4096];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) {
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash) {
+      *slash = '\0';
+      char cand[4096 + 64];
+      snprintf(cand, sizeof cand, "%s/../../schemas/%s", exe, sub);
+      if (access(cand, F_OK) == 0) {
+        char *real = realpath(cand, NULL);
+        snprintf(buf, buflen, "%s", real ? real : cand);
+        free(real);
+        return;
+      }
+    }
+  }
+  snprintf(buf, buflen, "/usr/share/erpq/schemas/%s", sub);
+}

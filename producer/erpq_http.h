@@ -1,0 +1,41 @@
+/*
+ * erpq_http.h - `erpq-producer serve`: the HTTP API of erpq.
+ *
+ * Threads and blocking. libmicrohttpd runs a pool of event-loop threads
+ * (--threads, default 4), each multiplexing its share of the connections
+ * with epoll; a connection is read and parsed without ever waiting for the
+ * client, so a slow client costs a socket and a little memory, never a
+ * thread. Each pool thread owns one synchronous Redis connection (hiredis,
+ * erpq_redis_sync) with a short command timeout (--redis-timeout, default
+ * 1 s): a request that needs Redis makes one or two round trips on it,
+ * typically well under a millisecond on a LAN. The bound on how long one
+ * thread can stall is that timeout; after a connection failure the thread
+ * answers 503 (Retry-After: 1) without retrying for a second, so Redis being
+ * down makes no thread wait.
+ *
+ * Long-poll. GET .../wait suspends its connection (no thread is held) and
+ * registers a waiter; one subscriber thread holds a PSUBSCRIBE on
+ * "<prefix>:*:completed" and "<prefix>:*:failed" and resumes the waiter of
+ * a finished job, or at its deadline; every 5 s (and after the subscriber
+ * reconnects) all waiters re-check their job once, as bull's
+ * job.finished() watchdog does. Redis is never polled in a loop.
+ *
+ * Request order: route (404/405), token (401), rate limits (429; counted in
+ * Redis with INCR/EXPIRE per fixed one-minute window, per subject and per
+ * client address, so several API processes share them), body (413 over
+ * 1 MiB, 400 malformed), permission (403), validation (422), then the
+ * operation. Tenant scoping: a token with school_id only reaches jobs whose
+ * data.schoolId equals it; another school's job answers 404.
+ *
+ * Slow clients: a connection idle for --client-timeout seconds is closed;
+ * a request body must arrive within --body-timeout seconds in all (408);
+ * connections are capped in total and per client address.
+ */
+#ifndef ERPQ_HTTP_H
+#define ERPQ_HTTP_H
+
+/* Runs the server until SIGINT/SIGTERM; argv holds the arguments after
+ * "serve". Returns a process exit code. */
+int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **argv);
+
+#endif

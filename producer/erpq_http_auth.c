@@ -1,0 +1,263 @@
+#include "erpq_http_auth.h"
+
+#include <errno.h>
+#include <jwt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "erpq_err.h"
+
+static unsigned char *read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  size_t cap = 4096, n = 0;
+  unsigned char *b = malloc(cap + 1);
+  while (b) {
+    size_t got = fread(b + n, 1, cap - n, f);
+    n += got;
+    if (n < cap) break;
+    unsigned char *nb = realloc(b, cap * 2 + 1);
+    if (!nb) {
+      free(b);
+      b = NULL;
+      break;
+    }
+    b = nb;
+    cap *= 2;
+  }
+  fclose(f);
+  if (b) {
+    b[n] = '\0';
+    *len = n;
+  }
+  return b;
+}
+
+int erpq_auth_init(erpq_auth *a, const char *rs256_key_file, int leeway_s, char *err, size_t errlen) {
+  memset(a, 0, sizeof *a);
+  a->leeway_s = leeway_s;
+  const char *sf = getenv("ERPQ_JWT_SECRET_FILE");
+  const char *sv = getenv("ERPQ_JWT_SECRET");
+  if (sf && *sf) {
+    a->hs_secret = read_file(sf, &a->hs_len);
+    if (!a->hs_secret)
+      return erpq_fail(err, errlen, ERPQ_E_ARG, "cannot read ERPQ_JWT_SECRET_FILE %s: %s", sf, strerror(errno));
+    /* A trailing newline from an editor or `echo` is not part of the secret. */
+    while (a->hs_len && (a->hs_secret[a->hs_len - 1] == '\n' || a->hs_secret[a->hs_len - 1] == '\r'))
+      a->hs_secret[--a->hs_len] = '\0';
+  } else if (sv && *sv) {
+    a->hs_len = strlen(sv);
+    a->hs_secret = (unsigned char *)strdup(sv);
+  }
+  if (a->hs_secret && a->hs_len < 32) {
+    erpq_auth_free(a);
+    return erpq_fail(err, errlen, ERPQ_E_ARG, "the HS256 secret must be at least 32 bytes");
+  }
+  if (rs256_key_file && *rs256_key_file) {
+    a->rs_pub = read_file(rs256_key_file, &a->rs_len);
+    if (!a->rs_pub) {
+      erpq_auth_free(a);
+      return erpq_fail(err, errlen, ERPQ_E_ARG, "cannot read the RS256 public key %s: %s", rs256_key_file,
+                       strerror(errno));
+    }
+  }
+  if (!a->hs_secret && !a->rs_pub)
+    return erpq_fail(err, errlen, ERPQ_E_ARG,
+                     "no JWT key: set ERPQ_JWT_SECRET_FILE (or ERPQ_JWT_SECRET) and/or --jwt-rs256-key");
+  return 0;
+}
+
+void erpq_auth_free(erpq_auth *a) {
+  free(a->hs_secret);
+  free(a->rs_pub);
+  memset(a, 0, sizeof *a);
+}
+
+static int b64url_val(int c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '-') return 62;
+  if (c == '_') return 63;
+  return -1;
+}
+
+/* Decodes base64url (no padding) of s[0..n) into a malloc'ed NUL-ended buffer. */
+static char *b64url_decode(const char *s, size_t n) {
+  char *out = malloc(n * 3 / 4 + 4);
+  if (!out) return NULL;
+  size_t o = 0;
+  unsigned acc = 0;
+  int bits = 0;
+  for (size_t i = 0; i < n; i++) {
+    int v = b64url_val((unsigned char)s[i]);
+    if (v < 0) {
+      free(out);
+      return NULL;
+    }
+    acc = (acc << 6) | (unsigned)v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = (char)((acc >> bits) & 0xFF);
+    }
+  }
+  out[o] = '\0';
+  return out;
+}
+
+static int fail(char *err, size_t errlen, const char *msg) {
+  snprintf(err, errlen, "%s", msg);
+  return -1;
+}
+
+int erpq_auth_verify(const erpq_auth *a, const char *authz, long long now_s, erpq_principal *p,
+                     char *err, size_t errlen) {
+  memset(p, 0, sizeof *p);
+  if (!authz || !*authz) return fail(err, errlen, "missing bearer token");
+  if (strncasecmp(authz, "Bearer ", 7) != 0) return fail(err, errlen, "the Authorization header must be 'Bearer <token>'");
+  const char *tok = authz + 7;
+  while (*tok == ' ') tok++;
+  size_t tlen = strlen(tok);
+  if (tlen == 0 || tlen > 8192) return fail(err, errlen, "malformed token");
+  const char *dot1 = strchr(tok, '.');
+  const char *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
+  if (!dot1 || !dot2 || strchr(dot2 + 1, '.')) return fail(err, errlen, "malformed token");
+
+  /* The header, read before libjwt: only configured algorithms pass. */
+  char *hdr = b64url_decode(tok, (size_t)(dot1 - tok));
+  json_t *h = hdr ? json_loads(hdr, 0, NULL) : NULL;
+  free(hdr);
+  const char *alg = json_string_value(json_object_get(h, "alg"));
+  const unsigned char *key = NULL;
+  size_t keylen = 0;
+  jwt_alg_t want = JWT_ALG_INVAL;
+  if (alg && !strcmp(alg, "HS256") && a->hs_secret) {
+    key = a->hs_secret, keylen = a->hs_len, want = JWT_ALG_HS256;
+  } else if (alg && !strcmp(alg, "RS256") && a->rs_pub) {
+    key = a->rs_pub, keylen = a->rs_len, want = JWT_ALG_RS256;
+  }
+  json_decref(h);
+  if (!key) return fail(err, errlen, "token algorithm not accepted");
+  if (dot2[1] == '\0') return fail(err, errlen, "token is not signed");
+
+  jwt_t *jwt = NULL;
+  if (jwt_decode(&jwt, tok, key, (int)keylen) != 0 || !jwt) return fail(err, errlen, "bad token signature");
+  if (jwt_get_alg(jwt) != want) {
+    jwt_free(jwt);
+    return fail(err, errlen, "token algorithm not accepted");
+  }
+  char *grants = jwt_get_grants_json(jwt, NULL);
+  jwt_free(jwt);
+  json_t *c = grants ? json_loads(grants, 0, NULL) : NULL;
+  free(grants);
+  int rc = -1;
+  const json_t *exp = json_object_get(c, "exp"), *nbf = json_object_get(c, "nbf");
+  const json_t *sub = json_object_get(c, "sub"), *role = json_object_get(c, "role");
+  const json_t *school = json_object_get(c, "school_id");
+  if (!json_is_object(c)) {
+    fail(err, errlen, "malformed token claims");
+  } else if (!json_is_number(exp)) {
+    fail(err, errlen, "token has no exp claim");
+  } else if ((double)now_s > json_number_value(exp) + a->leeway_s) {
+    fail(err, errlen, "token expired");
+  } else if (nbf && (!json_is_number(nbf) || (double)now_s + a->leeway_s < json_number_value(nbf))) {
+    fail(err, errlen, "token not yet valid");
+  } else if (!json_is_string(sub) || !json_string_length(sub) || json_string_length(sub) >= sizeof p->sub) {
+    fail(err, errlen, "token has no valid sub claim");
+  } else if (!json_is_string(role) || !json_string_length(role) || json_string_length(role) >= sizeof p->role) {
+    fail(err, errlen, "token has no valid role claim");
+  } else {
+    rc = 0;
+    snprintf(p->sub, sizeof p->sub, "%s", json_string_value(sub));
+    snprintf(p->role, sizeof p->role, "%s", json_string_value(role));
+    if (json_is_integer(school)) {
+      p->has_school = 1;
+      snprintf(p->school, sizeof p->school, "%" JSON_INTEGER_FORMAT, json_integer_value(school));
+    } else if (json_is_string(school)) {
+      const char *s = json_string_value(school);
+      size_t n = strlen(s);
+      int ok = n > 0 && n < sizeof p->school;
+      for (size_t i = 0; ok && i < n; i++) ok = s[i] >= '0' && s[i] <= '9';
+      if (ok) {
+        p->has_school = 1;
+        snprintf(p->school, sizeof p->school, "%s", s);
+      } else {
+        rc = fail(err, errlen, "token has an invalid school_id claim");
+      }
+    } else if (school && !json_is_null(school)) {
+      rc = fail(err, errlen, "token has an invalid school_id claim");
+    }
+  }
+  json_decref(c);
+  return rc;
+}
+
+/* ---- Policy --------------------------------------------------------------- */
+
+int erpq_policy_load(erpq_policy *pol, const char *path, char *err, size_t errlen) {
+  json_error_t je;
+  pol->doc = json_load_file(path, 0, &je);
+  if (!pol->doc)
+    return erpq_fail(err, errlen, ERPQ_E_JSON, "roles file %s: %s (line %d)", path, je.text, je.line);
+  const json_t *q = json_object_get(pol->doc, "queues"), *r = json_object_get(pol->doc, "roles");
+  if (!json_is_object(q) || !json_is_object(r)) {
+    erpq_policy_free(pol);
+    return erpq_fail(err, errlen, ERPQ_E_ARG, "roles file %s: needs \"queues\" and \"roles\" objects", path);
+  }
+  const char *k;
+  const json_t *v;
+  json_object_foreach((json_t *)r, k, v) {
+    size_t i;
+    const json_t *g;
+    if (!json_is_array(v)) {
+      erpq_policy_free(pol);
+      return erpq_fail(err, errlen, ERPQ_E_ARG, "roles file %s: role %s must be a list of grants", path, k);
+    }
+    json_array_foreach(v, i, g) {
+      if (!json_is_string(json_object_get(g, "action")) || !json_is_string(json_object_get(g, "queue"))) {
+        erpq_policy_free(pol);
+        return erpq_fail(err, errlen, ERPQ_E_ARG, "roles file %s: grant %zu of role %s needs action and queue",
+                         path, i, k);
+      }
+    }
+  }
+  return 0;
+}
+
+void erpq_policy_free(erpq_policy *pol) {
+  json_decref(pol->doc);
+  pol->doc = NULL;
+}
+
+int erpq_policy_queue_known(const erpq_policy *pol, const char *queue) {
+  return json_is_array(json_object_get(json_object_get(pol->doc, "queues"), queue));
+}
+
+int erpq_policy_queue_serves(const erpq_policy *pol, const char *queue, const char *name) {
+  const json_t *jobs = json_object_get(json_object_get(pol->doc, "queues"), queue);
+  size_t i;
+  const json_t *j;
+  json_array_foreach(jobs, i, j) if (json_is_string(j) && !strcmp(json_string_value(j), name)) return 1;
+  return 0;
+}
+
+static int match(const json_t *pat, const char *v) {
+  if (!pat) return 1; /* An absent "job" matches every job. */
+  const char *s = json_string_value(pat);
+  return s && (!strcmp(s, "*") || (v && !strcmp(s, v)));
+}
+
+int erpq_policy_allows(const erpq_policy *pol, const char *role, const char *action,
+                       const char *queue, const char *job) {
+  const json_t *grants = json_object_get(json_object_get(pol->doc, "roles"), role);
+  size_t i;
+  const json_t *g;
+  json_array_foreach(grants, i, g) {
+    if (match(json_object_get(g, "action"), action) && match(json_object_get(g, "queue"), queue) &&
+        (!job || match(json_object_get(g, "job"), job)))
+      return 1;
+  }
+  return 0;
+}
