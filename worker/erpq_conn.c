@@ -211,7 +211,7 @@ void erpq_conn_close(erpq_conn *c) {
   c->closing = 1;
   c->state = ERPQ_CONN_CLOSED;
   uv_timer_stop(&c->retry);
-  if (c->ac && c->state == ERPQ_CONN_CLOSED && c->pending >= 0 && c->ac->c.flags & REDIS_CONNECTED) {
+  if (c->ac && (c->ac->c.flags & REDIS_CONNECTED)) {
     /* Graceful: hiredis sends what is queued, waits for the pending
      * replies, then closes; on_disconnect then closes the timer. */
     redisAsyncDisconnect(c->ac);
