@@ -1147,10 +1147,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   }
   if (*upload_size) {
     if (erpq_mono_ms() - r->start_ms > (int64_t)S.body_timeout_s * 1000) {
+      /* libmicrohttpd cannot answer in the middle of an upload: the
+       * connection is closed, and counted and logged as a 408. */
       r->too_slow = 1;
       *upload_size = 0;
-      r->route = R_NONE;
-      return send_error(c, r, 408, "request_timeout", "the request body took too long", NULL, 0);
+      route_match m;
+      match_route(url, method, &m);
+      r->route = m.route;
+      metrics_record(r->route, 408, (double)(mono_us() - r->start_us) / 1e6);
+      access_log(r, method, url, 408);
+      return MHD_NO;
     }
     if (r->too_big || r->len + *upload_size > MAX_BODY) {
       r->too_big = 1;

@@ -12,6 +12,7 @@
 #include "erpq_conn.h"
 #include "erpq_err.h"
 #include "erpq_job.h"
+#include "erpq_jsonschema.h"
 #include "erpq_log.h"
 #include "erpq_pool.h"
 #include "erpq_util.h"
@@ -368,6 +369,41 @@ static void job_done(erpq_jobctx *c) {
 
 static void schedule_next_repeat(wq *q, const erpq_job *j);
 
+/* ---- Job data schemas (schemas/jobs/<name>.json) -------------------------------
+ * Loaded once, from $ERPQ_SCHEMA_DIR or the checkout's schemas/jobs; the HTTP
+ * API applies the same schemas before enqueueing. A job whose data does not
+ * match fails at once (discarded, no retry) with every problem listed. */
+static erpq_schema_set *job_schemas;
+static pthread_once_t job_schemas_once = PTHREAD_ONCE_INIT;
+
+static void load_job_schemas(void) {
+  char dir[4096], err[1024];
+  erpq_schema_default_path("ERPQ_SCHEMA_DIR", "jobs", dir, sizeof dir);
+  if (erpq_schema_set_load(dir, &job_schemas, err, sizeof err)) {
+    erpq_log(ERPQ_LOG_ERROR, "worker.schemas_error", "error", err, NULL);
+    job_schemas = NULL;
+  }
+}
+
+/* Returns a malloc'ed failedReason when data breaks its job's schema. */
+static char *schema_problems(const char *name, const json_t *data) {
+  pthread_once(&job_schemas_once, load_job_schemas);
+  const json_t *schema = erpq_schema_set_get(job_schemas, name);
+  if (!schema) return NULL;
+  json_t *problems = json_array();
+  char *out = NULL;
+  if (erpq_schema_validate(schema, data, "/data", problems) > 0) {
+    char *text = erpq_schema_problems_text(problems);
+    size_t n = (text ? strlen(text) : 0) + 64;
+    out = malloc(n);
+    if (out) snprintf(out, n, "job data does not match its schema: %s", text ? text : "");
+    free(text);
+  }
+  json_decref(problems);
+  return out;
+}
+/* ---- end job data schemas ---- */
+
 static void start_job(wq *q, erpq_job *job) {
   erpq_jobctx *c = calloc(1, sizeof *c);
   if (!c) {
@@ -408,9 +444,12 @@ static void start_job(wq *q, erpq_job *job) {
       problem = buf;
     }
   }
+  char *schema_err = problem ? NULL : schema_problems(c->job.name, c->data);
+  if (schema_err) problem = schema_err;
   if (problem) {
     c->finished = 1;
     queue_failure(q, &c->job, problem, 1);
+    free(schema_err);
     c->rc = -EINVAL;
     job_done(c);
     return;

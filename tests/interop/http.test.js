@@ -1,0 +1,407 @@
+'use strict';
+// The HTTP API (erpq-producer serve) against a real Redis, our worker and a
+// Node bull 4.16.5 worker: every endpoint, JWT (forged, expired, not yet
+// valid, wrong algorithm, alg none, RS256), the role matrix, tenant scoping,
+// validation, idempotency, bulk all-or-nothing, long-poll, rate limits,
+// oversized/malformed bodies, a slow client, and Redis going away.
+
+const { test, after, before } = require('node:test');
+const assert = require('node:assert/strict');
+const { spawn } = require('node:child_process');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+const h = require('./lib/harness');
+
+const SECRET = 'test-secret-0123456789abcdef0123456789abcdef';
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'erpq-http-'));
+const Q = h.qname('http');          // jobs run by our worker
+const QN = h.qname('http-node');    // jobs run by a Node bull worker
+const QR = h.qname('http-reports'); // schema-checked jobs, never processed
+
+const { publicKey, privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+fs.writeFileSync(path.join(tmp, 'rs.pem'), publicKey.export({ type: 'spki', format: 'pem' }));
+
+fs.writeFileSync(path.join(tmp, 'roles.json'), JSON.stringify({
+  queues: {
+    [Q]: ['echo', 'sleep', 'fail'],
+    [QN]: ['echo'],
+    [QR]: ['generate-fees', 'fee-statement', 'other'],
+  },
+  roles: {
+    admin: [{ action: '*', queue: '*', job: '*' }],
+    backend: [{ action: 'enqueue', queue: '*', job: '*' }, { action: 'read', queue: '*' }, { action: 'counts', queue: '*' }],
+    accountant: [
+      { action: 'enqueue', queue: QR, job: 'generate-fees' },
+      { action: 'enqueue', queue: QR, job: 'fee-statement' },
+      { action: 'enqueue', queue: Q, job: 'echo' },
+      { action: 'read', queue: QR }, { action: 'read', queue: Q },
+    ],
+  },
+}));
+fs.mkdirSync(path.join(tmp, 'jobs'));
+fs.writeFileSync(path.join(tmp, 'jobs', 'generate-fees.json'), JSON.stringify({
+  type: 'object', required: ['schoolId', 'term', 'dueDate'], additionalProperties: false,
+  properties: {
+    schoolId: { type: 'integer', minimum: 1 },
+    term: { type: 'string', enum: ['T1', 'T2', 'T3'] },
+    dueDate: { type: 'string', format: 'date' },
+    note: { type: 'string', maxLength: 10 },
+  },
+}));
+fs.writeFileSync(path.join(tmp, 'jobs', 'fee-statement.json'), fs.readFileSync(
+  path.join(process.env.ERPQ_SOURCE_DIR || path.join(__dirname, '..', '..'), 'schemas', 'jobs', 'fee-statement.json')));
+
+function b64(o) { return Buffer.from(JSON.stringify(o)).toString('base64url'); }
+function jwt(claims = {}, { alg = 'HS256', secret = SECRET, header = {} } = {}) {
+  const now = Math.floor(Date.now() / 1000);
+  const payload = { sub: 'svc-1', role: 'backend', exp: now + 300, ...claims };
+  for (const k of Object.keys(payload)) if (payload[k] === undefined) delete payload[k];
+  const data = `${b64({ alg, typ: 'JWT', ...header })}.${b64(payload)}`;
+  if (alg === 'none') return `${data}.`;
+  if (alg === 'RS256') return `${data}.${crypto.sign('sha256', Buffer.from(data), privateKey).toString('base64url')}`;
+  const hash = { HS256: 'sha256', HS384: 'sha384', HS512: 'sha512' }[alg];
+  return `${data}.${crypto.createHmac(hash, secret).update(data).digest('base64url')}`;
+}
+const T = {
+  admin: jwt({ sub: 'adm', role: 'admin' }),
+  backend: jwt({ sub: 'be', role: 'backend' }),
+  acc7: jwt({ sub: 'acc-7', role: 'accountant', school_id: 7 }),
+  acc8: jwt({ sub: 'acc-8', role: 'accountant', school_id: 8 }),
+  teacher: jwt({ sub: 'tch', role: 'teacher' }),
+};
+
+// Our workers (started below) check job data against the same schemas.
+process.env.ERPQ_SCHEMA_DIR = path.join(tmp, 'jobs');
+
+const servers = [];
+async function startServer({ args = [], redisUrl, env = {} } = {}) {
+  const e = h.env();
+  const port = await h.freePort();
+  const child = spawn(path.join(e.binDir, 'erpq-producer'), ['--redis', redisUrl || e.redisUrl, 'serve',
+    '--listen', `127.0.0.1:${port}`, '--roles', path.join(tmp, 'roles.json'), '--schemas', path.join(tmp, 'jobs'),
+    '--jwt-rs256-key', path.join(tmp, 'rs.pem'), '--jwt-leeway', '5', ...args],
+  { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ERPQ_JWT_SECRET: SECRET, ...env } });
+  const s = { child, port, base: `http://127.0.0.1:${port}`, out: '' };
+  child.stdout.on('data', d => { s.out += d; });
+  child.stderr.on('data', d => { s.out += d; });
+  servers.push(s);
+  await h.waitFor(async () => (await fetch(`${s.base}/healthz`)).status === 200, { timeout: 10000, message: 'serve to answer' });
+  return s;
+}
+
+let S;
+async function call(method, p, { token, body, raw, headers = {}, server } = {}) {
+  const hd = { ...headers };
+  if (token) hd.authorization = `Bearer ${token}`;
+  if (body !== undefined || raw !== undefined) hd['content-type'] = 'application/json';
+  const res = await fetch(`${(server || S).base}${p}`, {
+    method, headers: hd, body: raw !== undefined ? raw : body !== undefined ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  let json;
+  try { json = JSON.parse(text); } catch { json = undefined; }
+  return { status: res.status, json, text, headers: res.headers };
+}
+function assertError(r, status, code) {
+  assert.equal(r.status, status, r.text);
+  assert.equal(typeof r.json.error.message, 'string');
+  if (code) assert.equal(r.json.error.code, code);
+}
+
+before(async () => { S = await startServer({ args: ['--rate-subject', '0', '--rate-ip', '0'] }); });
+after(async () => {
+  for (const s of servers) if (s.child.exitCode === null) s.child.kill('SIGTERM');
+  await h.cleanup();
+});
+
+test('health, readiness, metrics, unknown routes and methods', async () => {
+  assert.equal((await call('GET', '/healthz')).json.status, 'ok');
+  assert.equal((await call('GET', '/readyz')).json.status, 'ready');
+  assertError(await call('GET', '/nope'), 404, 'not_found');
+  assertError(await call('GET', '/v1/queues/x/jobs/1/zzz', { token: T.admin }), 404, 'not_found');
+  const r = await call('PUT', `/v1/queues/${Q}/jobs`, { token: T.admin });
+  assertError(r, 405, 'method_not_allowed');
+  assert.equal(r.headers.get('allow'), 'POST');
+  assertError(await call('GET', `/v1/queues/no-such-queue`, { token: T.admin }), 404, 'queue_not_found');
+  const m = await call('GET', '/metrics');
+  assert.match(m.text, /erpq_http_requests_total\{route="\/healthz",method="GET",status="200"\} \d+/);
+  assert.match(m.text, /erpq_http_request_duration_seconds_bucket\{le="\+Inf"\} \d+/);
+});
+
+test('tokens: missing, forged, expired, not yet valid, no exp, wrong algorithm, alg none, RS256', async () => {
+  const p = `/v1/queues/${Q}`;
+  assertError(await call('GET', p), 401, 'unauthorized');
+  assertError(await call('GET', p, { headers: { authorization: 'Basic abc' } }), 401);
+  assertError(await call('GET', p, { token: jwt({}, { secret: 'another-secret-0123456789abcdef012345' }) }), 401);
+  const now = Math.floor(Date.now() / 1000);
+  assertError(await call('GET', p, { token: jwt({ exp: now - 60 }) }), 401);
+  assert.equal((await call('GET', p, { token: jwt({ exp: now - 2 }) })).status, 200, 'within the leeway');
+  assertError(await call('GET', p, { token: jwt({ nbf: now + 60 }) }), 401);
+  assertError(await call('GET', p, { token: jwt({ exp: undefined }) }), 401);
+  assertError(await call('GET', p, { token: jwt({}, { alg: 'HS384' }) }), 401);
+  assertError(await call('GET', p, { token: jwt({}, { alg: 'HS512' }) }), 401);
+  assertError(await call('GET', p, { token: jwt({}, { alg: 'none' }) }), 401);
+  // alg none with a signature still attached, and an HS256 token "signed"
+  // with the RSA public key (key confusion).
+  const good = jwt();
+  const noneHdr = `${b64({ alg: 'none', typ: 'JWT' })}.${good.split('.')[1]}.${good.split('.')[2]}`;
+  assertError(await call('GET', p, { token: noneHdr }), 401);
+  const pem = fs.readFileSync(path.join(tmp, 'rs.pem'), 'utf8');
+  assertError(await call('GET', p, { token: jwt({}, { secret: pem }) }), 401);
+  assertError(await call('GET', p, { token: 'a.b' }), 401);
+  assertError(await call('GET', p, { token: jwt({ role: undefined }) }), 401);
+  assert.equal((await call('GET', p, { token: jwt({}, { alg: 'RS256' }) })).status, 200);
+  assert.equal((await call('GET', p, { token: jwt({}) })).status, 200);
+});
+
+test('role matrix', async () => {
+  const ok = (r, what) => assert.ok(r.status < 300, `${what}: ${r.status} ${r.text}`);
+  const feeJob = { name: 'generate-fees', data: { schoolId: 7, term: 'T1', dueDate: '2026-01-31' } };
+  // admin: everything.
+  ok(await call('POST', `/v1/queues/${QR}/pause`, { token: T.admin }), 'admin pause');
+  ok(await call('POST', `/v1/queues/${QR}/resume`, { token: T.admin }), 'admin resume');
+  ok(await call('GET', `/v1/queues/${QR}`, { token: T.admin }), 'admin counts');
+  // backend: enqueue and read anything, no pause/delete/retry.
+  const b = await call('POST', `/v1/queues/${QR}/jobs`, { token: T.backend, body: feeJob });
+  assert.equal(b.status, 201, b.text);
+  ok(await call('GET', `/v1/queues/${QR}/jobs/${b.json.id}`, { token: T.backend }), 'backend read');
+  ok(await call('GET', `/v1/queues/${QR}`, { token: T.backend }), 'backend counts');
+  assertError(await call('POST', `/v1/queues/${QR}/pause`, { token: T.backend }), 403, 'forbidden');
+  assertError(await call('DELETE', `/v1/queues/${QR}/jobs/${b.json.id}`, { token: T.backend }), 403);
+  assertError(await call('POST', `/v1/queues/${QR}/jobs/${b.json.id}/retry`, { token: T.backend }), 403);
+  // accountant: generate-fees and reports, read; nothing else.
+  const a = await call('POST', `/v1/queues/${QR}/jobs`, { token: T.acc7, body: feeJob });
+  assert.equal(a.status, 201, a.text);
+  ok(await call('GET', `/v1/queues/${QR}/jobs/${a.json.id}`, { token: T.acc7 }), 'accountant read');
+  assertError(await call('POST', `/v1/queues/${QR}/jobs`, { token: T.acc7, body: { name: 'other', data: { schoolId: 7 } } }), 403);
+  assertError(await call('GET', `/v1/queues/${QR}`, { token: T.acc7 }), 403);
+  assertError(await call('POST', `/v1/queues/${QR}/pause`, { token: T.acc7 }), 403);
+  assertError(await call('POST', `/v1/queues/${QN}/jobs`, { token: T.acc7, body: { name: 'echo', data: { schoolId: 7 } } }), 403);
+  // any other role: nothing.
+  assertError(await call('GET', `/v1/queues/${QR}/jobs/${a.json.id}`, { token: T.teacher }), 403);
+  assertError(await call('POST', `/v1/queues/${QR}/jobs`, { token: T.teacher, body: feeJob }), 403);
+});
+
+test('tenant scoping: another school\'s job is 404, enqueueing for it is 403', async () => {
+  const mine = await call('POST', `/v1/queues/${QR}/jobs`, { token: T.acc7,
+    body: { name: 'generate-fees', data: { schoolId: 7, term: 'T2', dueDate: '2026-05-01' } } });
+  assert.equal(mine.status, 201, mine.text);
+  const theirs = await call('POST', `/v1/queues/${QR}/jobs`, { token: T.acc8,
+    body: { name: 'generate-fees', data: { schoolId: 8, term: 'T2', dueDate: '2026-05-01' } } });
+  assert.equal(theirs.status, 201, theirs.text);
+  assertError(await call('GET', `/v1/queues/${QR}/jobs/${theirs.json.id}`, { token: T.acc7 }), 404, 'job_not_found');
+  assertError(await call('GET', `/v1/queues/${QR}/jobs/${theirs.json.id}/wait?timeout=0`, { token: T.acc7 }), 404);
+  const own = await call('GET', `/v1/queues/${QR}/jobs/${mine.json.id}`, { token: T.acc7 });
+  assert.equal(own.json.data.schoolId, 7);
+  assertError(await call('POST', `/v1/queues/${QR}/jobs`, { token: T.acc7,
+    body: { name: 'generate-fees', data: { schoolId: 8, term: 'T2', dueDate: '2026-05-01' } } }), 403);
+  assertError(await call('POST', `/v1/queues/${QR}/jobs`, { token: T.acc7,
+    body: { name: 'generate-fees', data: { term: 'T2', dueDate: '2026-05-01' } } }), 403);
+  // A token without school_id (backend) reads every school.
+  assert.equal((await call('GET', `/v1/queues/${QR}/jobs/${theirs.json.id}`, { token: T.backend })).status, 200);
+});
+
+test('validation: 422 lists every problem, 400 malformed JSON, 413 over 1 MiB', async () => {
+  const r = await call('POST', `/v1/queues/${QR}/jobs`, { token: T.backend,
+    body: { name: 'generate-fees', data: { schoolId: 0, term: 'T9', dueDate: '2026-02-30', note: 'x'.repeat(11), extra: 1 } } });
+  assertError(r, 422, 'invalid_job');
+  const paths = r.json.error.details.map(d => d.path).sort();
+  assert.deepEqual(paths, ['/data/dueDate', '/data/extra', '/data/note', '/data/schoolId', '/data/term']);
+  const missing = await call('POST', `/v1/queues/${QR}/jobs`, { token: T.backend, body: { name: 'generate-fees', data: {} } });
+  assert.deepEqual(missing.json.error.details.map(d => d.path).sort(), ['/data/dueDate', '/data/schoolId', '/data/term']);
+  assertError(await call('POST', `/v1/queues/${QR}/jobs`, { token: T.backend, body: { name: 'nope', data: {} } }), 422);
+  assertError(await call('POST', `/v1/queues/${QR}/jobs`, { token: T.backend, body: { data: {} } }), 422);
+  assertError(await call('POST', `/v1/queues/${QR}/jobs`, { token: T.backend, body: { name: 'other', data: {}, opts: { attempts: 'x' } } }), 422);
+  assertError(await call('POST', `/v1/queues/${QR}/jobs`, { token: T.backend, raw: '{"name": "other", ' }), 400, 'malformed_json');
+  assertError(await call('POST', `/v1/queues/${QR}/jobs`, { token: T.backend, raw: '' }), 400);
+  const big = JSON.stringify({ name: 'other', data: { blob: 'x'.repeat(1024 * 1024 + 10) } });
+  assertError(await call('POST', `/v1/queues/${QR}/jobs`, { token: T.backend, raw: big }), 413, 'payload_too_large');
+  // Chunked (no Content-Length) is counted too.
+  const chunked = await fetch(`${S.base}/v1/queues/${QR}/jobs`, { method: 'POST', duplex: 'half',
+    headers: { authorization: `Bearer ${T.backend}`, 'content-type': 'application/json' },
+    body: new ReadableStream({ start(c) { c.enqueue(new TextEncoder().encode(big)); c.close(); } }) });
+  assert.equal(chunked.status, 413);
+});
+
+test('idempotency key: the same key returns the same job and adds nothing', async () => {
+  const r1 = await call('POST', `/v1/queues/${QR}/jobs`, { token: T.backend, headers: { 'idempotency-key': 'k-1' },
+    body: { name: 'other', data: { n: 1 } } });
+  assert.equal(r1.status, 201, r1.text);
+  const before = (await call('GET', `/v1/queues/${QR}`, { token: T.backend })).json.counts.waiting;
+  const r2 = await call('POST', `/v1/queues/${QR}/jobs`, { token: T.backend, headers: { 'idempotency-key': 'k-1' },
+    body: { name: 'other', data: { n: 1 } } });
+  assert.equal(r2.status, 200, r2.text);
+  assert.equal(r2.json.id, r1.json.id);
+  assert.equal((await call('GET', `/v1/queues/${QR}`, { token: T.backend })).json.counts.waiting, before);
+  const r3 = await call('POST', `/v1/queues/${QR}/jobs`, { token: T.backend, headers: { 'idempotency-key': 'k-2' },
+    body: { name: 'other', data: { n: 1 } } });
+  assert.equal(r3.status, 201);
+  assert.notEqual(r3.json.id, r1.json.id);
+});
+
+test('bulk: all or nothing, at most 1000', async () => {
+  const counts = async () => (await call('GET', `/v1/queues/${QR}`, { token: T.admin })).json.counts.waiting;
+  const c0 = await counts();
+  const jobs = Array.from({ length: 3 }, (_, i) => ({ name: 'generate-fees', data: { schoolId: 1 + i, term: 'T1', dueDate: '2026-03-01' } }));
+  const ok = await call('POST', `/v1/queues/${QR}/jobs/bulk`, { token: T.backend, body: jobs });
+  assert.equal(ok.status, 201, ok.text);
+  assert.equal(ok.json.ids.length, 3);
+  assert.equal(await counts(), c0 + 3);
+  const bad = [...jobs, { name: 'generate-fees', data: { schoolId: 1, term: 'T1' } }];
+  const r = await call('POST', `/v1/queues/${QR}/jobs/bulk`, { token: T.backend, body: bad });
+  assertError(r, 422);
+  assert.deepEqual(r.json.error.details.map(d => d.path), ['/3/data/dueDate']);
+  assert.equal(await counts(), c0 + 3);
+  const many = Array.from({ length: 1001 }, () => ({ name: 'other', data: {} }));
+  assertError(await call('POST', `/v1/queues/${QR}/jobs/bulk`, { token: T.backend, body: many }), 422);
+  const max = await call('POST', `/v1/queues/${QR}/jobs/bulk`, { token: T.backend, body: many.slice(1) });
+  assert.equal(max.status, 201);
+  assert.equal(max.json.ids.length, 1000);
+  // Accountant of school 7: one job of school 8 refuses the whole batch.
+  assertError(await call('POST', `/v1/queues/${QR}/jobs/bulk`, { token: T.acc7,
+    body: [{ ...jobs[0], data: { ...jobs[0].data, schoolId: 7 } }, { ...jobs[0], data: { ...jobs[0].data, schoolId: 8 } }] }), 403);
+});
+
+test('our worker runs HTTP jobs; long-poll answers on completion; retry and delete', async () => {
+  const w = await h.startWorker({ queue: Q, concurrency: 2 });
+  const add = await call('POST', `/v1/queues/${Q}/jobs`, { token: T.backend, body: { name: 'sleep', data: { ms: 400 } } });
+  assert.equal(add.status, 201, add.text);
+  assert.equal(add.json.state, 'waiting');
+  const t0 = Date.now();
+  const r = await call('GET', `/v1/queues/${Q}/jobs/${add.json.id}/wait?timeout=20`, { token: T.backend });
+  assert.equal(r.status, 200);
+  assert.equal(r.json.state, 'completed');
+  assert.equal(r.json.finished, true);
+  assert.deepEqual(r.json.returnvalue, { slept: 400 });
+  assert.ok(Date.now() - t0 < 5000, 'answered at completion, not at the timeout');
+  // A wait that times out answers with the current state.
+  const slow = await call('POST', `/v1/queues/${Q}/jobs`, { token: T.backend, body: { name: 'sleep', data: { ms: 3000 } } });
+  const t1 = Date.now();
+  const tw = await call('GET', `/v1/queues/${Q}/jobs/${slow.json.id}/wait?timeout=0.5`, { token: T.backend });
+  assert.equal(tw.json.finished, false);
+  assert.ok(Date.now() - t1 < 2500);
+  assertError(await call('GET', `/v1/queues/${Q}/jobs/${slow.json.id}/wait?timeout=61`, { token: T.backend }), 400);
+  // Failure, retry, then delete.
+  const f = await call('POST', `/v1/queues/${Q}/jobs`, { token: T.backend, body: { name: 'fail', data: { message: 'boom' } } });
+  const fw = await call('GET', `/v1/queues/${Q}/jobs/${f.json.id}/wait?timeout=10`, { token: T.backend });
+  assert.equal(fw.json.state, 'failed');
+  const rt = await call('POST', `/v1/queues/${Q}/jobs/${f.json.id}/retry`, { token: T.admin });
+  assert.equal(rt.status, 200, rt.text);
+  await h.waitFor(async () => (await call('GET', `/v1/queues/${Q}/jobs/${f.json.id}`, { token: T.admin })).json.attemptsMade === 2,
+    { message: 'the retried job to fail again' });
+  const del = await call('DELETE', `/v1/queues/${Q}/jobs/${f.json.id}`, { token: T.admin });
+  assert.equal(del.status, 200, del.text);
+  assertError(await call('GET', `/v1/queues/${Q}/jobs/${f.json.id}`, { token: T.admin }), 404);
+  assertError(await call('DELETE', `/v1/queues/${Q}/jobs/${f.json.id}`, { token: T.admin }), 404);
+  assertError(await call('POST', `/v1/queues/${Q}/jobs/${slow.json.id}/retry`, { token: T.admin }), 409, 'conflict');
+  // Pause and resume show in the queue view.
+  await call('POST', `/v1/queues/${Q}/pause`, { token: T.admin });
+  assert.equal((await call('GET', `/v1/queues/${Q}`, { token: T.admin })).json.paused, true);
+  await call('POST', `/v1/queues/${Q}/resume`, { token: T.admin });
+  assert.equal((await call('GET', `/v1/queues/${Q}`, { token: T.admin })).json.paused, false);
+  w.child.kill('SIGTERM');
+});
+
+test('a Node bull worker runs HTTP jobs', async () => {
+  await h.startNodeWorker({ queue: QN, handlers: ['echo'] });
+  const add = await call('POST', `/v1/queues/${QN}/jobs`, { token: T.backend, body: { name: 'echo', data: { x: 42 } } });
+  assert.equal(add.status, 201, add.text);
+  const r = await call('GET', `/v1/queues/${QN}/jobs/${add.json.id}/wait?timeout=20`, { token: T.backend });
+  assert.equal(r.json.state, 'completed');
+  assert.deepEqual(r.json.returnvalue, { x: 42, by: 'node' });
+});
+
+test('rate limits per subject and per address answer 429 with Retry-After', async () => {
+  const s = await startServer({ args: ['--rate-subject', '5', '--rate-ip', '8'] });
+  const sub = jwt({ sub: `rl-${Date.now()}`, role: 'backend' });
+  const st = [];
+  for (let i = 0; i < 7; i++) st.push((await call('GET', `/v1/queues/${QR}`, { token: sub, server: s })).status);
+  assert.deepEqual(st, [200, 200, 200, 200, 200, 429, 429]);
+  const r = await call('GET', `/v1/queues/${QR}`, { token: sub, server: s });
+  assert.ok(Number(r.headers.get('retry-after')) >= 1);
+  // Another subject from the same address: the address limit (8) bites.
+  const other = jwt({ sub: `rl2-${Date.now()}`, role: 'backend' });
+  const st2 = [];
+  for (let i = 0; i < 3; i++) st2.push((await call('GET', `/v1/queues/${QR}`, { token: other, server: s })).status);
+  assert.ok(st2.includes(429), st2.join(','));
+  s.child.kill('SIGTERM');
+});
+
+test('a slow client (one byte a second) does not hold up others and is timed out', async () => {
+  const s = await startServer({ args: ['--body-timeout', '3', '--client-timeout', '5', '--rate-subject', '0', '--rate-ip', '0'] });
+  const body = JSON.stringify({ name: 'other', data: { n: 1 } });
+  const sock = net.connect(s.port, '127.0.0.1');
+  let answer = '';
+  sock.on('data', d => { answer += d; });
+  const closed = new Promise(r => sock.on('close', r));
+  sock.write(`POST /v1/queues/${QR}/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${T.backend}\r\n` +
+    `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`);
+  let i = 0;
+  const timer = setInterval(() => { if (i < body.length && !sock.destroyed) sock.write(body[i++]); }, 1000);
+  // Meanwhile others are served at once.
+  for (let k = 0; k < 20; k++) {
+    const t = Date.now();
+    assert.equal((await call('GET', '/healthz', { server: s })).status, 200);
+    assert.ok(Date.now() - t < 500);
+  }
+  const t0 = Date.now();
+  await h.within(closed, 15000, 'the slow client to be cut off');
+  clearInterval(timer);
+  // Cut off at the body deadline (3 s), long before its ~30 bytes arrive.
+  assert.ok(i < 10, `cut off after ${i} bytes`);
+  assert.ok(answer === '' || /^HTTP\/1\.1 408/.test(answer), answer);
+  assert.ok(Date.now() - t0 < 15000);
+  await h.waitFor(() => s.out.includes('"status":408'), { message: 'the 408 in the access log' });
+  // An idle, half-open connection is closed too.
+  const idle = net.connect(s.port, '127.0.0.1');
+  idle.write('GET /healthz HTTP/1.1\r\n');
+  await h.within(new Promise(r => idle.on('close', r)), 15000, 'the idle client to be cut off');
+  s.child.kill('SIGTERM');
+});
+
+test('Redis down: /v1 answers 503 with Retry-After, the server stays up and recovers', async () => {
+  const redis = await h.startRedis();
+  const s = await startServer({ redisUrl: redis.url, args: ['--redis-timeout', '300'] });
+  const ok = await call('POST', `/v1/queues/${QR}/jobs`, { token: T.backend, server: s, body: { name: 'other', data: {} } });
+  assert.equal(ok.status, 201, ok.text);
+  await redis.shutdown();
+  const r = await call('POST', `/v1/queues/${QR}/jobs`, { token: T.backend, server: s, body: { name: 'other', data: {} } });
+  assertError(r, 503, 'redis_unavailable');
+  assert.equal(r.headers.get('retry-after'), '1');
+  assert.equal((await call('GET', '/readyz', { server: s })).status, 503);
+  assert.equal((await call('GET', '/healthz', { server: s })).status, 200);
+  await redis.start();
+  await h.waitFor(async () => (await call('GET', `/v1/queues/${QR}`, { token: T.backend, server: s })).status === 200,
+    { timeout: 10000, message: 'the API to reconnect' });
+  s.child.kill('SIGTERM');
+});
+
+test('the access log has no token and no job data', async () => {
+  const secretData = 'Pupil-Name-Do-Not-Log';
+  await call('POST', `/v1/queues/${QR}/jobs`, { token: T.backend, body: { name: 'other', data: { who: secretData } } });
+  await h.waitFor(() => S.out.includes('"route":"/v1/queues/{queue}/jobs"'));
+  assert.ok(!S.out.includes(secretData));
+  assert.ok(!S.out.includes(T.backend.split('.')[2]));
+  const line = S.out.split('\n').find(l => l.includes('"event":"http.request"'));
+  const o = JSON.parse(line);
+  for (const k of ['ts', 'method', 'route', 'status', 'ms', 'addr', 'path']) assert.ok(k in o, k);
+});
+
+test('the worker applies the same schemas: bad data added by Node bull fails at once, listing every problem', async () => {
+  const qv = h.qname('http-schema');
+  await h.startWorker({ queue: qv });
+  const q = h.queue(qv);
+  const job = await q.add('generate-fees', { schoolId: 'x', term: 'T1', extra: true }, { attempts: 3 });
+  const err = await job.finished().then(() => null, e => e);
+  assert.ok(err, 'the job must fail');
+  for (const p of ['/data/schoolId', '/data/dueDate', '/data/extra']) assert.ok(err.message.includes(p), err.message);
+  const j = await q.getJob(job.id);
+  assert.equal(j.attemptsMade, 1, 'discarded: no retry');
+  // Valid data passes the check and reaches dispatch (no handler for it on a diag queue).
+  const good = await q.add('generate-fees', { schoolId: 3, term: 'T1', dueDate: '2026-06-30' });
+  const e2 = await good.finished().then(() => null, e => e);
+  assert.equal(e2.message, 'Missing process handler for job type generate-fees');
+});
