@@ -514,6 +514,20 @@ typedef struct bad_case {
   const char *name, *data, *reason;
 } bad_case;
 
+/* The reason is our handler's message, or, when the worker checks job data
+ * against schemas/jobs/<name>.json before the handler runs, a schema
+ * message naming the same field. */
+static int reason_ok(const char *got, const bad_case *c) {
+  if (!got) return 0;
+  if (strstr(got, c->reason)) return 1;
+  if (!strstr(got, "schema")) return 0;
+  const char *f = strncmp(c->reason, "data.", 5) ? c->reason : c->reason + 5;
+  char field[64];
+  size_t n = strcspn(f, " .:[");
+  snprintf(field, sizeof field, "%.*s", (int)n, f);
+  return strstr(got, field) != NULL;
+}
+
 Test(fees, validation_failures_discard_and_write_nothing) {
   migrate_ok();
   seed(40, 2);
@@ -561,7 +575,7 @@ Test(fees, validation_failures_discard_and_write_nothing) {
     json_t *s = wait_job(id, 30000);
     const char *reason = json_string_value(json_object_get(s, "failedReason"));
     cr_assert_str_eq(json_string_value(json_object_get(s, "state")), "failed", "case %zu %s", i, cases[i].data);
-    cr_assert(reason && strstr(reason, cases[i].reason), "case %zu: reason '%s', want '%s'", i, reason, cases[i].reason);
+    cr_assert(reason_ok(reason, &cases[i]), "case %zu: reason '%s', want '%s'", i, reason, cases[i].reason);
     cr_assert_eq(json_integer_value(json_object_get(s, "attemptsMade")), 1, "case %zu retried", i);
     json_decref(s);
     free(id);
