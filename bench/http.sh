@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# http.sh - HTTP enqueue benchmark: `erpq-producer serve` against a Node
+# Express server doing the same with bull 4.16.5's queue.add(), both posting
+# {"name":"noop","data":{...}} with an HS256 bearer token, driven by wrk at
+# CONNECTIONS connections for DURATION, on one private redis-server.
+# Prints requests/s, p50 and p99 latency for each, and the ratio.
+#
+#   bench/http.sh                               # 64 connections, 10 s each
+#   CONNECTIONS=64 DURATION=20s THREADS=2 bench/http.sh
+#
+# Env: CONNECTIONS (64), DURATION (10s), WRK_THREADS (2), HTTP_THREADS (API
+# threads, default nproc), ERPQ_PRODUCER (build/bin/erpq-producer),
+# REDIS_SERVER, NODE. Installs express into bench/node_modules when missing.
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$BENCH_DIR/.." && pwd)
+CONNECTIONS=${CONNECTIONS:-64}
+DURATION=${DURATION:-10s}
+WRK_THREADS=${WRK_THREADS:-2}
+HTTP_THREADS=${HTTP_THREADS:-$(nproc)}
+ERPQ_PRODUCER=${ERPQ_PRODUCER:-$ROOT/build/bin/erpq-producer}
+REDIS_SERVER=${REDIS_SERVER:-redis-server}
+NODE=${NODE:-node}
+QUEUE=bench-http
+SECRET=bench-secret-0123456789abcdef0123456789abcdef
+
+die() { echo "http-bench: error: $*" >&2; exit 1; }
+log() { echo "http-bench: $*" >&2; }
+command -v wrk >/dev/null || die "wrk not found (Debian package wrk; scripts/deps installs it)"
+[[ -x $ERPQ_PRODUCER ]] || die "$ERPQ_PRODUCER not found; build it first"
+command -v "$REDIS_SERVER" >/dev/null || die "$REDIS_SERVER not found"
+
+export NODE_PATH="$BENCH_DIR/node_modules:$ROOT/tests/interop/node_modules${NODE_PATH:+:$NODE_PATH}"
+if [[ ! -f $BENCH_DIR/node_modules/express/package.json ]]; then
+  log "installing express into bench/node_modules"
+  npm install --prefix "$BENCH_DIR" --no-save --no-package-lock --no-audit --no-fund --loglevel=error express@4.21.2 >/dev/null
+fi
+"$NODE" -e 'require("bull"); require("express")' || die "bull (tests/interop) or express missing"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/http-bench.XXXXXX")
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { "$NODE" -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
+wait_http() {
+  for _ in $(seq 1 200); do
+    curl -s -o /dev/null "$1" && return 0
+    sleep 0.05
+  done
+  die "nothing answers at $1"
+}
+
+RPORT=$(free_port)
+"$REDIS_SERVER" --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" >"$WORK/redis.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 100); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
+REDIS_URL=redis://127.0.0.1:$RPORT/0
+
+cat >"$WORK/roles.json" <<JSON
+{"queues": {"$QUEUE": ["noop"]}, "roles": {"backend": [{"action": "enqueue", "queue": "*", "job": "*"}]}}
+JSON
+TOKEN=$("$NODE" -e '
+const c=require("crypto"),b=o=>Buffer.from(JSON.stringify(o)).toString("base64url");
+const d=b({alg:"HS256",typ:"JWT"})+"."+b({sub:"bench",role:"backend",exp:Math.floor(Date.now()/1000)+3600});
+console.log(d+"."+c.createHmac("sha256",process.argv[1]).update(d).digest("base64url"))' "$SECRET")
+cat >"$WORK/post.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '{"name":"noop","data":{"schoolId":12,"term":"T1"}}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $TOKEN"
+LUA
+
+probe() { curl -s -o /dev/null -w '%{http_code}' -XPOST -H "Authorization: Bearer $TOKEN" \
+  -H "Content-Type: application/json" -d '{"name":"noop","data":{}}' "$1"; }
+
+# run NAME URL: prints "NAME rps p50 p99 non2xx"
+run() {
+  local name=$1 url=$2 out
+  wrk -t2 -c16 -d2s -s "$WORK/post.lua" "$url" >/dev/null 2>&1 || true   # warm-up
+  out=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$WORK/post.lua" "$url")
+  echo "$out" >"$WORK/wrk-$name.txt"
+  local rps p50 p99 bad
+  rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  bad=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
+  echo "$name ${rps:-0} ${p50:-?} ${p99:-?} ${bad:-0}"
+}
+
+APORT=$(free_port)
+ERPQ_JWT_SECRET=$SECRET "$ERPQ_PRODUCER" --redis "$REDIS_URL" serve --listen "127.0.0.1:$APORT" \
+  --roles "$WORK/roles.json" --schemas "$WORK/none" --threads "$HTTP_THREADS" \
+  --rate-subject 0 --rate-ip 0 --per-ip-connections 0 >/dev/null 2>"$WORK/erpq.err" &
+PIDS+=($!)
+wait_http "http://127.0.0.1:$APORT/healthz"
+[[ $(probe "http://127.0.0.1:$APORT/v1/queues/$QUEUE/jobs") == 201 ]] || die "erpq-producer serve does not enqueue"
+ERPQ=$(run erpq "http://127.0.0.1:$APORT/v1/queues/$QUEUE/jobs")
+kill "${PIDS[-1]}"
+
+NPORT=$(free_port)
+"$NODE" "$BENCH_DIR/http-express.js" "$NPORT" "$REDIS_URL" "$QUEUE-node" "$SECRET" >"$WORK/node.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 200); do grep -q ready "$WORK/node.log" 2>/dev/null && break; sleep 0.05; done
+[[ $(probe "http://127.0.0.1:$NPORT/v1/queues/$QUEUE-node/jobs") == 201 ]] || die "the Express peer does not enqueue"
+NODEJS=$(run node "http://127.0.0.1:$NPORT/v1/queues/$QUEUE-node/jobs")
+
+enq=$(redis-cli -p "$RPORT" llen "bull:$QUEUE:wait")
+enq_node=$(redis-cli -p "$RPORT" llen "bull:$QUEUE-node:wait")
+printf '\nHTTP enqueue, %s connections, %s per server, wrk %s threads, API threads %s, %s CPUs\n' \
+  "$CONNECTIONS" "$DURATION" "$WRK_THREADS" "$HTTP_THREADS" "$(nproc)"
+printf '%-22s %12s %10s %10s %8s %10s\n' server requests/s p50 p99 non-2xx jobs
+read -r _ r1 a1 b1 c1 <<<"$ERPQ"
+read -r _ r2 a2 b2 c2 <<<"$NODEJS"
+printf '%-22s %12s %10s %10s %8s %10s\n' "erpq-producer serve" "$r1" "$a1" "$b1" "$c1" "$enq"
+printf '%-22s %12s %10s %10s %8s %10s\n' "express + bull" "$r2" "$a2" "$b2" "$c2" "$enq_node"
+awk -v a="$r1" -v b="$r2" 'BEGIN { if (b > 0) printf "ratio erpq/express: %.2fx requests/s (target >= 3x, p99 < 5 ms)\n", a / b }'
