@@ -9,7 +9,7 @@
 #   CONNECTIONS=64 DURATION=20s THREADS=2 bench/http.sh
 #
 # Env: CONNECTIONS (64), DURATION (10s), WRK_THREADS (2), HTTP_THREADS (API
-# threads, default nproc), ERPQ_PRODUCER (build/bin/erpq-producer),
+# threads, default 8), ERPQ_PRODUCER (build/bin/erpq-producer),
 # REDIS_SERVER, NODE. Installs express into bench/node_modules when missing.
 set -euo pipefail
 
@@ -18,7 +18,7 @@ ROOT=$(cd "$BENCH_DIR/.." && pwd)
 CONNECTIONS=${CONNECTIONS:-64}
 DURATION=${DURATION:-10s}
 WRK_THREADS=${WRK_THREADS:-2}
-HTTP_THREADS=${HTTP_THREADS:-$(nproc)}
+HTTP_THREADS=${HTTP_THREADS:-8}
 ERPQ_PRODUCER=${ERPQ_PRODUCER:-$ROOT/build/bin/erpq-producer}
 REDIS_SERVER=${REDIS_SERVER:-redis-server}
 NODE=${NODE:-node}

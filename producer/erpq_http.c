@@ -1261,7 +1261,7 @@ static const char serve_usage[] =
     "                           (env ERPQ_JWT_PUBLIC_KEY_FILE); HS256 uses the secret in\n"
     "                           ERPQ_JWT_SECRET_FILE (or ERPQ_JWT_SECRET), at least 32 bytes\n"
     "  --jwt-leeway S           clock skew allowed on exp/nbf (default 30)\n"
-    "  --threads N              event-loop threads (env ERPQ_HTTP_THREADS; default 4)\n"
+    "  --threads N              event-loop threads (env ERPQ_HTTP_THREADS; default 8)\n"
     "  --max-connections N      open connections in all (default 1024)\n"
     "  --per-ip-connections N   open connections per client address (default 256)\n"
     "  --client-timeout S       close a connection idle this long (default 10)\n"
@@ -1310,7 +1310,7 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
   erpq_schema_default_path("ERPQ_SCHEMA_DIR", "jobs", schemas_def, sizeof schemas_def);
   const char *roles = roles_def, *schemas = schemas_def;
   const char *rs_key = getenv("ERPQ_JWT_PUBLIC_KEY_FILE");
-  long threads = 4, maxconn = 1024, perip = 256, client_to = 10, body_to = 10, leeway = 30, rto = 1000;
+  long threads = 8, maxconn = 1024, perip = 256, client_to = 10, body_to = 10, leeway = 30, rto = 1000;
   long rate_sub = 6000, rate_ip = 12000;
   if (getenv("ERPQ_HTTP_THREADS") && int_opt("ERPQ_HTTP_THREADS", getenv("ERPQ_HTTP_THREADS"), 1, 256, &threads)) return 2;
   if (getenv("ERPQ_RATE_SUBJECT") && int_opt("ERPQ_RATE_SUBJECT", getenv("ERPQ_RATE_SUBJECT"), 0, 100000000, &rate_sub)) return 2;

@@ -2,7 +2,7 @@
  * erpq_http.h - `erpq-producer serve`: the HTTP API of erpq.
  *
  * Threads and blocking. libmicrohttpd runs a pool of event-loop threads
- * (--threads, default 4), each multiplexing its share of the connections
+ * (--threads, default 8), each multiplexing its share of the connections
  * with epoll; a connection is read and parsed without ever waiting for the
  * client, so a slow client costs a socket and a little memory, never a
  * thread. Each pool thread owns one synchronous Redis connection (hiredis,
