@@ -22,13 +22,17 @@ say() { printf 'bench/fees: %s\n' "$*" >&2; }
 die() { say "ERROR: $*"; exit 1; }
 [[ -x "$WORKER" && -x "$PRODUCER" ]] || die "build erpq-worker and erpq-producer first ($WORKER)"
 
-# mysql2 for the textbook pattern lives in bench/node_modules only.
-if [[ " $KINDS " == *" textbook "* && ! -f "$ROOT/bench/node_modules/mysql2/package.json" ]]; then
-  say "installing mysql2 into bench/node_modules (npm)"
-  npm install --silent --no-save --no-package-lock --no-audit --no-fund --prefix "$ROOT/bench" mysql2@3 >&2 \
+# mysql2 for the textbook pattern lives under bench/node_modules only, in
+# its own prefix (.erpq-fees), so that other benches' npm installs into
+# bench/node_modules (which prune what they did not install) leave it alone.
+FEES_NM="$ROOT/bench/node_modules/.erpq-fees"
+if [[ " $KINDS " == *" textbook "* && ! -f "$FEES_NM/node_modules/mysql2/package.json" ]]; then
+  say "installing mysql2 into $FEES_NM (npm)"
+  mkdir -p "$FEES_NM"
+  npm install --silent --no-save --no-package-lock --no-audit --no-fund --prefix "$FEES_NM" mysql2@3 >&2 \
     || die "npm install mysql2 failed"
 fi
-export NODE_PATH="$ROOT/bench/node_modules:$ROOT/tests/interop/node_modules"
+export NODE_PATH="$FEES_NM/node_modules:$ROOT/tests/interop/node_modules"
 
 # shellcheck source=../scripts/lib/services.sh
 source "$ROOT/scripts/lib/services.sh"
