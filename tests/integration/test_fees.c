@@ -583,3 +583,40 @@ Test(fees, validation_failures_discard_and_write_nothing) {
   cr_assert_eq(q64("SELECT COUNT(*) FROM fees"), fees0);
   cr_assert_eq(q64("SELECT COUNT(*) FROM outbox"), outbox0);
 }
+
+/* A connection lost mid-run fails the attempt (not discarded); bull's retry
+ * finishes the run with the rows of one clean run. */
+Test(fees, lost_connection_fails_attempt_then_retry_completes, .timeout = 300) {
+  migrate_ok();
+  seed(20000, 1);
+  start_worker(NULL, "50");
+  char *id = add_job("generate-fees", "{\"schoolId\":1,\"period\":\"2026-12\",\"dueDate\":\"2026-12-10\"}",
+                     "{\"attempts\":3,\"backoff\":200}");
+  int64_t end = now_ms() + 60000;
+  while (q64("SELECT COUNT(*) FROM fees WHERE period = '2026-12'") < 1000) {
+    cr_assert(now_ms() < end, "the fee run did not start");
+    usleep(5000);
+  }
+  char err[256], sql[256];
+  int64_t *rows;
+  size_t n;
+  snprintf(sql, sizeof sql, "SELECT id FROM information_schema.processlist WHERE db = '%s' AND id <> CONNECTION_ID()", g_db);
+  cr_assert_eq(erpq_mysql_rows(g_m, sql, NULL, 0, 1, &rows, &n, err, sizeof err), 0, "%s", err);
+  cr_assert_gt(n, 0);
+  for (size_t i = 0; i < n; i++) {
+    snprintf(sql, sizeof sql, "KILL CONNECTION %" PRId64, rows[i]);
+    erpq_mysql_exec(g_m, sql, err, sizeof err);
+  }
+  free(rows);
+  json_t *s = wait_job(id, 120000);
+  cr_assert_str_eq(json_string_value(json_object_get(s, "state")), "completed", "%s",
+                   json_string_value(json_object_get(s, "failedReason")));
+  cr_assert_eq(json_integer_value(json_object_get(s, "attemptsMade")), 1, "one failed attempt before the retry");
+  int64_t st, tot;
+  expected_school(20000, -1, &st, &tot);
+  cr_assert_eq(q64("SELECT COUNT(*) FROM fees WHERE period = '2026-12'"), 2 * st);
+  cr_assert_eq(q64("SELECT SUM(amount_minor) FROM fees WHERE period = '2026-12'"), tot);
+  cr_assert_eq(rv(s, "totalAmountMinor"), tot);
+  json_decref(s);
+  free(id);
+}
