@@ -179,6 +179,17 @@ static int64_t mono_us(void) {
 
 static __thread erpq_sync *tl_redis;
 static __thread int64_t tl_down_until;
+/* Closes a pool thread's connection when libmicrohttpd ends the thread. */
+static pthread_key_t tl_key;
+static pthread_once_t tl_once = PTHREAD_ONCE_INIT;
+
+static void tl_close(void *p) {
+  erpq_sync *s = p;
+  erpq_sync_close(s);
+  free(s);
+}
+
+static void tl_init(void) { pthread_key_create(&tl_key, tl_close); }
 
 /* Returns the thread's connection, or NULL (Redis down: answer 503). */
 static erpq_sync *redis_get(void) {
@@ -193,12 +204,15 @@ static erpq_sync *redis_get(void) {
     return NULL;
   }
   tl_redis = s;
+  pthread_once(&tl_once, tl_init);
+  pthread_setspecific(tl_key, s);
   return s;
 }
 
 /* Forgets a connection after a failure; rc is the error of the call. */
 static void redis_failed(int rc) {
   if (rc != ERPQ_E_CONN || !tl_redis) return;
+  pthread_setspecific(tl_key, NULL);
   erpq_sync_close(tl_redis);
   free(tl_redis);
   tl_redis = NULL;
@@ -664,7 +678,7 @@ static chk check_job(ctx *x, const json_t *o, const char *base, json_t *problems
     o2 = opts && json_is_object(opts) ? json_deep_copy(opts) : json_object();
     json_object_set_new(o2, "jobId", json_string(idem_id));
   }
-  char *dtext = erpq_json_dump(data ? data : json_object());
+  char *dtext = data ? erpq_json_dump(data) : strdup("{}");
   char err[512] = "";
   int rc = dtext ? erpq_newjob_prepare(j, nm, dtext, o2 ? o2 : (json_is_object(opts) ? opts : NULL), erpq_now_ms(),
                                        err, sizeof err)
@@ -1026,7 +1040,8 @@ static enum MHD_Result handle_v1(struct MHD_Connection *c, req *r, route_match *
   int authed = erpq_auth_verify(&S.auth, authz, (long long)time(NULL), &p, aerr, sizeof aerr) == 0;
   erpq_sync *rs = redis_get();
   if (!rs) return redis_unavailable(c, r);
-  int rl = rate_check(rs, authed ? p.sub : NULL, r->addr);
+  /* A long-poll resumed after a suspension was counted when it arrived. */
+  int rl = r->w ? 0 : rate_check(rs, authed ? p.sub : NULL, r->addr);
   if (rl < 0) return redis_error(c, r, rl);
   if (rl > 0) return send_error(c, r, 429, "rate_limited", "too many requests; retry later", NULL, rl);
   if (!authed) return send_error(c, r, 401, "unauthorized", aerr, NULL, 0);
@@ -1185,14 +1200,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   return handle(c, r, url, method);
 }
 
-static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
+static void on_completed(void *cls, struct MHD_Connection *c __attribute__((unused)), void **con_cls, enum MHD_RequestTerminationCode toe) {
   (void)cls, (void)toe;
   req *r = *con_cls;
   if (!r) return;
-  if (r->answered) {
-    const char *url = MHD_lookup_connection_value(c, MHD_HEADER_KIND, ":path");
-    (void)url;
-  }
   *con_cls = NULL;
   if (r->w) {
     pthread_mutex_lock(&w_mu);

@@ -77,10 +77,10 @@ const T = {
 process.env.ERPQ_SCHEMA_DIR = path.join(tmp, 'jobs');
 
 const servers = [];
-async function startServer({ args = [], redisUrl, env = {} } = {}) {
+async function startServer({ args = [], redisUrl, env = {}, prefix = 'bull' } = {}) {
   const e = h.env();
   const port = await h.freePort();
-  const child = spawn(path.join(e.binDir, 'erpq-producer'), ['--redis', redisUrl || e.redisUrl, 'serve',
+  const child = spawn(path.join(e.binDir, 'erpq-producer'), ['--redis', redisUrl || e.redisUrl, '--prefix', prefix, 'serve',
     '--listen', `127.0.0.1:${port}`, '--roles', path.join(tmp, 'roles.json'), '--schemas', path.join(tmp, 'jobs'),
     '--jwt-rs256-key', path.join(tmp, 'rs.pem'), '--jwt-leeway', '5', ...args],
   { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ERPQ_JWT_SECRET: SECRET, ...env } });
@@ -315,7 +315,9 @@ test('a Node bull worker runs HTTP jobs', async () => {
 });
 
 test('rate limits per subject and per address answer 429 with Retry-After', async () => {
-  const s = await startServer({ args: ['--rate-subject', '5', '--rate-ip', '8'] });
+  // A prefix of its own: the per-address counter (127.0.0.1) must not carry
+  // requests of another run in the same minute.
+  const s = await startServer({ args: ['--rate-subject', '5', '--rate-ip', '8'], prefix: `rl${process.pid}${Date.now()}` });
   const sub = jwt({ sub: `rl-${Date.now()}`, role: 'backend' });
   const st = [];
   for (let i = 0; i < 7; i++) st.push((await call('GET', `/v1/queues/${QR}`, { token: sub, server: s })).status);
