@@ -162,6 +162,17 @@ int erpq_fees_migrate(MYSQL *m, const char *dir, int verbose, char *err, size_t 
       if (verbose) printf("migrate: applied %s (%.0f ms)\n", name, now_ms() - t0);
     }
   }
+  /* Applied versions whose file is gone: not an error, but worth a word. */
+  if (!rc && !mysql_query(m, "SELECT version, name FROM schema_migrations ORDER BY version")) {
+    MYSQL_RES *res = mysql_store_result(m);
+    MYSQL_ROW row;
+    while (res && (row = mysql_fetch_row(res))) {
+      int have = 0;
+      for (int i = 0; i < n && !have; i++) have = atoi(ents[i]->d_name) == atoi(row[0]);
+      if (!have) fprintf(stderr, "migrate: warning: %s is recorded as applied but is not in %s\n", row[1], dir);
+    }
+    if (res) mysql_free_result(res);
+  }
   if (!rc && verbose) printf("migrate: %d applied now, %d already applied\n", applied_now, already);
   for (int i = 0; i < (n > 0 ? n : 0); i++) free(ents[i]);
   free(ents);
