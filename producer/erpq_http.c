@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <pthread.h>
 #include <signal.h>
@@ -1020,6 +1021,95 @@ static enum MHD_Result h_pause(ctx *x, int pause) {
   return send_json(x->c, x->r, 200, json_pack("{s:s,s:b}", "queue", x->m->queue, "paused", pause), 0);
 }
 
+/* ---- Token cache -------------------------------------------------------------------
+ * A backend sends the same token thousands of times. Each pool thread keeps
+ * the last TOKEN_CACHE tokens it verified (the whole string, signature
+ * included, compared byte for byte) with their claims; a hit re-checks only
+ * exp and nbf against the clock. Only tokens that passed full verification
+ * are stored, so the cache cannot make a bad token good. */
+#define TOKEN_CACHE 64
+
+typedef struct tok_entry {
+  char *token;
+  erpq_principal p;
+  long long exp, nbf; /* nbf 0 = none. */
+} tok_entry;
+
+static __thread tok_entry tl_tokens[TOKEN_CACHE];
+static pthread_key_t tok_key;
+static pthread_once_t tok_once = PTHREAD_ONCE_INIT;
+
+/* Frees a pool thread's cached tokens when the thread ends. */
+static void tok_free(void *arg) {
+  tok_entry *t = arg;
+  for (int i = 0; i < TOKEN_CACHE; i++) {
+    free(t[i].token);
+    t[i].token = NULL;
+  }
+}
+
+static void tok_init(void) { pthread_key_create(&tok_key, tok_free); }
+
+static uint64_t fnv1a(const char *s) {
+  uint64_t h = 1469598103934665603ULL;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+  return h;
+}
+
+/* exp/nbf of a verified token, read back from its payload. */
+static void token_times(const char *tok, long long *exp, long long *nbf) {
+  *exp = 0, *nbf = 0;
+  const char *d1 = strchr(tok, '.'), *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+  if (!d2) return;
+  size_t n = (size_t)(d2 - d1 - 1);
+  char *b64 = malloc(n + 4), *bin = malloc(n + 4);
+  if (b64 && bin) {
+    /* base64url to base64 with padding, for OpenSSL's decoder. */
+    for (size_t i = 0; i < n; i++) b64[i] = d1[1 + i] == '-' ? '+' : d1[1 + i] == '_' ? '/' : d1[1 + i];
+    size_t m = n;
+    while (m % 4) b64[m++] = '=';
+    int len = EVP_DecodeBlock((unsigned char *)bin, (const unsigned char *)b64, (int)m);
+    if (len > 0) {
+      json_t *c = json_loadb(bin, (size_t)len, JSON_DISABLE_EOF_CHECK, NULL);
+      if (!c) c = json_loadb(bin, strlen(bin) < (size_t)len ? strlen(bin) : (size_t)len, 0, NULL);
+      *exp = (long long)json_number_value(json_object_get(c, "exp"));
+      *nbf = (long long)json_number_value(json_object_get(c, "nbf"));
+      json_decref(c);
+    }
+  }
+  free(b64);
+  free(bin);
+}
+
+static int verify_cached(const char *authz, erpq_principal *p, char *err, size_t errlen) {
+  long long now = (long long)time(NULL);
+  const char *tok = authz && !strncasecmp(authz, "Bearer ", 7) ? authz + 7 : NULL;
+  tok_entry *e = NULL;
+  if (tok && strlen(tok) <= 8192) {
+    e = &tl_tokens[fnv1a(tok) % TOKEN_CACHE];
+    if (e->token && !strcmp(e->token, tok)) {
+      if (now > e->exp + S.auth.leeway_s) return snprintf(err, errlen, "token expired"), -1;
+      if (e->nbf && now + S.auth.leeway_s < e->nbf) return snprintf(err, errlen, "token not yet valid"), -1;
+      *p = e->p;
+      return 0;
+    }
+  }
+  if (erpq_auth_verify(&S.auth, authz, now, p, err, errlen)) return -1;
+  if (e) {
+    pthread_once(&tok_once, tok_init);
+    if (!pthread_getspecific(tok_key)) pthread_setspecific(tok_key, tl_tokens);
+    free(e->token);
+    e->token = strdup(tok);
+    e->p = *p;
+    token_times(tok, &e->exp, &e->nbf);
+    if (!e->exp) { /* Could not read it back: do not cache. */
+      free(e->token);
+      e->token = NULL;
+    }
+  }
+  return 0;
+}
+
 static const char *route_action(int route) {
   switch (route) {
   case R_ADD:
@@ -1037,7 +1127,7 @@ static enum MHD_Result handle_v1(struct MHD_Connection *c, req *r, route_match *
   erpq_principal p;
   char aerr[200];
   const char *authz = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-  int authed = erpq_auth_verify(&S.auth, authz, (long long)time(NULL), &p, aerr, sizeof aerr) == 0;
+  int authed = verify_cached(authz, &p, aerr, sizeof aerr) == 0;
   erpq_sync *rs = redis_get();
   if (!rs) return redis_unavailable(c, r);
   /* A long-poll resumed after a suspension was counted when it arrived. */

@@ -157,6 +157,16 @@ test('tokens: missing, forged, expired, not yet valid, no exp, wrong algorithm, 
   assert.equal((await call('GET', p, { token: jwt({}) })).status, 200);
 });
 
+test('a token accepted before is refused once it expires (the verified-token cache re-checks exp)', async () => {
+  const s = await startServer({ args: ['--jwt-leeway', '0', '--threads', '1'] });
+  const tok = jwt({ exp: Math.floor(Date.now() / 1000) + 2 });
+  assert.equal((await call('GET', `/v1/queues/${Q}`, { token: tok, server: s })).status, 200);
+  assert.equal((await call('GET', `/v1/queues/${Q}`, { token: tok, server: s })).status, 200);
+  await h.sleep(3100);
+  assertError(await call('GET', `/v1/queues/${Q}`, { token: tok, server: s }), 401);
+  s.child.kill('SIGTERM');
+});
+
 test('role matrix', async () => {
   const ok = (r, what) => assert.ok(r.status < 300, `${what}: ${r.status} ${r.text}`);
   const feeJob = { name: 'generate-fees', data: { schoolId: 7, term: 'T1', dueDate: '2026-01-31' } };
