@@ -69,8 +69,8 @@ static const int statuses[] = {200, 201, 400, 401, 403, 404, 405, 408, 409, 413,
 static atomic_ulong m_requests[R_COUNT][NSTATUS + 1];
 static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 #define NBUCKETS (sizeof buckets / sizeof buckets[0])
-static atomic_ulong m_bucket[NBUCKETS + 1];
-static atomic_ulong m_dur_us, m_dur_count;
+static atomic_ulong m_bucket[R_COUNT][NBUCKETS + 1];
+static atomic_ulong m_dur_us[R_COUNT], m_dur_count[R_COUNT];
 static pthread_mutex_t m_mu = PTHREAD_MUTEX_INITIALIZER;
 static json_t *m_enqueued; /* queue -> count, under m_mu. */
 
@@ -85,9 +85,9 @@ static void metrics_record(int route, int status, double secs) {
       b = i;
       break;
     }
-  atomic_fetch_add(&m_bucket[b], 1);
-  atomic_fetch_add(&m_dur_us, (unsigned long)(secs * 1e6));
-  atomic_fetch_add(&m_dur_count, 1);
+  atomic_fetch_add(&m_bucket[route][b], 1);
+  atomic_fetch_add(&m_dur_us[route], (unsigned long)(secs * 1e6));
+  atomic_fetch_add(&m_dur_count[route], 1);
 }
 
 static void metrics_enqueued(const char *queue, size_t n) {
@@ -146,15 +146,23 @@ static char *metrics_text(size_t *len) {
     }
   sb_printf(&s, "# HELP erpq_http_request_duration_seconds Time from request start to response.\n"
                 "# TYPE erpq_http_request_duration_seconds histogram\n");
-  unsigned long cum = 0;
-  for (size_t i = 0; i < NBUCKETS; i++) {
-    cum += atomic_load(&m_bucket[i]);
-    sb_printf(&s, "erpq_http_request_duration_seconds_bucket{le=\"%g\"} %lu\n", buckets[i], cum);
+  for (int r = 0; r < R_COUNT; r++) {
+    if (!atomic_load(&m_dur_count[r])) continue;
+    const char *m = r ? route_methods[r] : "any";
+    unsigned long cum = 0;
+    for (size_t i = 0; i < NBUCKETS; i++) {
+      cum += atomic_load(&m_bucket[r][i]);
+      sb_printf(&s, "erpq_http_request_duration_seconds_bucket{route=\"%s\",method=\"%s\",le=\"%g\"} %lu\n",
+                route_names[r], m, buckets[i], cum);
+    }
+    cum += atomic_load(&m_bucket[r][NBUCKETS]);
+    sb_printf(&s, "erpq_http_request_duration_seconds_bucket{route=\"%s\",method=\"%s\",le=\"+Inf\"} %lu\n",
+              route_names[r], m, cum);
+    sb_printf(&s, "erpq_http_request_duration_seconds_sum{route=\"%s\",method=\"%s\"} %.6f\n", route_names[r], m,
+              (double)atomic_load(&m_dur_us[r]) / 1e6);
+    sb_printf(&s, "erpq_http_request_duration_seconds_count{route=\"%s\",method=\"%s\"} %lu\n", route_names[r], m,
+              atomic_load(&m_dur_count[r]));
   }
-  cum += atomic_load(&m_bucket[NBUCKETS]);
-  sb_printf(&s, "erpq_http_request_duration_seconds_bucket{le=\"+Inf\"} %lu\n", cum);
-  sb_printf(&s, "erpq_http_request_duration_seconds_sum %.6f\n", (double)atomic_load(&m_dur_us) / 1e6);
-  sb_printf(&s, "erpq_http_request_duration_seconds_count %lu\n", atomic_load(&m_dur_count));
   sb_printf(&s, "# HELP erpq_jobs_enqueued_total Jobs enqueued over HTTP by queue.\n"
                 "# TYPE erpq_jobs_enqueued_total counter\n");
   pthread_mutex_lock(&m_mu);
@@ -232,6 +240,7 @@ typedef struct req {
   int too_big, too_slow, answered;
   int route;
   char addr[64];
+  char net[64]; /* The address masked to its network (/24, /48), for the log. */
   /* Long-poll. */
   waiter *w;
   int64_t wait_deadline;
@@ -257,7 +266,7 @@ static void access_log(const req *r, const char *method, const char *path, int s
   gmtime_r(&tv.tv_sec, &tm);
   json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:f,s:s}", "ts", "", "level", "info", "event",
                         "http.request", "method", method, "route", route_names[r->route], "status", status,
-                        "ms", (double)((mono_us() - r->start_us) / 10) / 100.0, "addr", r->addr);
+                        "ms", (double)((mono_us() - r->start_us) / 10) / 100.0, "client", r->net);
   char ts[64];
   snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
            tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
@@ -1213,6 +1222,23 @@ static enum MHD_Result handle(struct MHD_Connection *c, req *r, const char *url,
   return handle_v1(c, r, &m);
 }
 
+/* The client's network for the access log: an address can be personal
+ * data, its /24 (IPv4) or /48 (IPv6) network tells operations enough. */
+static void mask_addr(const struct sockaddr *sa, char *out, size_t n) {
+  snprintf(out, n, "unknown");
+  if (!sa) return;
+  char buf[INET6_ADDRSTRLEN];
+  if (sa->sa_family == AF_INET) {
+    struct in_addr a = ((const struct sockaddr_in *)sa)->sin_addr;
+    a.s_addr &= htonl(0xFFFFFF00u);
+    if (inet_ntop(AF_INET, &a, buf, sizeof buf)) snprintf(out, n, "%s/24", buf);
+  } else if (sa->sa_family == AF_INET6) {
+    struct in6_addr a = ((const struct sockaddr_in6 *)sa)->sin6_addr;
+    memset(a.s6_addr + 6, 0, 10);
+    if (inet_ntop(AF_INET6, &a, buf, sizeof buf)) snprintf(out, n, "%s/48", buf);
+  }
+}
+
 /* ---- libmicrohttpd callbacks ------------------------------------------------------ */
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -1235,6 +1261,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->addr, sizeof r->addr);
     }
     if (!r->addr[0]) strcpy(r->addr, "unknown");
+    mask_addr(ci ? ci->client_addr : NULL, r->net, sizeof r->net);
     *con_cls = r;
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
     if (cl && strtoull(cl, NULL, 10) > MAX_BODY) {

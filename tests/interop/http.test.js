@@ -128,7 +128,7 @@ test('health, readiness, metrics, unknown routes and methods', async () => {
   assertError(await call('GET', `/v1/queues/no-such-queue`, { token: T.admin }), 404, 'queue_not_found');
   const m = await call('GET', '/metrics');
   assert.match(m.text, /erpq_http_requests_total\{route="\/healthz",method="GET",status="200"\} \d+/);
-  assert.match(m.text, /erpq_http_request_duration_seconds_bucket\{le="\+Inf"\} \d+/);
+  assert.match(m.text, /erpq_http_request_duration_seconds_bucket\{route="\/healthz",method="GET",le="\+Inf"\} \d+/);
 });
 
 test('tokens: missing, forged, expired, not yet valid, no exp, wrong algorithm, alg none, RS256', async () => {
@@ -399,7 +399,9 @@ test('the access log has no token and no job data', async () => {
   assert.ok(!S.out.includes(T.backend.split('.')[2]));
   const line = S.out.split('\n').find(l => l.includes('"event":"http.request"'));
   const o = JSON.parse(line);
-  for (const k of ['ts', 'method', 'route', 'status', 'ms', 'addr', 'path']) assert.ok(k in o, k);
+  for (const k of ['ts', 'method', 'route', 'status', 'ms', 'client', 'path']) assert.ok(k in o, k);
+  assert.equal(o.client, '127.0.0.0/24', 'the address is masked to its network');
+  assert.ok(!line.includes('127.0.0.1'));
 });
 
 test('the worker applies the same schemas: bad data added by Node bull fails at once, listing every problem', async () => {
