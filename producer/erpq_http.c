@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <poll.h>
+#include <sys/socket.h>
 
 #include "erpq_bull.h"
 #include "erpq_config.h"
@@ -29,6 +30,7 @@
 
 #define MAX_BODY (1024 * 1024)
 #define MAX_BULK 1000
+#define DISCARD_MAX (8 * 1024 * 1024)
 #define WAIT_MAX_S 60
 #define WAIT_DEFAULT_S 30
 #define WATCHDOG_MS 5000
@@ -42,6 +44,7 @@ typedef struct server {
   int redis_timeout_ms;
   int rate_subject, rate_ip; /* Requests per minute; 0 = off. */
   int body_timeout_s;
+  int header_timeout_s;
   erpq_auth auth;
   erpq_policy policy;
   erpq_schema_set *schemas;
@@ -1222,6 +1225,85 @@ static enum MHD_Result handle(struct MHD_Connection *c, req *r, const char *url,
   return handle_v1(c, r, &m);
 }
 
+/* ---- Header deadline ----------------------------------------------------------------
+ * libmicrohttpd closes idle connections, but a client that sends its
+ * headers one byte a second is never idle. Every connection is tracked from
+ * its start (and again after each answered request, for keep-alive); a
+ * reaper thread shuts down the socket of one whose request headers are not
+ * complete --header-timeout seconds later. shutdown() only makes the
+ * library's next read fail: the library still closes the descriptor itself,
+ * and an entry leaves the list (under the lock) before that happens, so a
+ * reused descriptor number is never touched. */
+typedef struct conn_track {
+  struct conn_track *next, *prev;
+  int fd;
+  int in_request;
+  int64_t since_ms;
+} conn_track;
+
+static pthread_mutex_t ct_mu = PTHREAD_MUTEX_INITIALIZER;
+static conn_track *ct_head;
+
+static conn_track *track_of(struct MHD_Connection *c) {
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  return ci ? ci->socket_context : NULL;
+}
+
+static void track_request(struct MHD_Connection *c, int in_request) {
+  conn_track *t = track_of(c);
+  if (!t) return;
+  pthread_mutex_lock(&ct_mu);
+  t->in_request = in_request;
+  t->since_ms = erpq_mono_ms();
+  pthread_mutex_unlock(&ct_mu);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+  (void)cls;
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    conn_track *t = calloc(1, sizeof *t);
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!t || !ci) {
+      free(t);
+      return;
+    }
+    t->fd = ci->connect_fd;
+    t->since_ms = erpq_mono_ms();
+    pthread_mutex_lock(&ct_mu);
+    t->next = ct_head;
+    if (ct_head) ct_head->prev = t;
+    ct_head = t;
+    pthread_mutex_unlock(&ct_mu);
+    *socket_context = t;
+  } else if (*socket_context) {
+    conn_track *t = *socket_context;
+    pthread_mutex_lock(&ct_mu);
+    if (t->prev) t->prev->next = t->next;
+    else ct_head = t->next;
+    if (t->next) t->next->prev = t->prev;
+    pthread_mutex_unlock(&ct_mu);
+    free(t);
+    *socket_context = NULL;
+  }
+}
+
+static void *reaper_main(void *arg) {
+  (void)arg;
+  while (!atomic_load(&S.stopping)) {
+    usleep(250000);
+    int64_t limit = erpq_mono_ms() - (int64_t)S.header_timeout_s * 1000;
+    pthread_mutex_lock(&ct_mu);
+    for (conn_track *t = ct_head; t; t = t->next)
+      if (!t->in_request && t->since_ms < limit && t->fd >= 0) {
+        shutdown(t->fd, SHUT_RDWR);
+        t->fd = -1;
+      }
+    pthread_mutex_unlock(&ct_mu);
+  }
+  return NULL;
+}
+
 /* The client's network for the access log: an address can be personal
  * data, its /24 (IPv4) or /48 (IPv6) network tells operations enough. */
 static void mask_addr(const struct sockaddr *sa, char *out, size_t n) {
@@ -1251,6 +1333,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (!r) return MHD_NO;
     r->start_ms = erpq_mono_ms();
     r->start_us = mono_us();
+    track_request(c, 1);
     r->conn = c;
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     if (ci && ci->client_addr) {
@@ -1264,8 +1347,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     mask_addr(ci ? ci->client_addr : NULL, r->net, sizeof r->net);
     *con_cls = r;
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-    if (cl && strtoull(cl, NULL, 10) > MAX_BODY) {
-      r->too_big = 1;
+    /* An oversized body up to DISCARD_MAX is read and dropped (within the
+     * body deadline) so that the client is sure to read our 413; a larger
+     * one is refused at once and the connection closed. */
+    if (cl && strtoull(cl, NULL, 10) > MAX_BODY) r->too_big = 1;
+    if (cl && strtoull(cl, NULL, 10) > DISCARD_MAX) {
       route_match m;
       match_route(url, method, &m);
       r->route = m.route;
@@ -1317,10 +1403,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   return handle(c, r, url, method);
 }
 
-static void on_completed(void *cls, struct MHD_Connection *c __attribute__((unused)), void **con_cls, enum MHD_RequestTerminationCode toe) {
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
   (void)cls, (void)toe;
   req *r = *con_cls;
   if (!r) return;
+  track_request(c, 0); /* Keep-alive: the next request's headers are timed from now. */
   *con_cls = NULL;
   if (r->w) {
     pthread_mutex_lock(&w_mu);
@@ -1393,6 +1480,7 @@ static const char serve_usage[] =
     "  --max-connections N      open connections in all (default 1024)\n"
     "  --per-ip-connections N   open connections per client address (default 256)\n"
     "  --client-timeout S       close a connection idle this long (default 10)\n"
+    "  --header-timeout S       the request line and headers must arrive within S (default 10)\n"
     "  --body-timeout S         the whole request body must arrive within S (default 10)\n"
     "  --rate-subject N         requests per minute per token subject (env ERPQ_RATE_SUBJECT;\n"
     "                           default 6000; 0 = off)\n"
@@ -1438,7 +1526,7 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
   erpq_schema_default_path("ERPQ_SCHEMA_DIR", "jobs", schemas_def, sizeof schemas_def);
   const char *roles = roles_def, *schemas = schemas_def;
   const char *rs_key = getenv("ERPQ_JWT_PUBLIC_KEY_FILE");
-  long threads = 8, maxconn = 1024, perip = 256, client_to = 10, body_to = 10, leeway = 30, rto = 1000;
+  long threads = 8, maxconn = 1024, perip = 256, client_to = 10, body_to = 10, header_to = 10, leeway = 30, rto = 1000;
   long rate_sub = 6000, rate_ip = 12000;
   if (getenv("ERPQ_HTTP_THREADS") && int_opt("ERPQ_HTTP_THREADS", getenv("ERPQ_HTTP_THREADS"), 1, 256, &threads)) return 2;
   if (getenv("ERPQ_RATE_SUBJECT") && int_opt("ERPQ_RATE_SUBJECT", getenv("ERPQ_RATE_SUBJECT"), 0, 100000000, &rate_sub)) return 2;
@@ -1465,6 +1553,7 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
     else if (!strcmp(a, "--per-ip-connections")) bad = int_opt(a, v, 0, 100000, &perip);
     else if (!strcmp(a, "--client-timeout")) bad = int_opt(a, v, 1, 3600, &client_to);
     else if (!strcmp(a, "--body-timeout")) bad = int_opt(a, v, 1, 3600, &body_to);
+    else if (!strcmp(a, "--header-timeout")) bad = int_opt(a, v, 1, 3600, &header_to);
     else if (!strcmp(a, "--rate-subject")) bad = int_opt(a, v, 0, 100000000, &rate_sub);
     else if (!strcmp(a, "--rate-ip")) bad = int_opt(a, v, 0, 100000000, &rate_ip);
     else if (!strcmp(a, "--redis-timeout")) bad = int_opt(a, v, 10, 60000, &rto);
@@ -1490,6 +1579,7 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
   S.rate_subject = (int)rate_sub;
   S.rate_ip = (int)rate_ip;
   S.body_timeout_s = (int)body_to;
+  S.header_timeout_s = (int)header_to;
   if (erpq_auth_init(&S.auth, rs_key, (int)leeway, err, sizeof err)) {
     fprintf(stderr, "erpq-producer serve: %s\n", err);
     return 2;
@@ -1525,14 +1615,16 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
                          MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)perip,
                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)client_to,
                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                         MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
                          MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024,
                          MHD_OPTION_END);
   if (!S.d) {
     fprintf(stderr, "erpq-producer serve: cannot listen on %s: %s\n", listen, strerror(errno));
     return 4;
   }
-  pthread_t sub;
+  pthread_t sub, reaper;
   pthread_create(&sub, NULL, subscriber_main, NULL);
+  pthread_create(&reaper, NULL, reaper_main, NULL);
   {
     json_t *o = json_pack("{s:s,s:s,s:s,s:i,s:i}", "level", "info", "event", "http.listening", "addr", listen,
                           "threads", (int)threads, "schemas", (int)erpq_schema_set_count(S.schemas));
@@ -1546,6 +1638,7 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
   sigwait(&set, &sig);
   atomic_store(&S.stopping, 1);
   pthread_join(sub, NULL); /* Its exit fires every waiter. */
+  pthread_join(reaper, NULL);
   for (int i = 0; i < 50; i++) {
     pthread_mutex_lock(&w_mu);
     int left = w_count;

@@ -229,6 +229,17 @@ test('validation: 422 lists every problem, 400 malformed JSON, 413 over 1 MiB', 
   assertError(await call('POST', `/v1/queues/${QR}/jobs`, { token: T.backend, raw: '' }), 400);
   const big = JSON.stringify({ name: 'other', data: { blob: 'x'.repeat(1024 * 1024 + 10) } });
   assertError(await call('POST', `/v1/queues/${QR}/jobs`, { token: T.backend, raw: big }), 413, 'payload_too_large');
+  // A declared length far over the limit is refused before any body is sent.
+  const early = await new Promise((resolve, reject) => {
+    const sock = net.connect(S.port, '127.0.0.1');
+    let got = '';
+    sock.on('data', d => { got += d; });
+    sock.on('close', () => resolve(got));
+    sock.on('error', reject);
+    sock.write(`POST /v1/queues/${QR}/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${64 * 1024 * 1024}\r\n\r\n`);
+  });
+  assert.match(early, /^HTTP\/1\.1 413/);
   // Chunked (no Content-Length) is counted too.
   const chunked = await fetch(`${S.base}/v1/queues/${QR}/jobs`, { method: 'POST', duplex: 'half',
     headers: { authorization: `Bearer ${T.backend}`, 'content-type': 'application/json' },
@@ -343,7 +354,7 @@ test('rate limits per subject and per address answer 429 with Retry-After', asyn
 });
 
 test('a slow client (one byte a second) does not hold up others and is timed out', async () => {
-  const s = await startServer({ args: ['--body-timeout', '3', '--client-timeout', '5', '--rate-subject', '0', '--rate-ip', '0'] });
+  const s = await startServer({ args: ['--body-timeout', '3', '--header-timeout', '3', '--client-timeout', '5', '--rate-subject', '0', '--rate-ip', '0'] });
   const body = JSON.stringify({ name: 'other', data: { n: 1 } });
   const sock = net.connect(s.port, '127.0.0.1');
   let answer = '';
@@ -367,6 +378,17 @@ test('a slow client (one byte a second) does not hold up others and is timed out
   assert.ok(answer === '' || /^HTTP\/1\.1 408/.test(answer), answer);
   assert.ok(Date.now() - t0 < 15000);
   await h.waitFor(() => s.out.includes('"status":408'), { message: 'the 408 in the access log' });
+  // Headers sent one byte a second are cut off at the header deadline.
+  const slowHdr = net.connect(s.port, '127.0.0.1');
+  const hdr = `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: ${'a'.repeat(40)}\r\n\r\n`;
+  let j = 0;
+  let hdrAnswer = '';
+  slowHdr.on('data', d => { hdrAnswer += d; });
+  const hdrTimer = setInterval(() => { if (j < hdr.length && !slowHdr.destroyed) slowHdr.write(hdr[j++]); }, 1000);
+  await h.within(new Promise(r => slowHdr.on('close', r)), 15000, 'the slow-header client to be cut off');
+  clearInterval(hdrTimer);
+  assert.ok(j < 10, `cut off after ${j} header bytes`);
+  assert.equal(hdrAnswer, '');
   // An idle, half-open connection is closed too.
   const idle = net.connect(s.port, '127.0.0.1');
   idle.write('GET /healthz HTTP/1.1\r\n');
