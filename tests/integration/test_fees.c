@@ -30,6 +30,7 @@ static char g_db[64], g_url[1024], g_prefix[64], g_bin[1024];
 static MYSQL *g_m;
 static pid_t g_workers[4];
 static int g_nworkers;
+static int g_lowered_lock_wait; /* restore innodb_lock_wait_timeout in teardown */
 
 static const char *env_req(const char *n) {
   const char *v = getenv(n);
@@ -68,6 +69,13 @@ static void setup(void) {
 }
 
 static void teardown(void) {
+  if (g_lowered_lock_wait) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "mariadb --no-defaults -S '%s' -uroot -e 'SET GLOBAL innodb_lock_wait_timeout = 50'",
+             getenv("ERPQ_TEST_MYSQL_SOCKET"));
+    if (system(cmd) != 0) fprintf(stderr, "could not restore innodb_lock_wait_timeout\n");
+    g_lowered_lock_wait = 0;
+  }
   for (int i = 0; i < g_nworkers; i++)
     if (g_workers[i] > 0) {
       kill(g_workers[i], SIGKILL);
@@ -617,6 +625,46 @@ Test(fees, lost_connection_fails_attempt_then_retry_completes, .timeout = 300) {
   cr_assert_eq(q64("SELECT COUNT(*) FROM fees WHERE period = '2026-12'"), 2 * st);
   cr_assert_eq(q64("SELECT SUM(amount_minor) FROM fees WHERE period = '2026-12'"), tot);
   cr_assert_eq(rv(s, "totalAmountMinor"), tot);
+  json_decref(s);
+  free(id);
+}
+
+/* A lock wait timeout (1205) rolls the batch back and retries it inside the
+ * same attempt: a row lock held by another transaction for a while delays
+ * the run but does not fail it. (innodb_lock_wait_timeout is lowered for
+ * the worker's connections with root over the socket, then restored.) */
+Test(fees, lock_wait_timeout_retries_the_batch, .timeout = 120) {
+  migrate_ok();
+  seed(200, 1);
+  const char *sock = env_req("ERPQ_TEST_MYSQL_SOCKET");
+  char *out;
+  cr_assert_eq(sh(&out, "mariadb --no-defaults -S '%s' -uroot -e 'SET GLOBAL innodb_lock_wait_timeout = 1' 2>&1", sock), 0, "%s", out);
+  free(out);
+  g_lowered_lock_wait = 1;
+  char err[256];
+  /* Hold the lock the run's first insert needs. */
+  int64_t sid = q64("SELECT MIN(id) FROM students WHERE status = 'active'");
+  int64_t fs = q64("SELECT MIN(fs.id) FROM fee_structures fs JOIN students s ON s.class_id = fs.class_id WHERE s.id = (SELECT MIN(id) FROM students WHERE status = 'active')");
+  cr_assert_eq(erpq_mysql_exec(g_m, "START TRANSACTION", err, sizeof err), 0, "%s", err);
+  erpq_param p[] = {ERPQ_PI(sid), ERPQ_PI(fs)};
+  cr_assert_eq(erpq_mysql_run(g_m, "INSERT INTO fees (school_id, student_id, fee_structure_id, period, gross_minor,"
+                                   " concession_minor, amount_minor, due_date) VALUES (1, ?, ?, '2026-12', 1, 0, 1, '2026-12-10')",
+                              p, 2, NULL, NULL, err, sizeof err), 0, "%s", err);
+  start_worker(NULL, NULL);
+  char *id = add_job("generate-fees", "{\"schoolId\":1,\"period\":\"2026-12\",\"dueDate\":\"2026-12-10\"}", NULL);
+  usleep(2500000); /* at least one lock wait timeout */
+  json_t *s = status(id);
+  cr_assert_str_eq(json_string_value(json_object_get(s, "state")), "active");
+  json_decref(s);
+  cr_assert_eq(erpq_mysql_exec(g_m, "ROLLBACK", err, sizeof err), 0, "%s", err);
+  s = wait_job(id, 60000);
+  cr_assert_str_eq(json_string_value(json_object_get(s, "state")), "completed", "%s",
+                   json_string_value(json_object_get(s, "failedReason")));
+  cr_assert_eq(json_integer_value(json_object_get(s, "attemptsMade")), 0);
+  int64_t st, tot;
+  expected_school(200, -1, &st, &tot);
+  cr_assert_eq(rv(s, "created"), 2 * st);
+  cr_assert_eq(q64("SELECT SUM(amount_minor) FROM fees WHERE period = '2026-12'"), tot);
   json_decref(s);
   free(id);
 }
