@@ -28,8 +28,14 @@
  * data.schoolId equals it; another school's job answers 404.
  *
  * Slow clients: a connection idle for --client-timeout seconds is closed;
- * a request body must arrive within --body-timeout seconds in all (408);
- * connections are capped in total and per client address.
+ * request line and headers must arrive within --header-timeout seconds (a
+ * reaper thread shuts such sockets down), a body within --body-timeout
+ * seconds (the connection is cut, logged as 408); connections are capped in
+ * total and per client address.
+ *
+ * Tokens: each pool thread caches the last 64 tokens that passed full
+ * verification, compared as whole strings; exp and nbf are re-checked on
+ * every hit.
  */
 #ifndef ERPQ_HTTP_H
 #define ERPQ_HTTP_H
