@@ -20,11 +20,19 @@
  * reconnects) all waiters re-check their job once, as bull's
  * job.finished() watchdog does. Redis is never polled in a loop.
  *
- * Request order: route (404/405), token (401), rate limits (429; counted in
- * Redis with INCR/EXPIRE per fixed one-minute window, per subject and per
- * client address, so several API processes share them), body (413 over
- * 1 MiB, 400 malformed), permission (403), validation (422), then the
- * operation. Tenant scoping: a token with school_id only reaches jobs whose
+ * Request order: route (404/405), body size (413 over 1 MiB), rate limits
+ * (429; counted in Redis with INCR/EXPIRE per fixed one-minute window, per
+ * client address for every request and per token subject once the token is
+ * valid, so several API processes share them; an invalid token still
+ * counts against its address), token (401), permission (403), queue (404),
+ * JSON (400), job permission and school (403), validation (422), then the
+ * operation.
+ *
+ * Idempotency-Key: the job id becomes "idem-" + SHA-256(sub, queue, key);
+ * a key whose job exists answers 200 with it, and bull's own duplicate-id
+ * check makes two concurrent first uses add one job (both answer 201 with
+ * the same id). Once the job is removed (removeOnComplete, DELETE) the key
+ * can add again. Tenant scoping: a token with school_id only reaches jobs whose
  * data.schoolId equals it; another school's job answers 404.
  *
  * Slow clients: a connection idle for --client-timeout seconds is closed;
