@@ -449,6 +449,13 @@ Test(fees, crash_and_retry_equals_clean_run, .timeout = 600) {
   kill(w, SIGKILL);
   waitpid(w, NULL, 0);
   g_workers[g_nworkers - 1] = -1;
+  /* Count once the server has finished with the dead worker's connection
+   * (a COMMIT in flight at the kill may still land or roll back). */
+  end = now_ms() + 20000;
+  while (q64("SELECT COUNT(*) FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID()") > 0) {
+    cr_assert(now_ms() < end, "the killed worker's connections linger");
+    usleep(10000);
+  }
   int64_t at_kill = q64("SELECT COUNT(*) FROM fees WHERE period = '2026-12'");
   cr_assert_lt(at_kill, clean_created, "the run finished before the kill; nothing tested");
   /* Another worker's stalled check recovers the job and reruns it. */
