@@ -42,17 +42,11 @@ fs.writeFileSync(path.join(tmp, 'roles.json'), JSON.stringify({
   },
 }));
 fs.mkdirSync(path.join(tmp, 'jobs'));
-fs.writeFileSync(path.join(tmp, 'jobs', 'generate-fees.json'), JSON.stringify({
-  type: 'object', required: ['schoolId', 'term', 'dueDate'], additionalProperties: false,
-  properties: {
-    schoolId: { type: 'integer', minimum: 1 },
-    term: { type: 'string', enum: ['T1', 'T2', 'T3'] },
-    dueDate: { type: 'string', format: 'date' },
-    note: { type: 'string', maxLength: 10 },
-  },
-}));
-fs.writeFileSync(path.join(tmp, 'jobs', 'fee-statement.json'), fs.readFileSync(
-  path.join(process.env.ERPQ_SOURCE_DIR || path.join(__dirname, '..', '..'), 'schemas', 'jobs', 'fee-statement.json')));
+// The real job schemas, as the server and the worker load them.
+const SCHEMAS = path.join(process.env.ERPQ_SOURCE_DIR || path.join(__dirname, '..', '..'), 'schemas', 'jobs');
+fs.writeFileSync(path.join(tmp, 'jobs', 'generate-fees.json'), fs.readFileSync(path.join(SCHEMAS, 'generate-fees.json')));
+
+fs.writeFileSync(path.join(tmp, 'jobs', 'fee-statement.json'), fs.readFileSync(path.join(SCHEMAS, 'fee-statement.json')));
 
 function b64(o) { return Buffer.from(JSON.stringify(o)).toString('base64url'); }
 function jwt(claims = {}, { alg = 'HS256', secret = SECRET, header = {} } = {}) {
@@ -169,7 +163,7 @@ test('a token accepted before is refused once it expires (the verified-token cac
 
 test('role matrix', async () => {
   const ok = (r, what) => assert.ok(r.status < 300, `${what}: ${r.status} ${r.text}`);
-  const feeJob = { name: 'generate-fees', data: { schoolId: 7, term: 'T1', dueDate: '2026-01-31' } };
+  const feeJob = { name: 'generate-fees', data: { schoolId: 7, period: '2026-01', dueDate: '2026-01-31' } };
   // admin: everything.
   ok(await call('POST', `/v1/queues/${QR}/pause`, { token: T.admin }), 'admin pause');
   ok(await call('POST', `/v1/queues/${QR}/resume`, { token: T.admin }), 'admin resume');
@@ -197,31 +191,31 @@ test('role matrix', async () => {
 
 test('tenant scoping: another school\'s job is 404, enqueueing for it is 403', async () => {
   const mine = await call('POST', `/v1/queues/${QR}/jobs`, { token: T.acc7,
-    body: { name: 'generate-fees', data: { schoolId: 7, term: 'T2', dueDate: '2026-05-01' } } });
+    body: { name: 'generate-fees', data: { schoolId: 7, period: '2026-02', dueDate: '2026-05-01' } } });
   assert.equal(mine.status, 201, mine.text);
   const theirs = await call('POST', `/v1/queues/${QR}/jobs`, { token: T.acc8,
-    body: { name: 'generate-fees', data: { schoolId: 8, term: 'T2', dueDate: '2026-05-01' } } });
+    body: { name: 'generate-fees', data: { schoolId: 8, period: '2026-02', dueDate: '2026-05-01' } } });
   assert.equal(theirs.status, 201, theirs.text);
   assertError(await call('GET', `/v1/queues/${QR}/jobs/${theirs.json.id}`, { token: T.acc7 }), 404, 'job_not_found');
   assertError(await call('GET', `/v1/queues/${QR}/jobs/${theirs.json.id}/wait?timeout=0`, { token: T.acc7 }), 404);
   const own = await call('GET', `/v1/queues/${QR}/jobs/${mine.json.id}`, { token: T.acc7 });
   assert.equal(own.json.data.schoolId, 7);
   assertError(await call('POST', `/v1/queues/${QR}/jobs`, { token: T.acc7,
-    body: { name: 'generate-fees', data: { schoolId: 8, term: 'T2', dueDate: '2026-05-01' } } }), 403);
+    body: { name: 'generate-fees', data: { schoolId: 8, period: '2026-02', dueDate: '2026-05-01' } } }), 403);
   assertError(await call('POST', `/v1/queues/${QR}/jobs`, { token: T.acc7,
-    body: { name: 'generate-fees', data: { term: 'T2', dueDate: '2026-05-01' } } }), 403);
+    body: { name: 'generate-fees', data: { period: '2026-02', dueDate: '2026-05-01' } } }), 403);
   // A token without school_id (backend) reads every school.
   assert.equal((await call('GET', `/v1/queues/${QR}/jobs/${theirs.json.id}`, { token: T.backend })).status, 200);
 });
 
 test('validation: 422 lists every problem, 400 malformed JSON, 413 over 1 MiB', async () => {
   const r = await call('POST', `/v1/queues/${QR}/jobs`, { token: T.backend,
-    body: { name: 'generate-fees', data: { schoolId: 0, term: 'T9', dueDate: '2026-02-30', note: 'x'.repeat(11), extra: 1 } } });
+    body: { name: 'generate-fees', data: { schoolId: 0, period: '2026-13', dueDate: '2026-02-30', feeStructureIds: ['x'], extra: 1 } } });
   assertError(r, 422, 'invalid_job');
   const paths = r.json.error.details.map(d => d.path).sort();
-  assert.deepEqual(paths, ['/data/dueDate', '/data/extra', '/data/note', '/data/schoolId', '/data/term']);
+  assert.deepEqual(paths, ['/data/dueDate', '/data/extra', '/data/feeStructureIds/0', '/data/period', '/data/schoolId']);
   const missing = await call('POST', `/v1/queues/${QR}/jobs`, { token: T.backend, body: { name: 'generate-fees', data: {} } });
-  assert.deepEqual(missing.json.error.details.map(d => d.path).sort(), ['/data/dueDate', '/data/schoolId', '/data/term']);
+  assert.deepEqual(missing.json.error.details.map(d => d.path).sort(), ['/data/dueDate', '/data/period', '/data/schoolId']);
   assertError(await call('POST', `/v1/queues/${QR}/jobs`, { token: T.backend, body: { name: 'nope', data: {} } }), 422);
   assertError(await call('POST', `/v1/queues/${QR}/jobs`, { token: T.backend, body: { data: {} } }), 422);
   assertError(await call('POST', `/v1/queues/${QR}/jobs`, { token: T.backend, body: { name: 'other', data: {}, opts: { attempts: 'x' } } }), 422);
@@ -266,12 +260,12 @@ test('idempotency key: the same key returns the same job and adds nothing', asyn
 test('bulk: all or nothing, at most 1000', async () => {
   const counts = async () => (await call('GET', `/v1/queues/${QR}`, { token: T.admin })).json.counts.waiting;
   const c0 = await counts();
-  const jobs = Array.from({ length: 3 }, (_, i) => ({ name: 'generate-fees', data: { schoolId: 1 + i, term: 'T1', dueDate: '2026-03-01' } }));
+  const jobs = Array.from({ length: 3 }, (_, i) => ({ name: 'generate-fees', data: { schoolId: 1 + i, period: '2026-01', dueDate: '2026-03-01' } }));
   const ok = await call('POST', `/v1/queues/${QR}/jobs/bulk`, { token: T.backend, body: jobs });
   assert.equal(ok.status, 201, ok.text);
   assert.equal(ok.json.ids.length, 3);
   assert.equal(await counts(), c0 + 3);
-  const bad = [...jobs, { name: 'generate-fees', data: { schoolId: 1, term: 'T1' } }];
+  const bad = [...jobs, { name: 'generate-fees', data: { schoolId: 1, period: '2026-01' } }];
   const r = await call('POST', `/v1/queues/${QR}/jobs/bulk`, { token: T.backend, body: bad });
   assertError(r, 422);
   assert.deepEqual(r.json.error.details.map(d => d.path), ['/3/data/dueDate']);
@@ -430,14 +424,14 @@ test('the worker applies the same schemas: bad data added by Node bull fails at 
   const qv = h.qname('http-schema');
   await h.startWorker({ queue: qv });
   const q = h.queue(qv);
-  const job = await q.add('generate-fees', { schoolId: 'x', term: 'T1', extra: true }, { attempts: 3 });
+  const job = await q.add('generate-fees', { schoolId: 'x', period: '2026-01', extra: true }, { attempts: 3 });
   const err = await job.finished().then(() => null, e => e);
   assert.ok(err, 'the job must fail');
   for (const p of ['/data/schoolId', '/data/dueDate', '/data/extra']) assert.ok(err.message.includes(p), err.message);
   const j = await q.getJob(job.id);
   assert.equal(j.attemptsMade, 1, 'discarded: no retry');
   // Valid data passes the check and reaches dispatch (no handler for it on a diag queue).
-  const good = await q.add('generate-fees', { schoolId: 3, term: 'T1', dueDate: '2026-06-30' });
+  const good = await q.add('generate-fees', { schoolId: 3, period: '2026-01', dueDate: '2026-06-30' });
   const e2 = await good.finished().then(() => null, e => e);
   assert.equal(e2.message, 'Missing process handler for job type generate-fees');
 });
