@@ -844,78 +844,62 @@ int erpq_bull_counts(erpq_cmd cmds[6], const erpq_keys *k) {
   return 0;
 }
 
-static json_t *json_field(const char *s) {
-  if (!s)
-    return json_null();
+/* Parses s (malloc'ed, taken) as JSON; text that is not JSON becomes a
+ * string, NULL becomes null. */
+static json_t *json_field_take(char *s) {
+  if (!s) return json_null();
   json_t *v = json_loads(s, JSON_DECODE_ANY, NULL);
-  return v ? v : json_string(s);
+  if (!v) v = json_string(erpq_utf8_fix(s));
+  free(s);
+  return v ? v : json_null();
+}
+
+/* The value of field name in a flat HGETALL reply, or NULL. Borrowed. */
+static const redisReply *hget(const redisReply *h, const char *name) {
+  size_t n = strlen(name);
+  for (size_t i = 0; h->type == REDIS_REPLY_ARRAY && i + 1 < h->elements; i += 2) {
+    const redisReply *f = h->element[i];
+    if (f->type == REDIS_REPLY_STRING && f->len == n && !memcmp(f->str, name, n))
+      return h->element[i + 1];
+  }
+  return NULL;
+}
+
+/* A field holding JSON as its value, else as a string, else null. */
+static json_t *hget_json(const redisReply *h, const char *name) {
+  char *s = reply_str(hget(h, name));
+  return json_field_take(s);
 }
 
 json_t *erpq_bull_parse_state(const redisReply *r, const char *id) {
-  if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2)
-    return NULL;
-  const redisReply *h = r->element[1];
+  if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2) return NULL;
+  const redisReply *st = r->element[0], *h = r->element[1];
   json_t *o = json_object();
+  if (!o) return NULL;
   json_object_set_new(o, "id", json_string(id));
-  json_object_set_new(o, "state", json_stringn(r->element[0]->str, r->element[0]->len));
-  const char *name = NULL, *data = NULL, *opts = NULL, *progress = NULL, *rv = NULL, *reason = NULL,
-             *st = NULL;
-  int64_t attempts = 0;
-  json_t *ts = json_object();
-  char *strs[32] = {0};
-  size_t ns = 0;
-  for (size_t i = 0; h->type == REDIS_REPLY_ARRAY && i + 1 < h->elements; i += 2) {
-    const redisReply *f = h->element[i], *v = h->element[i + 1];
-    if (ns >= 32)
-      break;
-    char *val = strndup(v->str, v->len);
-    strs[ns++] = val;
-    if (!val)
-      continue;
-    if (!strncmp(f->str, "name", f->len) && f->len == 4)
-      name = val;
-    else if (f->len == 4 && !strncmp(f->str, "data", 4))
-      data = val;
-    else if (f->len == 4 && !strncmp(f->str, "opts", 4))
-      opts = val;
-    else if (f->len == 8 && !strncmp(f->str, "progress", 8))
-      progress = val;
-    else if (f->len == 11 && !strncmp(f->str, "returnvalue", 11))
-      rv = val;
-    else if (f->len == 12 && !strncmp(f->str, "failedReason", 12))
-      reason = val;
-    else if (f->len == 10 && !strncmp(f->str, "stacktrace", 10))
-      st = val;
-    else if (f->len == 12 && !strncmp(f->str, "attemptsMade", 12))
-      erpq_parse_i64(val, &attempts);
-    else if ((f->len == 9 && !strncmp(f->str, "timestamp", 9)) ||
-             (f->len == 11 && !strncmp(f->str, "processedOn", 11)) ||
-             (f->len == 10 && !strncmp(f->str, "finishedOn", 10)) ||
-             (f->len == 9 && !strncmp(f->str, "retriedOn", 9)) ||
-             (f->len == 5 && !strncmp(f->str, "delay", 5))) {
-      int64_t n;
-      char key[16];
-      snprintf(key, sizeof key, "%.*s", (int)f->len, f->str);
-      if (!erpq_parse_i64(val, &n))
-        json_object_set_new(ts, key, json_integer(n));
-    }
-  }
+  json_object_set_new(o, "state", json_stringn(st->str, st->len));
+  char *name = reply_str(hget(h, "name"));
   json_object_set_new(o, "name", json_string(name ? name : ERPQ_DEFAULT_JOB_NAME));
-  json_object_set_new(o, "data", json_field(data));
-  json_object_set_new(o, "opts", json_field(opts));
-  json_object_set_new(o, "progress", progress ? json_field(progress) : json_integer(0));
-  json_object_set_new(o, "attemptsMade", json_integer(attempts));
-  json_object_set_new(o, "returnvalue", json_field(rv));
-  json_object_set_new(o, "failedReason", reason ? json_string(reason) : json_null());
-  json_object_set_new(o, "stacktrace", st ? json_field(st) : json_array());
-  const char *tsn[] = {"timestamp", "processedOn", "finishedOn", "retriedOn", "delay"};
-  for (size_t i = 0; i < 5; i++) {
-    json_t *v = json_object_get(ts, tsn[i]);
-    json_object_set(o, tsn[i], v ? v : json_null());
+  free(name);
+  json_object_set_new(o, "data", hget_json(h, "data"));
+  json_object_set_new(o, "opts", hget_json(h, "opts"));
+  json_t *progress = hget_json(h, "progress");
+  json_object_set_new(o, "progress", json_is_null(progress) ? json_integer(0) : progress);
+  if (json_is_null(progress)) json_decref(progress);
+  json_object_set_new(o, "attemptsMade", json_integer(reply_i64(hget(h, "attemptsMade"), 0)));
+  json_object_set_new(o, "returnvalue", hget_json(h, "returnvalue"));
+  char *reason = reply_str(hget(h, "failedReason"));
+  json_object_set_new(o, "failedReason", reason ? json_string(erpq_utf8_fix(reason)) : json_null());
+  free(reason);
+  json_t *stack = hget_json(h, "stacktrace");
+  json_object_set_new(o, "stacktrace", json_is_array(stack) ? stack : json_array());
+  if (!json_is_array(stack)) json_decref(stack);
+  static const char *const times[] = {"timestamp", "processedOn", "finishedOn", "retriedOn",
+                                      "delay"};
+  for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
+    const redisReply *v = hget(h, times[i]);
+    json_object_set_new(o, times[i], v ? json_integer(reply_i64(v, 0)) : json_null());
   }
-  json_decref(ts);
-  for (size_t i = 0; i < ns; i++)
-    free(strs[i]);
   return o;
 }
 
