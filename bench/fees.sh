@@ -3,7 +3,7 @@
 #   erpq      one generate-fees job on erpq-worker (batches in transactions)
 #   sql       one INSERT ... SELECT of the same rows through the mariadb client
 #   textbook  Node bull addBulk, one job per student, Node bull worker doing
-#             one INSERT per job with mysql2 (CONCURRENCY, default 10)
+#             one INSERT per job with mysql2 (CONCURRENCY, default 1 = bull's own default)
 # Each writes its own period, so every run inserts the full set of rows.
 # Prints rows/s, peak RSS and the ratios against the targets (erpq within
 # 1.5x of sql's time, at least 20x faster than textbook).
@@ -14,7 +14,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STUDENTS=${STUDENTS:-100000}
 KINDS=${KINDS:-erpq sql textbook}
-CONCURRENCY=${CONCURRENCY:-10}
+CONCURRENCY=${CONCURRENCY:-1}
 WORKER=${ERPQ_WORKER:-$ROOT/build/bin/erpq-worker}
 PRODUCER=${ERPQ_PRODUCER:-$(dirname "$WORKER")/erpq-producer}
 BATCH=${ERPQ_FEES_BATCH:-1000}
