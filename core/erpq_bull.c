@@ -120,17 +120,6 @@ void erpq_newjob_free(erpq_newjob *j) {
   memset(j, 0, sizeof *j);
 }
 
-static int i64_of(const json_t *v, int64_t *out) {
-  if (json_is_integer(v)) {
-    *out = json_integer_value(v);
-    return 0;
-  }
-  if (json_is_real(v)) {
-    *out = (int64_t)json_real_value(v);
-    return 0;
-  }
-  return -1;
-}
 
 /* Fills j from opts that already carry bull's defaults. */
 static int newjob_from_opts(erpq_newjob *j, const char *name, const char *data, json_t *o,
@@ -157,13 +146,13 @@ static int newjob_from_opts(erpq_newjob *j, const char *name, const char *data, 
     if (!*j->custom_id)
       return erpq_fail(err, errlen, ERPQ_E_ARG, "opts.jobId must not be empty");
   }
-  i64_of(json_object_get(o, "timestamp"), &j->timestamp);
-  if (i64_of(json_object_get(o, "delay"), &v) == 0)
+  erpq_json_i64(json_object_get(o, "timestamp"), &j->timestamp);
+  if (erpq_json_i64(json_object_get(o, "delay"), &v) == 0)
     j->delay = v < 0 ? 0 : v;
   j->due = j->delay ? j->timestamp + j->delay : 0;
   const json_t *p = json_object_get(o, "priority");
   if (p && !json_is_null(p)) {
-    if (i64_of(p, &j->priority) || j->priority < 0)
+    if (erpq_json_i64(p, &j->priority) || j->priority < 0)
       return erpq_fail(err, errlen, ERPQ_E_ARG, "opts.priority must be a non-negative integer");
   }
   j->lifo = json_is_true(json_object_get(o, "lifo"));
@@ -176,7 +165,7 @@ static int newjob_from_opts(erpq_newjob *j, const char *name, const char *data, 
     if (!j->debounce_id)
       return -ENOMEM;
     const json_t *ttl = json_object_get(d, "ttl");
-    if (ttl && !json_is_null(ttl) && i64_of(ttl, &j->debounce_ttl))
+    if (ttl && !json_is_null(ttl) && erpq_json_i64(ttl, &j->debounce_ttl))
       return erpq_fail(err, errlen, ERPQ_E_ARG, "opts.debounce.ttl must be a number");
   }
   j->opts = erpq_json_dump(o);

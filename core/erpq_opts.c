@@ -7,7 +7,7 @@
 #include "erpq_err.h"
 #include "erpq_repeat.h"
 
-static int as_i64(const json_t *v, int64_t *out) {
+int erpq_json_i64(const json_t *v, int64_t *out) {
   if (json_is_integer(v)) {
     *out = json_integer_value(v);
     return 0;
@@ -18,6 +18,12 @@ static int as_i64(const json_t *v, int64_t *out) {
     *out = (int64_t)d;
     return 0;
   }
+  return -1;
+}
+
+/* Numbers, and numeric strings (as JavaScript's Number() would read them in
+ * the options bull coerces). */
+static int as_i64(const json_t *v, int64_t *out) {
   if (json_is_string(v)) {
     char *end;
     double d = strtod(json_string_value(v), &end);
@@ -25,7 +31,7 @@ static int as_i64(const json_t *v, int64_t *out) {
     *out = (int64_t)d;
     return 0;
   }
-  return -1;
+  return erpq_json_i64(v, out);
 }
 
 int erpq_keep_parse(const json_t *v, erpq_keep *out) {

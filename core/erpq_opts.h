@@ -44,6 +44,10 @@ typedef struct erpq_jobopts {
  * it). Returns 0 or ERPQ_E_JSON with a message naming the bad option. */
 int erpq_jobopts_parse(const json_t *opts, erpq_jobopts *out, char *err, size_t errlen);
 
+/* Reads a JSON number (integer or finite real, truncated) into *out.
+ * Returns 0, or -1 for anything else. */
+int erpq_json_i64(const json_t *v, int64_t *out);
+
 /* Parses a removeOnX value (NULL, boolean, number or {age,count}). */
 int erpq_keep_parse(const json_t *v, erpq_keep *out);
 
