@@ -948,6 +948,8 @@ static void init_timer(erpq_worker *w, uv_timer_t *t, void *data) {
 
 int erpq_worker_start(erpq_worker *w) {
   const erpq_worker_conf *conf = w->conf;
+  /* Read the job schemas now, not on the loop when the first job arrives. */
+  pthread_once(&job_schemas_once, load_job_schemas);
   int threads = 0;
   for (int i = 0; i < w->nq; i++) threads += w->q[i].conf->concurrency;
   w->pool.data = w;
