@@ -1,5 +1,6 @@
 #include "erpq_log.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -100,15 +101,20 @@ static void vlog(erpq_log_level level, const char *event, va_list ap) {
   }
   sb_str(&b, "}\n");
   if (!b.buf) return;
+  erpq_log_write_lines(b.buf, b.len);
+  free(b.buf);
+}
+
+void erpq_log_write_lines(const char *buf, size_t len) {
   pthread_mutex_lock(&mu);
   size_t off = 0;
-  while (off < b.len) {
-    ssize_t n = write(STDOUT_FILENO, b.buf + off, b.len - off);
+  while (off < len) {
+    ssize_t n = write(STDOUT_FILENO, buf + off, len - off);
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     off += (size_t)n;
   }
   pthread_mutex_unlock(&mu);
-  free(b.buf);
 }
 
 void erpq_log(erpq_log_level level, const char *event, ...) {

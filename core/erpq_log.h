@@ -10,6 +10,8 @@
 #ifndef ERPQ_LOG_H
 #define ERPQ_LOG_H
 
+#include <stddef.h>
+
 typedef enum { ERPQ_LOG_DEBUG, ERPQ_LOG_INFO, ERPQ_LOG_WARN, ERPQ_LOG_ERROR } erpq_log_level;
 
 /* Lines below this level are dropped (default INFO; ERPQ_LOG_LEVEL). */
@@ -21,5 +23,11 @@ int erpq_log_parse_level(const char *s, erpq_log_level *out);
  * value is skipped. Values are JSON strings, except for keys written with a
  * leading '#' ("#ms"), whose value is copied as raw JSON (a number). */
 void erpq_log(erpq_log_level level, const char *event, ...);
+
+/* Writes len bytes of complete lines (each ending in '\n', already JSON)
+ * to stdout under the same lock as erpq_log(), so that a batch of lines
+ * built elsewhere (the HTTP access log) never interleaves with other
+ * lines. buf is borrowed. */
+void erpq_log_write_lines(const char *buf, size_t len);
 
 #endif

@@ -2,9 +2,9 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
-#include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <pthread.h>
 #include <signal.h>
@@ -12,19 +12,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
-#include <poll.h>
-#include <sys/socket.h>
+#include <uv.h>
 
 #include "erpq_bull.h"
 #include "erpq_config.h"
+#include "erpq_conn.h"
 #include "erpq_err.h"
 #include "erpq_http_auth.h"
+#include "erpq_http_metrics.h"
 #include "erpq_jsonschema.h"
+#include "erpq_log.h"
 #include "erpq_opts.h"
-#include "erpq_redis_sync.h"
 #include "erpq_scripts.h"
 #include "erpq_util.h"
 
@@ -34,9 +36,17 @@
 #define WAIT_MAX_S 60
 #define WAIT_DEFAULT_S 30
 #define WATCHDOG_MS 5000
-#define REDIS_BACKOFF_MS 1000
+#define SWEEP_MS 100
+#define STOP_DRAIN_MS 2000
+#define KEYS_CACHE 64
+#define LOG_FLUSH_AT (64 * 1024)
+/* libmicrohttpd's memory per connection (request line, headers, read and
+ * write buffers). It clears it for every request, so its default (32 KiB)
+ * costs a 32 KiB memset per request; 16 KiB still takes 8 KiB of headers. */
+#define CONN_MEMORY (16 * 1024)
 
-/* ---- Configuration and shared state ------------------------------------------ */
+/* ---- Configuration -------------------------------------------------------------
+ * Filled once by erpq_http_main() before any loop runs; read-only afterwards. */
 
 typedef struct server {
   erpq_redis_addr addr;
@@ -48,138 +58,9 @@ typedef struct server {
   erpq_auth auth;
   erpq_policy policy;
   erpq_schema_set *schemas;
-  struct MHD_Daemon *d;
-  atomic_int stopping;
 } server;
 
 static server S;
-
-/* ---- Metrics ---------------------------------------------------------------- */
-
-enum route {
-  R_NONE, R_HEALTHZ, R_READYZ, R_METRICS, R_QUEUE, R_PAUSE, R_RESUME, R_ADD, R_BULK,
-  R_JOB, R_DELETE, R_WAIT, R_RETRY, R_COUNT
-};
-static const char *const route_names[R_COUNT] = {
-    "unmatched", "/healthz", "/readyz", "/metrics", "/v1/queues/{queue}",
-    "/v1/queues/{queue}/pause", "/v1/queues/{queue}/resume", "/v1/queues/{queue}/jobs",
-    "/v1/queues/{queue}/jobs/bulk", "/v1/queues/{queue}/jobs/{id}", "/v1/queues/{queue}/jobs/{id}",
-    "/v1/queues/{queue}/jobs/{id}/wait", "/v1/queues/{queue}/jobs/{id}/retry"};
-static const char *const route_methods[R_COUNT] = {"", "GET", "GET", "GET", "GET", "POST", "POST",
-                                                   "POST", "POST", "GET", "DELETE", "GET", "POST"};
-static const int statuses[] = {200, 201, 400, 401, 403, 404, 405, 408, 409, 413, 422, 429, 500, 503};
-#define NSTATUS (sizeof statuses / sizeof statuses[0])
-static atomic_ulong m_requests[R_COUNT][NSTATUS + 1];
-static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
-#define NBUCKETS (sizeof buckets / sizeof buckets[0])
-static atomic_ulong m_bucket[R_COUNT][NBUCKETS + 1];
-static atomic_ulong m_dur_us[R_COUNT], m_dur_count[R_COUNT];
-static pthread_mutex_t m_mu = PTHREAD_MUTEX_INITIALIZER;
-static json_t *m_enqueued; /* queue -> count, under m_mu. */
-
-static void metrics_record(int route, int status, double secs) {
-  size_t si = NSTATUS;
-  for (size_t i = 0; i < NSTATUS; i++)
-    if (statuses[i] == status) si = i;
-  atomic_fetch_add(&m_requests[route][si], 1);
-  size_t b = NBUCKETS;
-  for (size_t i = 0; i < NBUCKETS; i++)
-    if (secs <= buckets[i]) {
-      b = i;
-      break;
-    }
-  atomic_fetch_add(&m_bucket[route][b], 1);
-  atomic_fetch_add(&m_dur_us[route], (unsigned long)(secs * 1e6));
-  atomic_fetch_add(&m_dur_count[route], 1);
-}
-
-static void metrics_enqueued(const char *queue, size_t n) {
-  pthread_mutex_lock(&m_mu);
-  json_t *v = json_object_get(m_enqueued, queue);
-  json_int_t cur = v ? json_integer_value(v) : 0;
-  if (v || json_object_size(m_enqueued) < 256) json_object_set_new(m_enqueued, queue, json_integer(cur + (json_int_t)n));
-  pthread_mutex_unlock(&m_mu);
-}
-
-typedef struct sbuf {
-  char *b;
-  size_t len, cap;
-} sbuf;
-
-static void sb_printf(sbuf *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *s, const char *fmt, ...) {
-  for (;;) {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(s->b ? s->b + s->len : NULL, s->b ? s->cap - s->len : 0, fmt, ap);
-    va_end(ap);
-    if (n < 0) return;
-    if (s->b && s->len + (size_t)n < s->cap) {
-      s->len += (size_t)n;
-      return;
-    }
-    size_t nc = s->cap ? s->cap * 2 : 4096;
-    while (nc < s->len + (size_t)n + 1) nc *= 2;
-    char *nb = realloc(s->b, nc);
-    if (!nb) return;
-    s->b = nb;
-    s->cap = nc;
-  }
-}
-
-static void prom_label(sbuf *s, const char *v) {
-  for (; *v; v++) {
-    if (*v == '"' || *v == '\\') sb_printf(s, "\\%c", *v);
-    else if (*v == '\n') sb_printf(s, "\\n");
-    else sb_printf(s, "%c", *v);
-  }
-}
-
-static char *metrics_text(size_t *len) {
-  sbuf s = {0};
-  sb_printf(&s, "# HELP erpq_http_requests_total HTTP requests by route and status.\n"
-                "# TYPE erpq_http_requests_total counter\n");
-  for (int r = 0; r < R_COUNT; r++)
-    for (size_t i = 0; i <= NSTATUS; i++) {
-      unsigned long v = atomic_load(&m_requests[r][i]);
-      if (!v) continue;
-      sb_printf(&s, "erpq_http_requests_total{route=\"%s\",method=\"%s\",status=\"%s%d\"} %lu\n",
-                route_names[r], r ? route_methods[r] : "any", i < NSTATUS ? "" : "other",
-                i < NSTATUS ? statuses[i] : 0, v);
-    }
-  sb_printf(&s, "# HELP erpq_http_request_duration_seconds Time from request start to response.\n"
-                "# TYPE erpq_http_request_duration_seconds histogram\n");
-  for (int r = 0; r < R_COUNT; r++) {
-    if (!atomic_load(&m_dur_count[r])) continue;
-    const char *m = r ? route_methods[r] : "any";
-    unsigned long cum = 0;
-    for (size_t i = 0; i < NBUCKETS; i++) {
-      cum += atomic_load(&m_bucket[r][i]);
-      sb_printf(&s, "erpq_http_request_duration_seconds_bucket{route=\"%s\",method=\"%s\",le=\"%g\"} %lu\n",
-                route_names[r], m, buckets[i], cum);
-    }
-    cum += atomic_load(&m_bucket[r][NBUCKETS]);
-    sb_printf(&s, "erpq_http_request_duration_seconds_bucket{route=\"%s\",method=\"%s\",le=\"+Inf\"} %lu\n",
-              route_names[r], m, cum);
-    sb_printf(&s, "erpq_http_request_duration_seconds_sum{route=\"%s\",method=\"%s\"} %.6f\n", route_names[r], m,
-              (double)atomic_load(&m_dur_us[r]) / 1e6);
-    sb_printf(&s, "erpq_http_request_duration_seconds_count{route=\"%s\",method=\"%s\"} %lu\n", route_names[r], m,
-              atomic_load(&m_dur_count[r]));
-  }
-  sb_printf(&s, "# HELP erpq_jobs_enqueued_total Jobs enqueued over HTTP by queue.\n"
-                "# TYPE erpq_jobs_enqueued_total counter\n");
-  pthread_mutex_lock(&m_mu);
-  const char *k;
-  json_t *v;
-  json_object_foreach(m_enqueued, k, v) {
-    sb_printf(&s, "erpq_jobs_enqueued_total{queue=\"");
-    prom_label(&s, k);
-    sb_printf(&s, "\"} %" JSON_INTEGER_FORMAT "\n", json_integer_value(v));
-  }
-  pthread_mutex_unlock(&m_mu);
-  *len = s.len;
-  return s.b;
-}
 
 static int64_t mono_us(void) {
   struct timespec ts;
@@ -187,113 +68,205 @@ static int64_t mono_us(void) {
   return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* ---- Per-thread Redis --------------------------------------------------------- */
+/* ---- Event loops and requests -------------------------------------------------- */
 
-static __thread erpq_sync *tl_redis;
-static __thread int64_t tl_down_until;
-/* Closes a pool thread's connection when libmicrohttpd ends the thread. */
-static pthread_key_t tl_key;
-static pthread_once_t tl_once = PTHREAD_ONCE_INIT;
+typedef struct hloop hloop;
+typedef struct req req;
 
-static void tl_close(void *p) {
-  erpq_sync *s = p;
-  erpq_sync_close(s);
-  free(s);
-}
+/* What to do with the reply of a request's Redis call. reply is NULL when the
+ * connection was lost or the call timed out; it is borrowed (hiredis frees
+ * it when the step returns). */
+typedef void (*step_fn)(req *r, redisReply *reply);
 
-static void tl_init(void) { pthread_key_create(&tl_key, tl_close); }
+/* A connection's header deadline (see the sweep). */
+typedef struct conn_track {
+  struct conn_track *next, *prev;
+  int fd;
+  int in_request;
+  int64_t since_ms;
+  char addr[64]; /* The client's address, for the rate limit. */
+  char net[64];  /* Its network (/24, /48), for the log. */
+} conn_track;
 
-/* Returns the thread's connection, or NULL (Redis down: answer 503). */
-static erpq_sync *redis_get(void) {
-  if (tl_redis) return tl_redis;
-  int64_t now = erpq_mono_ms();
-  if (now < tl_down_until) return NULL;
-  erpq_sync *s = calloc(1, sizeof *s);
-  char err[512];
-  if (!s || erpq_sync_connect(s, &S.addr, S.redis_timeout_ms, err, sizeof err)) {
-    free(s);
-    tl_down_until = now + REDIS_BACKOFF_MS;
-    return NULL;
-  }
-  tl_redis = s;
-  pthread_once(&tl_once, tl_init);
-  pthread_setspecific(tl_key, s);
-  return s;
-}
+typedef struct route_match {
+  int route;
+  int method_ok;
+  char queue[256];
+  char id[256];
+} route_match;
 
-/* Forgets a connection after a failure; rc is the error of the call. */
-static void redis_failed(int rc) {
-  if (rc != ERPQ_E_CONN || !tl_redis) return;
-  pthread_setspecific(tl_key, NULL);
-  erpq_sync_close(tl_redis);
-  free(tl_redis);
-  tl_redis = NULL;
-  tl_down_until = erpq_mono_ms() + REDIS_BACKOFF_MS;
-}
-
-/* ---- Requests and responses ---------------------------------------------------- */
-
-typedef struct waiter waiter;
-
-typedef struct req {
+struct req {
+  hloop *L;
+  struct MHD_Connection *conn;
   int64_t start_ms, start_us;
-  struct timespec start_ts;
   char *body;
   size_t len, cap;
-  int too_big, too_slow, answered;
-  int route;
+  int too_big, too_slow;
+  int answered;               /* The status once queued, negated once logged. */
+  struct MHD_Response *resp;  /* A prepared answer not yet queued. */
+  int resp_status;
+  int suspended;
+  int dead;                   /* MHD ended the request during a call: free on reply. */
+  route_match m;
   char addr[64];
-  char net[64]; /* The address masked to its network (/24, /48), for the log. */
+  char net[64];               /* The address masked to its network, for the log. */
+  /* The caller, once known. */
+  int authed;
+  erpq_principal p;
+  char aerr[200];
+  const erpq_keys *k;
+  /* The Redis call in flight, if any. */
+  int calling;
+  step_fn next;
+  int64_t call_ms;
+  req *cnext, *cprev;
+  /* Handler state between steps. */
+  json_t *name;
+  erpq_newjob *jobs;
+  int *prep;
+  size_t njobs;
+  char idem[80];
+  int retry;
   /* Long-poll. */
-  waiter *w;
+  int waiting;                /* Registered for finish events (in L->waiters). */
+  int refire;                 /* An event came while a check was in flight. */
   int64_t wait_deadline;
-  struct MHD_Connection *conn;
-} req;
-
-struct waiter {
-  waiter *next, *prev;
-  char *queue, *id;
-  int64_t deadline;
-  int fired;
-  struct MHD_Connection *conn;
+  req *wnext, *wprev;
 };
 
-static pthread_mutex_t w_mu = PTHREAD_MUTEX_INITIALIZER;
-static waiter *w_head;
-static int w_count;
+struct hloop {
+  int index;
+  uv_loop_t loop;
+  pthread_t thread;
+  struct MHD_Daemon *d;
+  uv_poll_t mhd_poll;
+  uv_timer_t mhd_timer;
+  uv_check_t check;
+  uv_timer_t sweep;
+  uv_async_t stop_async;
+  erpq_conn redis; /* Commands. */
+  erpq_conn sub;   /* PSUBSCRIBE to finish events, for long-polls. */
+  req *calls_head, *calls_tail; /* Requests with a call in flight, oldest first. */
+  req *waiters;
+  conn_track *tracks;
+  int suspended;   /* Connections suspended now. */
+  int need_run;    /* A connection was resumed: run MHD before sleeping. */
+  int stopping, quiesced, finished;
+  int64_t stop_deadline, next_watchdog;
+  struct {
+    char *queue;
+    erpq_keys k;
+  } keys[KEYS_CACHE];
+  int nkeys;
+  char token[37]; /* This loop's client token, as a bull Queue has one. */
+  time_t log_sec;
+  char log_date[64];
+  char *log;
+  size_t log_len, log_cap;
+};
 
-static void access_log(const req *r, const char *method, const char *path, int status) {
-  struct timeval tv;
-  gettimeofday(&tv, NULL);
-  struct tm tm;
-  gmtime_r(&tv.tv_sec, &tm);
-  json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:f,s:s}", "ts", "", "level", "info", "event",
-                        "http.request", "method", method, "route", route_names[r->route], "status", status,
-                        "ms", (double)((mono_us() - r->start_us) / 10) / 100.0, "client", r->net);
-  char ts[64];
-  snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-           tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
-  json_object_set_new(o, "ts", json_string(ts));
-  /* The path names queue and job id only; the query string is dropped. */
-  json_object_set_new(o, "path", json_string(path));
-  char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
-  json_decref(o);
-  if (line) {
-    flockfile(stdout);
-    fputs(line, stdout);
-    fputc('\n', stdout);
-    fflush(stdout);
-    funlockfile(stdout);
-    free(line);
-  }
+/* ---- Access log ------------------------------------------------------------------
+ * One JSON line per answered request: time, method, route template, path
+ * (queue and job id; never the query string), status, duration and the
+ * client's network. Never the token, the body or the full address. Lines
+ * collect in the loop's buffer and are written once per loop iteration. */
+
+static void log_flush(hloop *L) {
+  if (!L->log_len) return;
+  erpq_log_write_lines(L->log, L->log_len);
+  L->log_len = 0;
 }
 
-static enum MHD_Result send_raw(struct MHD_Connection *c, req *r, int status, const char *ctype,
-                                char *body, size_t len, int retry_after) {
+static void log_append(hloop *L, const char *s, size_t n) {
+  if (L->log_len + n > L->log_cap) {
+    size_t nc = L->log_cap ? L->log_cap : 16384;
+    while (nc < L->log_len + n) nc *= 2;
+    char *nb = realloc(L->log, nc);
+    if (!nb) {
+      log_flush(L);
+      erpq_log_write_lines(s, n);
+      return;
+    }
+    L->log = nb;
+    L->log_cap = nc;
+  }
+  memcpy(L->log + L->log_len, s, n);
+  L->log_len += n;
+  if (L->log_len >= LOG_FLUSH_AT) log_flush(L);
+}
+
+/* Appends s (at most 512 bytes of it, made valid UTF-8) as the inside of a
+ * JSON string. out has room for 6 * 512 + 1 bytes. */
+static size_t json_esc(char *out, const char *s) {
+  char tmp[513];
+  size_t n = strnlen(s, 512);
+  memcpy(tmp, s, n);
+  tmp[n] = '\0';
+  erpq_utf8_fix(tmp);
+  size_t o = 0;
+  for (const unsigned char *p = (const unsigned char *)tmp; *p; p++) {
+    if (*p == '"' || *p == '\\') {
+      out[o++] = '\\';
+      out[o++] = (char)*p;
+    } else if (*p < 0x20) {
+      o += (size_t)sprintf(out + o, "\\u%04x", *p);
+    } else {
+      out[o++] = (char)*p;
+    }
+  }
+  out[o] = '\0';
+  return o;
+}
+
+static void access_log(req *r, const char *method, const char *path, int status) {
+  hloop *L = r->L;
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  if (tv.tv_sec != L->log_sec) { /* The date part changes once a second. */
+    struct tm tm;
+    gmtime_r(&tv.tv_sec, &tm);
+    snprintf(L->log_date, sizeof L->log_date, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    L->log_sec = tv.tv_sec;
+  }
+  char m[6 * 512 + 1], pth[6 * 512 + 1], line[8192];
+  json_esc(m, method);
+  json_esc(pth, path);
+  long long cs = (long long)(mono_us() - r->start_us) / 10; /* Hundredths of a millisecond. */
+  int n = snprintf(line, sizeof line,
+                   "{\"ts\":\"%s.%03dZ\",\"level\":\"info\",\"event\":\"http.request\",\"method\":\"%s\","
+                   "\"route\":\"%s\",\"status\":%d,\"ms\":%lld.%02lld,\"client\":\"%s\",\"path\":\"%s\"}\n",
+                   L->log_date, (int)(tv.tv_usec / 1000), m, erpq_route_name(r->m.route), status, cs / 100, cs % 100,
+                   r->net, pth);
+  if (n > 0 && (size_t)n < sizeof line) log_append(L, line, (size_t)n);
+}
+
+/* ---- Answers --------------------------------------------------------------------
+ * A handler prepares its answer in r->resp; on_request() queues it, at once
+ * when the handler answered without waiting, or when libmicrohttpd calls it
+ * again after a resume. */
+
+static void resume(req *r) {
+  if (!r->suspended) return;
+  r->suspended = 0;
+  r->L->suspended--;
+  r->L->need_run = 1;
+  MHD_resume_connection(r->conn);
+}
+
+/* Prepares the answer (body malloc'ed, ownership taken) and resumes the
+ * connection if it was waiting. */
+static void answer_raw(req *r, int status, const char *ctype, char *body, size_t len, int retry_after) {
+  if (r->resp) { /* Answered twice: keep the first. */
+    free(body);
+    return;
+  }
   struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
   if (!resp) {
     free(body);
-    return MHD_NO;
+    resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    status = 500;
+    if (!resp) return;
   }
   MHD_add_response_header(resp, "Content-Type", ctype);
   MHD_add_response_header(resp, "Cache-Control", "no-store");
@@ -303,17 +276,21 @@ static enum MHD_Result send_raw(struct MHD_Connection *c, req *r, int status, co
     snprintf(ra, sizeof ra, "%d", retry_after);
     MHD_add_response_header(resp, "Retry-After", ra);
   }
-  if (status == 405 && r->route) MHD_add_response_header(resp, "Allow", route_methods[r->route]);
-  enum MHD_Result ok = MHD_queue_response(c, (unsigned)status, resp);
-  MHD_destroy_response(resp);
-  r->answered = status;
-  return ok;
+  if (status == 405 && r->m.route) MHD_add_response_header(resp, "Allow", erpq_route_method(r->m.route));
+  r->resp = resp;
+  r->resp_status = status;
+  resume(r);
 }
 
-static enum MHD_Result send_json(struct MHD_Connection *c, req *r, int status, json_t *o, int retry_after) {
-  char *s = erpq_json_dump(o);
+/* Answers JSON o (reference stolen). */
+static void answer_json(req *r, int status, json_t *o, int retry_after) {
+  char *s = o ? erpq_json_dump(o) : NULL;
   json_decref(o);
-  if (!s) return MHD_NO;
+  if (!s) {
+    answer_raw(r, 500, "application/json", strdup("{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}\n"),
+               58, 0);
+    return;
+  }
   size_t n = strlen(s);
   char *b = realloc(s, n + 2);
   if (b) {
@@ -321,34 +298,118 @@ static enum MHD_Result send_json(struct MHD_Connection *c, req *r, int status, j
     b[n] = '\0';
     s = b;
   }
-  return send_raw(c, r, status, "application/json", s, n, retry_after);
+  answer_raw(r, status, "application/json", s, n, retry_after);
 }
 
-static enum MHD_Result send_error(struct MHD_Connection *c, req *r, int status, const char *code,
-                                  const char *msg, json_t *details, int retry_after) {
+/* Answers {"error":{code,message[,details]}}; details (stolen) may be NULL. */
+static void answer_error(req *r, int status, const char *code, const char *msg, json_t *details,
+                         int retry_after) {
   json_t *e = json_pack("{s:s,s:s}", "code", code, "message", msg);
-  if (details) json_object_set_new(e, "details", details);
-  return send_json(c, r, status, json_pack("{s:o}", "error", e), retry_after);
+  if (e && details) json_object_set_new(e, "details", details);
+  else json_decref(details);
+  answer_json(r, status, e ? json_pack("{s:o}", "error", e) : NULL, retry_after);
 }
 
-static enum MHD_Result redis_unavailable(struct MHD_Connection *c, req *r) {
-  return send_error(c, r, 503, "redis_unavailable", "the job store is unreachable; retry later", NULL, 1);
+static void redis_unavailable(req *r) {
+  answer_error(r, 503, "redis_unavailable", "the job store is unreachable; retry later", NULL, 1);
 }
 
-static enum MHD_Result redis_error(struct MHD_Connection *c, req *r, int rc) {
-  redis_failed(rc);
-  if (rc == ERPQ_E_CONN) return redis_unavailable(c, r);
-  return send_error(c, r, 500, "internal", "the job store answered an error", NULL, 0);
+/* Answers a reply that is missing (503) or an error (500). Returns 1 when it
+ * answered, 0 when the reply is a usable one. */
+static int reply_failed(req *r, const redisReply *reply) {
+  if (!reply) {
+    redis_unavailable(r);
+    return 1;
+  }
+  if (reply->type == REDIS_REPLY_ERROR) {
+    erpq_log(ERPQ_LOG_ERROR, "http.redis_error", "route", erpq_route_name(r->m.route), "error", reply->str, NULL);
+    answer_error(r, 500, "internal", "the job store answered an error", NULL, 0);
+    return 1;
+  }
+  return 0;
 }
 
-/* ---- Routing ------------------------------------------------------------------- */
+/* ---- Redis calls ------------------------------------------------------------------
+ * A request makes at most one call at a time; its connection stays suspended
+ * until the reply's step answers. Calls from all requests of a loop share
+ * one pipelined connection, so a burst of requests costs Redis one read and
+ * the server one write. Calls are listed oldest first: the sweep resets the
+ * connection when the oldest is older than --redis-timeout, which fails
+ * every call in flight (503) instead of letting them wait forever. */
 
-typedef struct route_match {
-  int route;
-  int method_ok;
-  char queue[256];
-  char id[256];
-} route_match;
+static void calls_unlink(req *r) {
+  hloop *L = r->L;
+  if (r->cprev) r->cprev->cnext = r->cnext;
+  else L->calls_head = r->cnext;
+  if (r->cnext) r->cnext->cprev = r->cprev;
+  else L->calls_tail = r->cprev;
+  r->cnext = r->cprev = NULL;
+  r->calling = 0;
+}
+
+static void req_free(req *r);
+
+static void on_reply(erpq_conn *c, redisReply *reply, void *priv) {
+  (void)c;
+  req *r = priv;
+  calls_unlink(r);
+  if (r->dead) {
+    req_free(r);
+    return;
+  }
+  r->next(r, reply);
+}
+
+static void ignore_reply(erpq_conn *c, redisReply *reply, void *priv) { (void)c, (void)reply, (void)priv; }
+
+/* Sends cmd (ownership taken) for r; next runs with the reply. Returns 0, or
+ * answers 503 itself and returns -1 when Redis is not connected. */
+static int redis_call(req *r, erpq_cmd *cmd, step_fn next) {
+  hloop *L = r->L;
+  if (erpq_conn_send(&L->redis, cmd, on_reply, r)) {
+    redis_unavailable(r);
+    return -1;
+  }
+  r->calling = 1;
+  r->next = next;
+  r->call_ms = erpq_mono_ms();
+  r->cprev = L->calls_tail;
+  r->cnext = NULL;
+  if (L->calls_tail) L->calls_tail->cnext = r;
+  else L->calls_head = r;
+  L->calls_tail = r;
+  return 0;
+}
+
+/* Sends n plain commands as MULTI ... EXEC: next gets EXEC's reply, an array
+ * of their n replies. cmds are freed. */
+static int redis_call_tx(req *r, erpq_cmd *cmds, size_t n, step_fn next) {
+  erpq_cmd m;
+  erpq_cmd_init(&m);
+  erpq_cmd_push_str(&m, "MULTI");
+  if (erpq_conn_send(&r->L->redis, &m, ignore_reply, NULL)) {
+    for (size_t i = 0; i < n; i++) erpq_cmd_free(&cmds[i]);
+    redis_unavailable(r);
+    return -1;
+  }
+  int bad = 0;
+  for (size_t i = 0; i < n; i++)
+    if (bad) erpq_cmd_free(&cmds[i]);
+    else bad = erpq_conn_send(&r->L->redis, &cmds[i], ignore_reply, NULL) != 0;
+  erpq_cmd_init(&m);
+  erpq_cmd_push_str(&m, "EXEC");
+  if (bad) {
+    /* Cannot happen once MULTI went out (same loop turn), but a connection
+     * left inside MULTI must not be reused. */
+    erpq_cmd_free(&m);
+    erpq_conn_reset(&r->L->redis);
+    redis_unavailable(r);
+    return -1;
+  }
+  return redis_call(r, &m, next);
+}
+
+/* ---- Routing -------------------------------------------------------------------- */
 
 static int seg(const char **p, char *out, size_t outlen) {
   const char *s = *p;
@@ -397,52 +458,28 @@ static void match_route(const char *url, const char *method, route_match *m) {
     else if (!strcmp(method, "DELETE")) m->route = R_DELETE, m->method_ok = 1;
     return;
   }
-  m->method_ok = !strcmp(method, route_methods[r]) || (!strcmp(route_methods[r], "GET") && !strcmp(method, "HEAD"));
+  const char *want = erpq_route_method(r);
+  m->method_ok = !strcmp(method, want) || (!strcmp(want, "GET") && !strcmp(method, "HEAD"));
 }
 
-/* ---- Redis helpers --------------------------------------------------------------- */
-
-/* Rate limits: fixed one-minute windows. Returns 0 = allowed, >0 = seconds
- * to wait, <0 = Redis error code. */
-static int rate_check(erpq_sync *rs, const char *sub, const char *addr) {
-  if (!S.rate_ip && !(sub && S.rate_subject)) return 0;
-  int64_t now = erpq_now_ms();
-  int64_t window = now / 60000;
-  int retry = (int)((60000 - now % 60000 + 999) / 1000);
-  erpq_cmd cmds[4];
-  redisReply *rep[4] = {0};
-  size_t n = 0;
-  for (int i = 0; i < 4; i++) erpq_cmd_init(&cmds[i]);
-  const char *who[2] = {S.rate_ip ? addr : NULL, S.rate_subject ? sub : NULL};
-  const char *kind[2] = {"ip", "sub"};
-  int limit[2] = {S.rate_ip, S.rate_subject};
-  int idx[2] = {-1, -1};
-  for (int i = 0; i < 2; i++) {
-    if (!who[i]) continue;
-    char key[512];
-    snprintf(key, sizeof key, "%s:erpq:rl:%s:%s:%lld", S.prefix, kind[i], who[i], (long long)window);
-    idx[i] = (int)n;
-    erpq_cmd_push_str(&cmds[n], "INCR");
-    erpq_cmd_push_str(&cmds[n++], key);
-    erpq_cmd_push_str(&cmds[n], "EXPIRE");
-    erpq_cmd_push_str(&cmds[n], key);
-    erpq_cmd_push_str(&cmds[n++], "120");
+/* The queue's keys, computed once per loop (queues come from the roles
+ * file, so there are few); NULL when out of memory or the name is bad. */
+static const erpq_keys *loop_keys(hloop *L, const char *queue) {
+  for (int i = 0; i < L->nkeys; i++)
+    if (!strcmp(L->keys[i].queue, queue)) return &L->keys[i].k;
+  if (L->nkeys == KEYS_CACHE) return NULL;
+  int i = L->nkeys;
+  if (erpq_keys_init(&L->keys[i].k, S.prefix, queue)) return NULL;
+  L->keys[i].queue = strdup(queue);
+  if (!L->keys[i].queue) {
+    erpq_keys_free(&L->keys[i].k);
+    return NULL;
   }
-  char err[512];
-  int rc = erpq_sync_pipeline(rs, cmds, n, rep, err, sizeof err);
-  int out = 0;
-  if (rc) out = rc;
-  for (int i = 0; !rc && i < 2; i++) {
-    if (idx[i] < 0) continue;
-    redisReply *x = rep[idx[i]];
-    if (x->type == REDIS_REPLY_INTEGER && x->integer > limit[i]) out = retry;
-  }
-  for (size_t i = 0; i < n; i++) {
-    if (rep[i]) freeReplyObject(rep[i]);
-  }
-  for (int i = 0; i < 4; i++) erpq_cmd_free(&cmds[i]);
-  return out;
+  L->nkeys++;
+  return &L->keys[i].k;
 }
+
+/* ---- Job views -------------------------------------------------------------------- */
 
 static const char *hash_field(const redisReply *h, const char *name) {
   if (!h || h->type != REDIS_REPLY_ARRAY) return NULL;
@@ -461,36 +498,31 @@ static void data_school(const json_t *data, char *out, size_t n) {
   else if (json_is_string(s)) snprintf(out, n, "%s", json_string_value(s));
 }
 
-/* Reads a job's view. Returns 0 with *view (NULL = not found, or another
- * school's), or a Redis error code. */
-static int job_view(erpq_sync *rs, const erpq_keys *k, const char *id, const erpq_principal *p,
-                    json_t **view) {
-  *view = NULL;
+/* Starts reading job id's state; next parses the reply with parse_view(). */
+static int view_call(req *r, const char *id, step_fn next) {
   erpq_cmd c;
   erpq_cmd_init(&c);
-  erpq_bull_state(&c, k, id);
-  redisReply *r = NULL;
-  char err[512];
-  int rc = erpq_sync_run(rs, &c, &r, err, sizeof err);
-  erpq_cmd_free(&c);
-  if (rc) return rc;
-  if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2) {
-    json_t *o = erpq_bull_parse_state(r, id);
-    if (o && p && p->has_school) {
-      const char *dtext = hash_field(r->element[1], "data");
-      json_t *d = dtext ? json_loads(dtext, JSON_DECODE_ANY, NULL) : NULL;
-      char school[64];
-      data_school(d, school, sizeof school);
-      json_decref(d);
-      if (strcmp(school, p->school) != 0) {
-        json_decref(o);
-        o = NULL;
-      }
+  erpq_bull_state(&c, r->k, id);
+  return redis_call(r, &c, next);
+}
+
+/* A state reply as a job view (NULL: no such job, or another school's when
+ * p is scoped to a school). */
+static json_t *parse_view(const redisReply *reply, const char *id, const erpq_principal *p) {
+  if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) return NULL;
+  json_t *o = erpq_bull_parse_state(reply, id);
+  if (o && p && p->has_school) {
+    const char *dtext = hash_field(reply->element[1], "data");
+    json_t *d = dtext ? json_loads(dtext, JSON_DECODE_ANY, NULL) : NULL;
+    char school[64];
+    data_school(d, school, sizeof school);
+    json_decref(d);
+    if (strcmp(school, p->school) != 0) {
+      json_decref(o);
+      o = NULL;
     }
-    *view = o;
   }
-  freeReplyObject(r);
-  return 0;
+  return o;
 }
 
 static int is_finished(const json_t *view) {
@@ -498,127 +530,18 @@ static int is_finished(const json_t *view) {
   return st && (!strcmp(st, "completed") || !strcmp(st, "failed"));
 }
 
-/* ---- Waiters ------------------------------------------------------------------------ */
+static void not_found(req *r) { answer_error(r, 404, "job_not_found", "no such job in this queue", NULL, 0); }
 
-static void waiter_fire_locked(waiter *w) {
-  if (w->fired) return;
-  w->fired = 1;
-  if (w->prev) w->prev->next = w->next;
-  else w_head = w->next;
-  if (w->next) w->next->prev = w->prev;
-  w->next = w->prev = NULL;
-  w_count--;
-  MHD_resume_connection(w->conn);
-}
+/* ---- Enqueue ------------------------------------------------------------------------ */
 
-static void fire_matching(const char *channel, const char *payload) {
-  size_t plen = strlen(S.prefix);
-  if (strncmp(channel, S.prefix, plen) || channel[plen] != ':') return;
-  const char *q = channel + plen + 1;
-  const char *end = strrchr(q, ':');
-  if (!end) return;
-  json_t *ev = json_loads(payload, 0, NULL);
-  const json_t *jid = json_object_get(ev, "jobId");
-  char idbuf[64];
-  const char *id = NULL;
-  if (json_is_string(jid)) id = json_string_value(jid);
-  else if (json_is_integer(jid)) {
-    snprintf(idbuf, sizeof idbuf, "%" JSON_INTEGER_FORMAT, json_integer_value(jid));
-    id = idbuf;
-  }
-  if (id) {
-    size_t qlen = (size_t)(end - q);
-    pthread_mutex_lock(&w_mu);
-    for (waiter *w = w_head, *nx; w; w = nx) {
-      nx = w->next;
-      if (!strcmp(w->id, id) && strlen(w->queue) == qlen && !strncmp(w->queue, q, qlen)) waiter_fire_locked(w);
-    }
-    pthread_mutex_unlock(&w_mu);
-  }
-  json_decref(ev);
-}
-
-static void fire_all(int only_due) {
-  int64_t now = erpq_mono_ms();
-  pthread_mutex_lock(&w_mu);
-  for (waiter *w = w_head, *nx; w; w = nx) {
-    nx = w->next;
-    if (!only_due || w->deadline <= now) waiter_fire_locked(w);
-  }
-  pthread_mutex_unlock(&w_mu);
-}
-
-static void *subscriber_main(void *arg) {
-  (void)arg;
-  int64_t next_watchdog = erpq_mono_ms() + WATCHDOG_MS;
-  while (!atomic_load(&S.stopping)) {
-    erpq_sync s;
-    char err[512];
-    if (erpq_sync_connect(&s, &S.addr, 2000, err, sizeof err)) {
-      fire_all(1);
-      usleep(200000);
-      continue;
-    }
-    char pc[300], pf[300];
-    snprintf(pc, sizeof pc, "%s:*:completed", S.prefix);
-    snprintf(pf, sizeof pf, "%s:*:failed", S.prefix);
-    if (redisAppendCommand(s.c, "PSUBSCRIBE %s %s", pc, pf) != REDIS_OK) {
-      erpq_sync_close(&s);
-      continue;
-    }
-    int wdone = 0;
-    while (!wdone && redisBufferWrite(s.c, &wdone) == REDIS_OK) {
-    }
-    /* Events may have been missed while we were away: re-check everyone. */
-    fire_all(0);
-    int ok = 1;
-    while (ok && !atomic_load(&S.stopping)) {
-      void *v = NULL;
-      while (ok && redisGetReplyFromReader(s.c, &v) == REDIS_OK && v) {
-        redisReply *r = v;
-        if (r->type == REDIS_REPLY_ARRAY && r->elements == 4 && r->element[0]->type == REDIS_REPLY_STRING &&
-            !strcmp(r->element[0]->str, "pmessage") && r->element[2]->type == REDIS_REPLY_STRING &&
-            r->element[3]->type == REDIS_REPLY_STRING)
-          fire_matching(r->element[2]->str, r->element[3]->str);
-        freeReplyObject(r);
-        v = NULL;
-      }
-      struct pollfd p = {.fd = s.c->fd, .events = POLLIN};
-      int n = poll(&p, 1, 200);
-      if (n > 0 && redisBufferRead(s.c) != REDIS_OK) ok = 0;
-      if (n < 0 && errno != EINTR) ok = 0;
-      fire_all(1);
-      int64_t now = erpq_mono_ms();
-      if (now >= next_watchdog) {
-        next_watchdog = now + WATCHDOG_MS;
-        fire_all(0);
-      }
-    }
-    erpq_sync_close(&s);
-  }
-  fire_all(0);
-  return NULL;
-}
-
-/* ---- Handlers ----------------------------------------------------------------------- */
-
-typedef struct ctx {
-  struct MHD_Connection *c;
-  req *r;
-  route_match *m;
-  erpq_principal *p;
-  erpq_sync *rs;
-  erpq_keys k;
-} ctx;
-
-static json_t *parse_body(ctx *x, enum MHD_Result *res) {
+static json_t *parse_body(req *r) {
   json_error_t je;
-  json_t *v = x->r->len ? json_loadb(x->r->body, x->r->len, 0, &je) : NULL;
+  json_t *v = r->len ? json_loadb(r->body, r->len, 0, &je) : NULL;
   if (!v) {
     char msg[300];
-    if (!x->r->len) snprintf(msg, sizeof msg, "the request body must be JSON");
+    if (!r->len) snprintf(msg, sizeof msg, "the request body must be JSON");
     else snprintf(msg, sizeof msg, "malformed JSON: %s (line %d, column %d)", je.text, je.line, je.column);
-    *res = send_error(x->c, x->r, 400, "malformed_json", msg, NULL, 0);
+    answer_error(r, 400, "malformed_json", msg, NULL, 0);
   }
   return v;
 }
@@ -631,8 +554,8 @@ typedef enum { CHK_OK, CHK_FORBIDDEN, CHK_INVALID } chk;
 
 /* Checks one job {name,data,opts} at base path; prepares it into *j when
  * valid. forbidden gets a message for 403. */
-static chk check_job(ctx *x, const json_t *o, const char *base, json_t *problems, erpq_newjob *j,
-                     int *prepared, char *forbidden, size_t flen, int bulk, const char *idem_id) {
+static chk check_job(req *r, const json_t *o, const char *base, json_t *problems, erpq_newjob *j, int *prepared,
+                     char *forbidden, size_t flen, int bulk, const char *idem_id) {
   *prepared = 0;
   char path[600];
   if (!json_is_object(o)) {
@@ -656,19 +579,20 @@ static chk check_job(ctx *x, const json_t *o, const char *base, json_t *problems
     return CHK_INVALID;
   }
   const char *nm = json_string_value(name);
-  if (!erpq_policy_allows(&S.policy, x->p->role, "enqueue", x->m->queue, nm)) {
-    snprintf(forbidden, flen, "role %s may not enqueue %s jobs on queue %s", x->p->role, nm, x->m->queue);
+  const char *queue = r->m.queue;
+  if (!erpq_policy_allows(&S.policy, r->p.role, "enqueue", queue, nm)) {
+    snprintf(forbidden, flen, "role %s may not enqueue %s jobs on queue %s", r->p.role, nm, queue);
     return CHK_FORBIDDEN;
   }
-  if (x->p->has_school) {
+  if (r->p.has_school) {
     char school[64];
     data_school(data, school, sizeof school);
-    if (strcmp(school, x->p->school)) {
+    if (strcmp(school, r->p.school)) {
       snprintf(forbidden, flen, "data.schoolId must be your school's id");
       return CHK_FORBIDDEN;
     }
   }
-  if (!erpq_policy_queue_serves(&S.policy, x->m->queue, nm)) {
+  if (!erpq_policy_queue_serves(&S.policy, queue, nm)) {
     add_problem(problems, path, "is not a job this queue serves");
     return CHK_INVALID;
   }
@@ -677,16 +601,17 @@ static chk check_job(ctx *x, const json_t *o, const char *base, json_t *problems
   if (schema) erpq_schema_validate(schema, data ? data : json_null(), path, problems);
   else if (data && !json_is_object(data)) add_problem(problems, path, "must be an object");
   snprintf(path, sizeof path, "%s/opts", base);
-  json_t *o2 = NULL;
   if (opts && !json_is_null(opts)) {
     if (!json_is_object(opts)) {
       add_problem(problems, path, "must be an object");
     } else {
       if (json_object_get(opts, "repeat") && bulk) add_problem(problems, path, "repeat is not allowed in bulk adds");
-      if (idem_id && json_object_get(opts, "jobId")) add_problem(problems, path, "jobId cannot be combined with an Idempotency-Key");
+      if (idem_id && json_object_get(opts, "jobId"))
+        add_problem(problems, path, "jobId cannot be combined with an Idempotency-Key");
     }
   }
   if ((int)json_array_size(problems) > before) return CHK_INVALID;
+  json_t *o2 = NULL;
   if (idem_id) {
     o2 = opts && json_is_object(opts) ? json_deep_copy(opts) : json_object();
     json_object_set_new(o2, "jobId", json_string(idem_id));
@@ -700,7 +625,7 @@ static chk check_job(ctx *x, const json_t *o, const char *base, json_t *problems
   json_decref(o2);
   if (rc) {
     add_problem(problems, path, rc == 1 ? "repeatable job has no occurrence left" : (err[0] ? err : "invalid options"));
-    if (rc == 0 || rc == 1) erpq_newjob_free(j);
+    if (rc == 1) erpq_newjob_free(j);
     return CHK_INVALID;
   }
   *prepared = 1;
@@ -709,418 +634,404 @@ static chk check_job(ctx *x, const json_t *o, const char *base, json_t *problems
 
 static const char *new_state(const erpq_newjob *j) { return j->delay > 0 ? "delayed" : "waiting"; }
 
-static enum MHD_Result h_add(ctx *x) {
-  enum MHD_Result res;
-  json_t *body = parse_body(x, &res);
-  if (!body) return res;
-  const char *ik = MHD_lookup_connection_value(x->c, MHD_HEADER_KIND, "Idempotency-Key");
-  char idem[80] = "";
+static void add_done(req *r, redisReply *reply) {
+  if (reply_failed(r, reply)) return;
+  char *id = NULL;
+  if (erpq_bull_parse_ids(reply, &id, 1) != 1 || !id) {
+    free(id);
+    answer_error(r, 500, "internal", "unexpected reply to the add", NULL, 0);
+    return;
+  }
+  erpq_metrics_enqueued(r->m.queue, 1);
+  answer_json(r, 201,
+              json_pack("{s:s,s:s,s:O,s:s}", "id", id, "queue", r->m.queue, "name", r->name, "state",
+                        new_state(&r->jobs[0])),
+              0);
+  free(id);
+}
+
+static void add_send(req *r) {
+  erpq_cmd c;
+  erpq_cmd_init(&c);
+  erpq_bull_add(&c, r->k, r->L->token, r->jobs, r->njobs, 0);
+  redis_call(r, &c, add_done);
+}
+
+/* An Idempotency-Key's job, looked up before adding. */
+static void add_idem_viewed(req *r, redisReply *reply) {
+  if (reply_failed(r, reply)) return;
+  json_t *view = parse_view(reply, r->idem, NULL);
+  if (!view) {
+    add_send(r);
+    return;
+  }
+  answer_json(r, 200,
+              json_pack("{s:s,s:s,s:O,s:O}", "id", r->idem, "queue", r->m.queue, "name", r->name, "state",
+                        json_object_get(view, "state")),
+              0);
+  json_decref(view);
+}
+
+/* Keeps n job slots on the request (freed with it). */
+static int jobs_alloc(req *r, size_t n) {
+  r->jobs = calloc(n, sizeof *r->jobs);
+  r->prep = calloc(n, sizeof *r->prep);
+  r->njobs = n;
+  if (r->jobs && r->prep) return 0;
+  answer_error(r, 500, "internal", "out of memory", NULL, 0);
+  return -1;
+}
+
+static void h_add(req *r) {
+  json_t *body = parse_body(r);
+  if (!body) return;
+  const char *ik = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Idempotency-Key");
   if (ik) {
     size_t n = strlen(ik);
     int ok = n > 0 && n <= 255;
     for (size_t i = 0; ok && i < n; i++) ok = ik[i] > 0x20 && ik[i] < 0x7f;
     if (!ok) {
       json_decref(body);
-      return send_error(x->c, x->r, 400, "bad_idempotency_key", "Idempotency-Key must be 1-255 visible ASCII characters", NULL, 0);
+      answer_error(r, 400, "bad_idempotency_key", "Idempotency-Key must be 1-255 visible ASCII characters", NULL, 0);
+      return;
     }
     /* The key is scoped to the caller and the queue. */
-    unsigned char md[SHA256_DIGEST_LENGTH];
-    size_t bl = strlen(x->p->sub) + strlen(x->m->queue) + n + 2;
+    size_t bl = strlen(r->p.sub) + strlen(r->m.queue) + n + 2;
     char *buf = malloc(bl + 1);
     if (!buf) {
       json_decref(body);
-      return send_error(x->c, x->r, 500, "internal", "out of memory", NULL, 0);
+      answer_error(r, 500, "internal", "out of memory", NULL, 0);
+      return;
     }
-    snprintf(buf, bl + 1, "%s\n%s\n%s", x->p->sub, x->m->queue, ik);
+    snprintf(buf, bl + 1, "%s\n%s\n%s", r->p.sub, r->m.queue, ik);
+    unsigned char md[SHA256_DIGEST_LENGTH];
     SHA256((const unsigned char *)buf, bl, md);
     free(buf);
-    strcpy(idem, "idem-");
-    for (int i = 0; i < 20; i++) sprintf(idem + 5 + 2 * i, "%02x", md[i]);
+    strcpy(r->idem, "idem-");
+    for (int i = 0; i < 20; i++) sprintf(r->idem + 5 + 2 * i, "%02x", md[i]);
+  }
+  if (jobs_alloc(r, 1)) {
+    json_decref(body);
+    return;
   }
   json_t *problems = json_array();
-  erpq_newjob j;
-  int prepared = 0;
   char forbidden[1024];
-  chk ck = check_job(x, body, "", problems, &j, &prepared, forbidden, sizeof forbidden, 0, ik ? idem : NULL);
-  json_t *name = json_incref(json_object_get(body, "name"));
+  chk ck = check_job(r, body, "", problems, &r->jobs[0], &r->prep[0], forbidden, sizeof forbidden, 0,
+                     ik ? r->idem : NULL);
+  r->name = json_incref(json_object_get(body, "name"));
   json_decref(body);
   if (ck == CHK_FORBIDDEN) {
     json_decref(problems);
-    json_decref(name);
-    return send_error(x->c, x->r, 403, "forbidden", forbidden, NULL, 0);
+    answer_error(r, 403, "forbidden", forbidden, NULL, 0);
+  } else if (ck == CHK_INVALID) {
+    answer_error(r, 422, "invalid_job", "the job is not valid", problems, 0);
+  } else {
+    json_decref(problems);
+    if (ik) view_call(r, r->idem, add_idem_viewed);
+    else add_send(r);
   }
-  if (ck == CHK_INVALID) {
-    json_decref(name);
-    return send_error(x->c, x->r, 422, "invalid_job", "the job is not valid", problems, 0);
-  }
-  json_decref(problems);
-  if (ik) {
-    json_t *view = NULL;
-    int rc = job_view(x->rs, &x->k, idem, NULL, &view);
-    if (rc) {
-      erpq_newjob_free(&j);
-      json_decref(name);
-      return redis_error(x->c, x->r, rc);
-    }
-    if (view) {
-      erpq_newjob_free(&j);
-      json_t *o = json_pack("{s:s,s:s,s:O,s:O}", "id", idem, "queue", x->m->queue, "name", name, "state",
-                            json_object_get(view, "state"));
-      json_decref(view);
-      json_decref(name);
-      return send_json(x->c, x->r, 200, o, 0);
-    }
-  }
-  char token[37];
-  erpq_uuid4(token);
-  erpq_cmd c;
-  erpq_cmd_init(&c);
-  erpq_bull_add(&c, &x->k, token, &j, 1, 0);
-  redisReply *r = NULL;
-  char err[512];
-  int rc = erpq_sync_run(x->rs, &c, &r, err, sizeof err);
-  erpq_cmd_free(&c);
-  const char *st = new_state(&j);
-  char *id = NULL;
-  if (!rc && (erpq_bull_parse_ids(r, &id, 1) != 1 || !id)) rc = ERPQ_E_PROTOCOL;
-  if (r) freeReplyObject(r);
-  if (rc) {
-    erpq_newjob_free(&j);
-    json_decref(name);
-    free(id);
-    return redis_error(x->c, x->r, rc);
-  }
-  metrics_enqueued(x->m->queue, 1);
-  json_t *o = json_pack("{s:s,s:s,s:O,s:s}", "id", id, "queue", x->m->queue, "name", name, "state", st);
-  erpq_newjob_free(&j);
-  json_decref(name);
-  free(id);
-  return send_json(x->c, x->r, 201, o, 0);
 }
 
-static enum MHD_Result h_bulk(ctx *x) {
-  enum MHD_Result res;
-  json_t *body = parse_body(x, &res);
-  if (!body) return res;
+static void bulk_done(req *r, redisReply *reply) {
+  if (reply_failed(r, reply)) return;
+  char **ids = calloc(r->njobs, sizeof *ids);
+  int got = ids ? erpq_bull_parse_ids(reply, ids, r->njobs) : 0;
+  if (got != (int)r->njobs) {
+    answer_error(r, 500, "internal", "unexpected reply to the add", NULL, 0);
+  } else {
+    json_t *a = json_array();
+    for (size_t i = 0; i < r->njobs; i++) json_array_append_new(a, json_string(ids[i]));
+    erpq_metrics_enqueued(r->m.queue, r->njobs);
+    answer_json(r, 201, json_pack("{s:s,s:o}", "queue", r->m.queue, "ids", a), 0);
+  }
+  for (int i = 0; ids && i < got; i++) free(ids[i]);
+  free(ids);
+}
+
+static void h_bulk(req *r) {
+  json_t *body = parse_body(r);
+  if (!body) return;
   const json_t *arr = json_is_object(body) ? json_object_get(body, "jobs") : body;
   if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > MAX_BULK) {
     json_decref(body);
     json_t *pr = json_array();
     add_problem(pr, "/", "must be an array of 1 to 1000 jobs");
-    return send_error(x->c, x->r, 422, "invalid_job", "the bulk request is not valid", pr, 0);
+    answer_error(r, 422, "invalid_job", "the bulk request is not valid", pr, 0);
+    return;
   }
   size_t n = json_array_size(arr);
-  erpq_newjob *jobs = calloc(n, sizeof *jobs);
-  int *prep = calloc(n, sizeof *prep);
+  if (jobs_alloc(r, n)) {
+    json_decref(body);
+    return;
+  }
   json_t *problems = json_array();
   int forbidden_seen = 0;
   char forbidden[1024] = "";
-  for (size_t i = 0; i < n && jobs && prep; i++) {
+  for (size_t i = 0; i < n; i++) {
     char base[32];
     snprintf(base, sizeof base, "/%zu", i);
     char fb[700];
-    chk ck = check_job(x, json_array_get(arr, i), base, problems, &jobs[i], &prep[i], fb, sizeof fb, 1, NULL);
+    chk ck = check_job(r, json_array_get(arr, i), base, problems, &r->jobs[i], &r->prep[i], fb, sizeof fb, 1, NULL);
     if (ck == CHK_FORBIDDEN && !forbidden_seen) {
       forbidden_seen = 1;
       snprintf(forbidden, sizeof forbidden, "job %zu: %s", i, fb);
     }
   }
   json_decref(body);
-  enum MHD_Result out;
-  if (!jobs || !prep) {
-    out = send_error(x->c, x->r, 500, "internal", "out of memory", NULL, 0);
-  } else if (forbidden_seen) {
-    out = send_error(x->c, x->r, 403, "forbidden", forbidden, NULL, 0);
+  if (forbidden_seen) {
+    json_decref(problems);
+    answer_error(r, 403, "forbidden", forbidden, NULL, 0);
   } else if (json_array_size(problems)) {
-    out = send_error(x->c, x->r, 422, "invalid_job", "some jobs are not valid; nothing was added",
-                     json_incref(problems), 0);
+    answer_error(r, 422, "invalid_job", "some jobs are not valid; nothing was added", problems, 0);
   } else {
-    char token[37];
-    erpq_uuid4(token);
+    json_decref(problems);
     erpq_cmd c;
     erpq_cmd_init(&c);
-    erpq_bull_add(&c, &x->k, token, jobs, n, 0);
-    redisReply *r = NULL;
-    char err[512];
-    int rc = erpq_sync_run(x->rs, &c, &r, err, sizeof err);
-    erpq_cmd_free(&c);
-    char **ids = calloc(n, sizeof *ids);
-    int got = 0;
-    if (!rc && ids) got = erpq_bull_parse_ids(r, ids, n);
-    if (r) freeReplyObject(r);
-    if (rc) {
-      out = redis_error(x->c, x->r, rc);
-    } else if (got != (int)n) {
-      out = send_error(x->c, x->r, 500, "internal", "unexpected reply to the add", NULL, 0);
-    } else {
-      json_t *a = json_array();
-      for (size_t i = 0; i < n; i++) json_array_append_new(a, json_string(ids[i]));
-      metrics_enqueued(x->m->queue, n);
-      out = send_json(x->c, x->r, 201, json_pack("{s:s,s:o}", "queue", x->m->queue, "ids", a), 0);
-    }
-    for (int i = 0; ids && i < got; i++) free(ids[i]);
-    free(ids);
+    erpq_bull_add(&c, r->k, r->L->token, r->jobs, n, 0);
+    redis_call(r, &c, bulk_done);
   }
-  json_decref(problems);
-  for (size_t i = 0; jobs && prep && i < n; i++)
-    if (prep[i]) erpq_newjob_free(&jobs[i]);
-  free(jobs);
-  free(prep);
-  return out;
 }
 
-static enum MHD_Result not_found(ctx *x) {
-  return send_error(x->c, x->r, 404, "job_not_found", "no such job in this queue", NULL, 0);
+/* ---- Reading, deleting, retrying ------------------------------------------------------ */
+
+static void job_viewed(req *r, redisReply *reply) {
+  if (reply_failed(r, reply)) return;
+  json_t *view = parse_view(reply, r->m.id, &r->p);
+  if (!view) {
+    not_found(r);
+    return;
+  }
+  json_object_set_new(view, "queue", json_string(r->m.queue));
+  answer_json(r, 200, view, 0);
 }
 
-static enum MHD_Result h_job(ctx *x) {
-  json_t *view;
-  int rc = job_view(x->rs, &x->k, x->m->id, x->p, &view);
-  if (rc) return redis_error(x->c, x->r, rc);
-  if (!view) return not_found(x);
-  json_object_set_new(view, "queue", json_string(x->m->queue));
-  return send_json(x->c, x->r, 200, view, 0);
+static void dr_done(req *r, redisReply *reply) {
+  if (reply_failed(r, reply)) return;
+  if (reply->type != REDIS_REPLY_INTEGER) {
+    answer_error(r, 500, "internal", "unexpected reply", NULL, 0);
+    return;
+  }
+  long long code = reply->integer;
+  if (code == 1)
+    answer_json(r, 200,
+                json_pack("{s:s,s:s,s:b}", "id", r->m.id, "queue", r->m.queue, r->retry ? "retried" : "removed", 1),
+                0);
+  else if (code == 0 && r->retry) not_found(r);
+  else
+    answer_error(r, 409, "conflict",
+                 code == -1 || !r->retry ? "the job is locked by a worker" : "the job is not in the expected state",
+                 NULL, 0);
 }
 
-static enum MHD_Result h_wait(ctx *x) {
-  req *r = x->r;
-  if (!r->w) {
-    /* First pass: parse the timeout. */
-    const char *t = MHD_lookup_connection_value(x->c, MHD_GET_ARGUMENT_KIND, "timeout");
-    double secs = WAIT_DEFAULT_S;
-    if (t) {
-      char *end;
-      secs = strtod(t, &end);
-      if (end == t || *end || !(secs >= 0 && secs <= WAIT_MAX_S))
-        return send_error(x->c, r, 400, "bad_timeout", "timeout must be a number of seconds from 0 to 60", NULL, 0);
-    }
-    r->wait_deadline = erpq_mono_ms() + (int64_t)(secs * 1000);
+static void dr_viewed(req *r, redisReply *reply) {
+  if (reply_failed(r, reply)) return;
+  json_t *view = parse_view(reply, r->m.id, &r->p);
+  if (!view) {
+    not_found(r);
+    return;
   }
-  /* Register before checking, so that no finish slips between the two. */
-  waiter *w = r->w;
-  if (!w) {
-    w = calloc(1, sizeof *w);
-    if (!w) return send_error(x->c, r, 500, "internal", "out of memory", NULL, 0);
-    w->queue = strdup(x->m->queue);
-    w->id = strdup(x->m->id);
-    w->conn = x->c;
-    w->deadline = r->wait_deadline;
-    w->fired = 1;
-    r->w = w;
-  }
-  int can_wait = !atomic_load(&S.stopping) && erpq_mono_ms() < r->wait_deadline;
-  if (can_wait) {
-    pthread_mutex_lock(&w_mu);
-    w->fired = 0;
-    w->next = w_head;
-    w->prev = NULL;
-    if (w_head) w_head->prev = w;
-    w_head = w;
-    w_count++;
-    pthread_mutex_unlock(&w_mu);
-  }
-  json_t *view;
-  int rc = job_view(x->rs, &x->k, x->m->id, x->p, &view);
-  int done = rc || !view || is_finished(view) || !can_wait;
-  if (done) {
-    pthread_mutex_lock(&w_mu);
-    if (!w->fired) {
-      w->fired = 1;
-      if (w->prev) w->prev->next = w->next;
-      else w_head = w->next;
-      if (w->next) w->next->prev = w->prev;
-      w_count--;
-    }
-    pthread_mutex_unlock(&w_mu);
-    if (rc) return redis_error(x->c, r, rc);
-    if (!view) return not_found(x);
-    json_object_set_new(view, "queue", json_string(x->m->queue));
-    json_object_set_new(view, "finished", json_boolean(is_finished(view)));
-    return send_json(x->c, r, 200, view, 0);
-  }
-  json_decref(view);
-  /* Suspend until the subscriber (or the deadline) resumes us. The waiter
-   * may already have fired: then resume comes at once. */
-  pthread_mutex_lock(&w_mu);
-  MHD_suspend_connection(x->c);
-  int already = w->fired;
-  pthread_mutex_unlock(&w_mu);
-  if (already) MHD_resume_connection(x->c);
-  return MHD_YES;
-}
-
-static int int_reply(const redisReply *r, long long *v) {
-  if (!r || r->type != REDIS_REPLY_INTEGER) return -1;
-  *v = r->integer;
-  return 0;
-}
-
-static enum MHD_Result h_delete_retry(ctx *x, int retry) {
-  json_t *view;
-  int rc = job_view(x->rs, &x->k, x->m->id, x->p, &view);
-  if (rc) return redis_error(x->c, x->r, rc);
-  if (!view) return not_found(x);
   const char *st = json_string_value(json_object_get(view, "state"));
   char state[32];
   snprintf(state, sizeof state, "%s", st ? st : "");
   int lifo = json_is_true(json_object_get(json_object_get(view, "opts"), "lifo"));
   json_decref(view);
-  if (retry && strcmp(state, "failed") && strcmp(state, "completed"))
-    return send_error(x->c, x->r, 409, "conflict", "only a failed or completed job can be retried", NULL, 0);
+  if (r->retry && strcmp(state, "failed") && strcmp(state, "completed")) {
+    answer_error(r, 409, "conflict", "only a failed or completed job can be retried", NULL, 0);
+    return;
+  }
   erpq_cmd c;
   erpq_cmd_init(&c);
-  char token[37];
-  erpq_uuid4(token);
-  if (retry) erpq_bull_reprocess(&c, &x->k, token, x->m->id, state, lifo, erpq_now_ms());
-  else erpq_bull_remove(&c, &x->k, x->m->id);
-  redisReply *r = NULL;
-  char err[512];
-  rc = erpq_sync_run(x->rs, &c, &r, err, sizeof err);
-  erpq_cmd_free(&c);
-  if (rc) return redis_error(x->c, x->r, rc);
-  long long code = -99;
-  int bad = int_reply(r, &code);
-  freeReplyObject(r);
-  if (bad) return send_error(x->c, x->r, 500, "internal", "unexpected reply", NULL, 0);
-  if (code == 1)
-    return send_json(x->c, x->r, 200, json_pack("{s:s,s:s,s:b}", "id", x->m->id, "queue", x->m->queue,
-                                                retry ? "retried" : "removed", 1), 0);
-  if (code == 0 && retry) return not_found(x);
-  return send_error(x->c, x->r, 409, "conflict",
-                    code == -1 || !retry ? "the job is locked by a worker" : "the job is not in the expected state",
-                    NULL, 0);
+  if (r->retry) erpq_bull_reprocess(&c, r->k, r->L->token, r->m.id, state, lifo, erpq_now_ms());
+  else erpq_bull_remove(&c, r->k, r->m.id);
+  redis_call(r, &c, dr_done);
 }
 
-static enum MHD_Result h_queue(ctx *x) {
+static void queue_counted(req *r, redisReply *reply) {
+  if (reply_failed(r, reply)) return;
+  if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 7) {
+    answer_error(r, 500, "internal", "unexpected reply", NULL, 0);
+    return;
+  }
+  json_t *counts = json_object();
+  for (int i = 0; i < 6; i++)
+    json_object_set_new(counts, erpq_bull_count_names[i],
+                        json_integer(reply->element[i]->type == REDIS_REPLY_INTEGER ? reply->element[i]->integer : 0));
+  const redisReply *p = reply->element[6];
+  answer_json(r, 200,
+              json_pack("{s:s,s:o,s:b}", "queue", r->m.queue, "counts", counts, "paused",
+                        p->type == REDIS_REPLY_INTEGER && p->integer == 1),
+              0);
+}
+
+static void h_queue(req *r) {
   erpq_cmd cmds[7];
-  redisReply *rs[7] = {0};
   for (int i = 0; i < 7; i++) erpq_cmd_init(&cmds[i]);
-  erpq_bull_counts(cmds, &x->k);
+  erpq_bull_counts(cmds, r->k);
   erpq_cmd_push_str(&cmds[6], "HEXISTS");
-  erpq_cmd_push_str(&cmds[6], x->k.meta);
+  erpq_cmd_push_str(&cmds[6], r->k->meta);
   erpq_cmd_push_str(&cmds[6], "paused");
-  char err[512];
-  int rc = erpq_sync_pipeline(x->rs, cmds, 7, rs, err, sizeof err);
-  enum MHD_Result out;
-  if (rc) {
-    out = redis_error(x->c, x->r, rc);
-  } else {
-    json_t *counts = json_object();
-    for (int i = 0; i < 6; i++)
-      json_object_set_new(counts, erpq_bull_count_names[i], json_integer(rs[i]->type == REDIS_REPLY_INTEGER ? rs[i]->integer : 0));
-    out = send_json(x->c, x->r, 200,
-                    json_pack("{s:s,s:o,s:b}", "queue", x->m->queue, "counts", counts, "paused",
-                              rs[6]->type == REDIS_REPLY_INTEGER && rs[6]->integer == 1),
-                    0);
+  redis_call_tx(r, cmds, 7, queue_counted);
+}
+
+static void paused_done(req *r, redisReply *reply) {
+  if (reply_failed(r, reply)) return;
+  answer_json(r, 200, json_pack("{s:s,s:b}", "queue", r->m.queue, "paused", r->m.route == R_PAUSE), 0);
+}
+
+/* ---- Long-poll ------------------------------------------------------------------------
+ * A wait registers in its loop's waiter list before it reads the job, so a
+ * finish between the read and the registration cannot be missed. The
+ * connection then stays suspended with no call in flight until it is fired:
+ * by a finish event of its job, by its deadline, by the 5 s watchdog, or
+ * when the subscriber reconnects or the server stops. A fired waiter reads
+ * its job again and either answers or registers again. */
+
+static void waiter_add(req *r) {
+  if (r->waiting) return;
+  hloop *L = r->L;
+  r->waiting = 1;
+  r->wprev = NULL;
+  r->wnext = L->waiters;
+  if (L->waiters) L->waiters->wprev = r;
+  L->waiters = r;
+}
+
+static void waiter_remove(req *r) {
+  if (!r->waiting) return;
+  if (r->wprev) r->wprev->wnext = r->wnext;
+  else r->L->waiters = r->wnext;
+  if (r->wnext) r->wnext->wprev = r->wprev;
+  r->wnext = r->wprev = NULL;
+  r->waiting = 0;
+}
+
+static int can_wait(const req *r) { return !r->L->stopping && erpq_mono_ms() < r->wait_deadline; }
+
+static void wait_viewed(req *r, redisReply *reply);
+
+static void wait_check(req *r) {
+  if (can_wait(r)) waiter_add(r);
+  r->refire = 0;
+  if (view_call(r, r->m.id, wait_viewed)) waiter_remove(r);
+}
+
+static void wait_viewed(req *r, redisReply *reply) {
+  json_t *view = reply && reply->type != REDIS_REPLY_ERROR ? parse_view(reply, r->m.id, &r->p) : NULL;
+  if (!reply || reply->type == REDIS_REPLY_ERROR || !view || is_finished(view) || !can_wait(r)) {
+    waiter_remove(r);
+    if (reply_failed(r, reply)) return;
+    if (!view) {
+      not_found(r);
+      return;
+    }
+    json_object_set_new(view, "queue", json_string(r->m.queue));
+    json_object_set_new(view, "finished", json_boolean(is_finished(view)));
+    answer_json(r, 200, view, 0);
+    return;
   }
-  for (int i = 0; i < 7; i++) {
-    if (rs[i]) freeReplyObject(rs[i]);
-    erpq_cmd_free(&cmds[i]);
-  }
-  return out;
+  json_decref(view);
+  /* Fired while we were reading: read again, the job may have finished
+   * after our read. */
+  if (r->refire || !r->waiting) wait_check(r);
 }
 
-static enum MHD_Result h_pause(ctx *x, int pause) {
-  erpq_cmd c;
-  erpq_cmd_init(&c);
-  erpq_bull_pause(&c, &x->k, pause);
-  redisReply *r = NULL;
-  char err[512];
-  int rc = erpq_sync_run(x->rs, &c, &r, err, sizeof err);
-  erpq_cmd_free(&c);
-  if (rc) return redis_error(x->c, x->r, rc);
-  freeReplyObject(r);
-  return send_json(x->c, x->r, 200, json_pack("{s:s,s:b}", "queue", x->m->queue, "paused", pause), 0);
-}
-
-/* ---- Token cache -------------------------------------------------------------------
- * A backend sends the same token thousands of times. Each pool thread keeps
- * the last TOKEN_CACHE tokens it verified (the whole string, signature
- * included, compared byte for byte) with their claims; a hit re-checks only
- * exp and nbf against the clock. Only tokens that passed full verification
- * are stored, so the cache cannot make a bad token good. */
-#define TOKEN_CACHE 64
-
-typedef struct tok_entry {
-  char *token;
-  erpq_principal p;
-  long long exp, nbf; /* nbf 0 = none. */
-} tok_entry;
-
-static __thread tok_entry tl_tokens[TOKEN_CACHE];
-static pthread_key_t tok_key;
-static pthread_once_t tok_once = PTHREAD_ONCE_INIT;
-
-/* Frees a pool thread's cached tokens when the thread ends. */
-static void tok_free(void *arg) {
-  tok_entry *t = arg;
-  for (int i = 0; i < TOKEN_CACHE; i++) {
-    free(t[i].token);
-    t[i].token = NULL;
+/* Fires a list of waiters already taken off L->waiters (linked by wnext). */
+static void fire_list(req *list) {
+  for (req *r = list, *nx; r; r = nx) {
+    nx = r->wnext;
+    r->wnext = NULL;
+    if (r->calling) r->refire = 1; /* Its reply registers and reads again. */
+    else wait_check(r);
   }
 }
 
-static void tok_init(void) { pthread_key_create(&tok_key, tok_free); }
-
-static uint64_t fnv1a(const char *s) {
-  uint64_t h = 1469598103934665603ULL;
-  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-  return h;
+/* Fires every waiter, or only those past their deadline. */
+static void fire_all(hloop *L, int only_due) {
+  int64_t now = erpq_mono_ms();
+  req *due = NULL;
+  for (req *r = L->waiters, *nx; r; r = nx) {
+    nx = r->wnext;
+    if (only_due && r->wait_deadline > now) continue;
+    waiter_remove(r);
+    r->wnext = due;
+    due = r;
+  }
+  fire_list(due);
 }
 
-/* exp/nbf of a verified token, read back from its payload. */
-static void token_times(const char *tok, long long *exp, long long *nbf) {
-  *exp = 0, *nbf = 0;
-  const char *d1 = strchr(tok, '.'), *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
-  if (!d2) return;
-  size_t n = (size_t)(d2 - d1 - 1);
-  char *b64 = malloc(n + 4), *bin = malloc(n + 4);
-  if (b64 && bin) {
-    /* base64url to base64 with padding, for OpenSSL's decoder. */
-    for (size_t i = 0; i < n; i++) b64[i] = d1[1 + i] == '-' ? '+' : d1[1 + i] == '_' ? '/' : d1[1 + i];
-    size_t m = n;
-    while (m % 4) b64[m++] = '=';
-    int len = EVP_DecodeBlock((unsigned char *)bin, (const unsigned char *)b64, (int)m);
-    if (len > 0) {
-      json_t *c = json_loadb(bin, (size_t)len, JSON_DISABLE_EOF_CHECK, NULL);
-      if (!c) c = json_loadb(bin, strlen(bin) < (size_t)len ? strlen(bin) : (size_t)len, 0, NULL);
-      *exp = (long long)json_number_value(json_object_get(c, "exp"));
-      *nbf = (long long)json_number_value(json_object_get(c, "nbf"));
-      json_decref(c);
+static void h_wait(req *r) {
+  const char *t = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "timeout");
+  double secs = WAIT_DEFAULT_S;
+  if (t) {
+    char *end;
+    secs = strtod(t, &end);
+    if (end == t || *end || !(secs >= 0 && secs <= WAIT_MAX_S)) {
+      answer_error(r, 400, "bad_timeout", "timeout must be a number of seconds from 0 to 60", NULL, 0);
+      return;
     }
   }
-  free(b64);
-  free(bin);
+  r->wait_deadline = erpq_mono_ms() + (int64_t)(secs * 1000);
+  wait_check(r);
 }
 
-static int verify_cached(const char *authz, erpq_principal *p, char *err, size_t errlen) {
-  long long now = (long long)time(NULL);
-  const char *tok = authz && !strncasecmp(authz, "Bearer ", 7) ? authz + 7 : NULL;
-  tok_entry *e = NULL;
-  if (tok && strlen(tok) <= 8192) {
-    e = &tl_tokens[fnv1a(tok) % TOKEN_CACHE];
-    if (e->token && !strcmp(e->token, tok)) {
-      if (now > e->exp + S.auth.leeway_s) return snprintf(err, errlen, "token expired"), -1;
-      if (e->nbf && now + S.auth.leeway_s < e->nbf) return snprintf(err, errlen, "token not yet valid"), -1;
-      *p = e->p;
-      return 0;
-    }
+/* A finish event: "<prefix>:<queue>:completed|failed" with {"jobId":..}. */
+static void on_pmessage(redisAsyncContext *ac, void *reply_, void *priv) {
+  (void)ac;
+  hloop *L = priv;
+  redisReply *rep = reply_;
+  if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 || rep->element[0]->type != REDIS_REPLY_STRING)
+    return;
+  if (!strcmp(rep->element[0]->str, "psubscribe")) {
+    /* Subscribed again after a reconnect: events may have been missed while
+     * we were away, so every waiter reads its job once more. */
+    if (rep->element[2]->type == REDIS_REPLY_INTEGER && rep->element[2]->integer == 2) fire_all(L, 0);
+    return;
   }
-  if (erpq_auth_verify(&S.auth, authz, now, p, err, errlen)) return -1;
-  if (e) {
-    pthread_once(&tok_once, tok_init);
-    if (!pthread_getspecific(tok_key)) pthread_setspecific(tok_key, tl_tokens);
-    free(e->token);
-    e->token = strdup(tok);
-    e->p = *p;
-    token_times(tok, &e->exp, &e->nbf);
-    if (!e->exp) { /* Could not read it back: do not cache. */
-      free(e->token);
-      e->token = NULL;
-    }
+  if (strcmp(rep->element[0]->str, "pmessage") || rep->elements != 4 || rep->element[2]->type != REDIS_REPLY_STRING ||
+      rep->element[3]->type != REDIS_REPLY_STRING || !L->waiters)
+    return;
+  const char *channel = rep->element[2]->str;
+  size_t plen = strlen(S.prefix);
+  if (strncmp(channel, S.prefix, plen) || channel[plen] != ':') return;
+  const char *q = channel + plen + 1;
+  const char *end = strrchr(q, ':');
+  if (!end) return;
+  size_t qlen = (size_t)(end - q);
+  json_t *ev = json_loads(rep->element[3]->str, 0, NULL);
+  const json_t *jid = json_object_get(ev, "jobId");
+  char idbuf[64];
+  const char *id = NULL;
+  if (json_is_string(jid)) id = json_string_value(jid);
+  else if (json_is_integer(jid)) {
+    snprintf(idbuf, sizeof idbuf, "%" JSON_INTEGER_FORMAT, json_integer_value(jid));
+    id = idbuf;
   }
-  return 0;
+  if (id) {
+    req *hits = NULL;
+    for (req *w = L->waiters, *nx; w; w = nx) {
+      nx = w->wnext;
+      if (!strcmp(w->m.id, id) && strlen(w->m.queue) == qlen && !strncmp(w->m.queue, q, qlen)) {
+        waiter_remove(w);
+        w->wnext = hits;
+        hits = w;
+      }
+    }
+    fire_list(hits);
+  }
+  json_decref(ev);
 }
+
+static void sub_ready(erpq_conn *c) {
+  hloop *L = c->data;
+  erpq_cmd cmd;
+  erpq_cmd_init(&cmd);
+  erpq_cmd_push_str(&cmd, "PSUBSCRIBE");
+  erpq_cmd_pushf(&cmd, "%s:*:completed", S.prefix);
+  erpq_cmd_pushf(&cmd, "%s:*:failed", S.prefix);
+  if (erpq_conn_send_raw(c, &cmd, on_pmessage, L)) erpq_conn_reset(c);
+}
+
+/* ---- /v1 ---------------------------------------------------------------------------- */
 
 static const char *route_action(int route) {
   switch (route) {
@@ -1135,31 +1046,29 @@ static const char *route_action(int route) {
   }
 }
 
-static enum MHD_Result handle_v1(struct MHD_Connection *c, req *r, route_match *m) {
-  erpq_principal p;
-  char aerr[200];
-  const char *authz = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-  int authed = verify_cached(authz, &p, aerr, sizeof aerr) == 0;
-  erpq_sync *rs = redis_get();
-  if (!rs) return redis_unavailable(c, r);
-  /* A long-poll resumed after a suspension was counted when it arrived. */
-  int rl = r->w ? 0 : rate_check(rs, authed ? p.sub : NULL, r->addr);
-  if (rl < 0) return redis_error(c, r, rl);
-  if (rl > 0) return send_error(c, r, 429, "rate_limited", "too many requests; retry later", NULL, rl);
-  if (!authed) return send_error(c, r, 401, "unauthorized", aerr, NULL, 0);
-  if (r->too_big) return send_error(c, r, 413, "payload_too_large", "the request body is over 1 MiB", NULL, 0);
-  const char *action = route_action(m->route);
+/* After the rate limits: token, permission, queue, then the route. */
+static void v1_dispatch(req *r) {
+  route_match *m = &r->m;
+  if (!r->authed) {
+    answer_error(r, 401, "unauthorized", r->aerr, NULL, 0);
+    return;
+  }
+  if (r->too_big) {
+    answer_error(r, 413, "payload_too_large", "the request body is over 1 MiB", NULL, 0);
+    return;
+  }
+  const erpq_principal *p = &r->p;
   /* Enqueue permission depends on the job name: checked with the body. */
   int enq = m->route == R_ADD || m->route == R_BULK;
-  if (enq ? !erpq_policy_allows(&S.policy, p.role, "enqueue", m->queue, NULL) &&
-                !erpq_policy_allows(&S.policy, p.role, "enqueue", m->queue, "")
-          : !erpq_policy_allows(&S.policy, p.role, action, m->queue, NULL)) {
+  if (enq ? !erpq_policy_allows(&S.policy, p->role, "enqueue", m->queue, NULL) &&
+                !erpq_policy_allows(&S.policy, p->role, "enqueue", m->queue, "")
+          : !erpq_policy_allows(&S.policy, p->role, route_action(m->route), m->queue, NULL)) {
     /* The first test is for grants without a job; a job-specific grant
      * (accountant: generate-fees only) still lets the request through to the
      * per-job check. */
     int any = 0;
     if (enq) {
-      const json_t *grants = json_object_get(json_object_get(S.policy.doc, "roles"), p.role);
+      const json_t *grants = json_object_get(json_object_get(S.policy.doc, "roles"), p->role);
       size_t i;
       const json_t *g;
       json_array_foreach(grants, i, g) {
@@ -1168,141 +1077,113 @@ static enum MHD_Result handle_v1(struct MHD_Connection *c, req *r, route_match *
         if (a && q && (!strcmp(a, "*") || !strcmp(a, "enqueue")) && (!strcmp(q, "*") || !strcmp(q, m->queue))) any = 1;
       }
     }
-    if (!any) return send_error(c, r, 403, "forbidden", "your role may not do this on this queue", NULL, 0);
-  }
-  if (!erpq_policy_queue_known(&S.policy, m->queue))
-    return send_error(c, r, 404, "queue_not_found", "no such queue", NULL, 0);
-  ctx x = {.c = c, .r = r, .m = m, .p = &p, .rs = rs};
-  if (erpq_keys_init(&x.k, S.prefix, m->queue))
-    return send_error(c, r, 404, "queue_not_found", "no such queue", NULL, 0);
-  enum MHD_Result out;
-  switch (m->route) {
-  case R_ADD: out = h_add(&x); break;
-  case R_BULK: out = h_bulk(&x); break;
-  case R_JOB: out = h_job(&x); break;
-  case R_WAIT: out = h_wait(&x); break;
-  case R_DELETE: out = h_delete_retry(&x, 0); break;
-  case R_RETRY: out = h_delete_retry(&x, 1); break;
-  case R_QUEUE: out = h_queue(&x); break;
-  case R_PAUSE: out = h_pause(&x, 1); break;
-  default: out = h_pause(&x, 0); break;
-  }
-  erpq_keys_free(&x.k);
-  return out;
-}
-
-static enum MHD_Result handle(struct MHD_Connection *c, req *r, const char *url, const char *method) {
-  route_match m;
-  match_route(url, method, &m);
-  r->route = m.route;
-  if (m.route == R_NONE) return send_error(c, r, 404, "not_found", "no such route", NULL, 0);
-  if (!m.method_ok) return send_error(c, r, 405, "method_not_allowed", "method not allowed on this route", NULL, 0);
-  if (r->too_slow) return send_error(c, r, 408, "request_timeout", "the request body took too long", NULL, 0);
-  if (m.route == R_HEALTHZ) return send_json(c, r, 200, json_pack("{s:s}", "status", "ok"), 0);
-  if (m.route == R_METRICS) {
-    size_t len;
-    char *t = metrics_text(&len);
-    if (!t) return MHD_NO;
-    return send_raw(c, r, 200, "text/plain; version=0.0.4", t, len, 0);
-  }
-  if (m.route == R_READYZ) {
-    erpq_sync *rs = redis_get();
-    if (!rs) return send_error(c, r, 503, "redis_unavailable", "Redis is unreachable", NULL, 1);
-    erpq_cmd cmd;
-    erpq_cmd_init(&cmd);
-    erpq_cmd_push_str(&cmd, "PING");
-    redisReply *rep = NULL;
-    char err[512];
-    int rc = erpq_sync_pipeline(rs, &cmd, 1, &rep, err, sizeof err);
-    erpq_cmd_free(&cmd);
-    if (rep) freeReplyObject(rep);
-    if (rc) {
-      redis_failed(rc);
-      return send_error(c, r, 503, "redis_unavailable", "Redis is unreachable", NULL, 1);
-    }
-    return send_json(c, r, 200, json_pack("{s:s}", "status", "ready"), 0);
-  }
-  return handle_v1(c, r, &m);
-}
-
-/* ---- Header deadline ----------------------------------------------------------------
- * libmicrohttpd closes idle connections, but a client that sends its
- * headers one byte a second is never idle. Every connection is tracked from
- * its start (and again after each answered request, for keep-alive); a
- * reaper thread shuts down the socket of one whose request headers are not
- * complete --header-timeout seconds later. shutdown() only makes the
- * library's next read fail: the library still closes the descriptor itself,
- * and an entry leaves the list (under the lock) before that happens, so a
- * reused descriptor number is never touched. */
-typedef struct conn_track {
-  struct conn_track *next, *prev;
-  int fd;
-  int in_request;
-  int64_t since_ms;
-} conn_track;
-
-static pthread_mutex_t ct_mu = PTHREAD_MUTEX_INITIALIZER;
-static conn_track *ct_head;
-
-static conn_track *track_of(struct MHD_Connection *c) {
-  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-  return ci ? ci->socket_context : NULL;
-}
-
-static void track_request(struct MHD_Connection *c, int in_request) {
-  conn_track *t = track_of(c);
-  if (!t) return;
-  pthread_mutex_lock(&ct_mu);
-  t->in_request = in_request;
-  t->since_ms = erpq_mono_ms();
-  pthread_mutex_unlock(&ct_mu);
-}
-
-static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
-                          enum MHD_ConnectionNotificationCode toe) {
-  (void)cls;
-  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-    conn_track *t = calloc(1, sizeof *t);
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (!t || !ci) {
-      free(t);
+    if (!any) {
+      answer_error(r, 403, "forbidden", "your role may not do this on this queue", NULL, 0);
       return;
     }
-    t->fd = ci->connect_fd;
-    t->since_ms = erpq_mono_ms();
-    pthread_mutex_lock(&ct_mu);
-    t->next = ct_head;
-    if (ct_head) ct_head->prev = t;
-    ct_head = t;
-    pthread_mutex_unlock(&ct_mu);
-    *socket_context = t;
-  } else if (*socket_context) {
-    conn_track *t = *socket_context;
-    pthread_mutex_lock(&ct_mu);
-    if (t->prev) t->prev->next = t->next;
-    else ct_head = t->next;
-    if (t->next) t->next->prev = t->prev;
-    pthread_mutex_unlock(&ct_mu);
-    free(t);
-    *socket_context = NULL;
+  }
+  if (!erpq_policy_queue_known(&S.policy, m->queue) || !(r->k = loop_keys(r->L, m->queue))) {
+    answer_error(r, 404, "queue_not_found", "no such queue", NULL, 0);
+    return;
+  }
+  switch (m->route) {
+  case R_ADD: h_add(r); break;
+  case R_BULK: h_bulk(r); break;
+  case R_JOB: view_call(r, m->id, job_viewed); break;
+  case R_WAIT: h_wait(r); break;
+  case R_DELETE:
+  case R_RETRY:
+    r->retry = m->route == R_RETRY;
+    view_call(r, m->id, dr_viewed);
+    break;
+  case R_QUEUE: h_queue(r); break;
+  default: {
+    erpq_cmd c;
+    erpq_cmd_init(&c);
+    erpq_bull_pause(&c, r->k, m->route == R_PAUSE);
+    redis_call(r, &c, paused_done);
+  }
   }
 }
 
-static void *reaper_main(void *arg) {
-  (void)arg;
-  while (!atomic_load(&S.stopping)) {
-    usleep(250000);
-    int64_t limit = erpq_mono_ms() - (int64_t)S.header_timeout_s * 1000;
-    pthread_mutex_lock(&ct_mu);
-    for (conn_track *t = ct_head; t; t = t->next)
-      if (!t->in_request && t->since_ms < limit && t->fd >= 0) {
-        shutdown(t->fd, SHUT_RDWR);
-        t->fd = -1;
-      }
-    pthread_mutex_unlock(&ct_mu);
+static void rate_checked(req *r, redisReply *reply) {
+  if (reply_failed(r, reply)) return;
+  if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
+    int64_t now = erpq_now_ms();
+    int retry = (int)((60000 - now % 60000 + 999) / 1000);
+    answer_error(r, 429, "rate_limited", "too many requests; retry later", NULL, retry);
+    return;
   }
-  return NULL;
+  v1_dispatch(r);
 }
+
+/* Rate limits: fixed one-minute windows per client address (every request)
+ * and per token subject (valid tokens), counted in Redis by one script. */
+static void handle_v1(req *r) {
+  r->authed = erpq_auth_verify_cached(&S.auth, MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization"),
+                                      (long long)time(NULL), &r->p, r->aerr, sizeof r->aerr) == 0;
+  const char *who[2] = {S.rate_ip ? r->addr : NULL, S.rate_subject && r->authed ? r->p.sub : NULL};
+  if (!who[0] && !who[1]) {
+    v1_dispatch(r);
+    return;
+  }
+  const char *kind[2] = {"ip", "sub"};
+  int limit[2] = {S.rate_ip, S.rate_subject};
+  long long window = (long long)(erpq_now_ms() / 60000);
+  char keys[2][512];
+  const char *kp[2];
+  int lim[2], n = 0;
+  for (int i = 0; i < 2; i++) {
+    if (!who[i]) continue;
+    snprintf(keys[n], sizeof keys[n], "%s:erpq:rl:%s:%s:%lld", S.prefix, kind[i], who[i], window);
+    kp[n] = keys[n];
+    lim[n++] = limit[i];
+  }
+  erpq_cmd c;
+  erpq_cmd_init(&c);
+  erpq_cmd_script_keys(&c, ERPQ_LUA_RATELIMIT, kp, n);
+  for (int i = 0; i < n; i++) erpq_cmd_push_i64(&c, lim[i]);
+  erpq_cmd_push_str(&c, "120");
+  redis_call(r, &c, rate_checked);
+}
+
+static void readyz_done(req *r, redisReply *reply) {
+  if (!reply || reply->type == REDIS_REPLY_ERROR) redis_unavailable(r);
+  else
+    answer_json(r, 200, json_pack("{s:s}", "status", "ready"), 0);
+}
+
+static void handle(req *r, const char *url, const char *method) {
+  route_match *m = &r->m;
+  match_route(url, method, m);
+  if (m->route == R_NONE) return answer_error(r, 404, "not_found", "no such route", NULL, 0);
+  if (!m->method_ok) return answer_error(r, 405, "method_not_allowed", "method not allowed on this route", NULL, 0);
+  if (r->too_slow) return answer_error(r, 408, "request_timeout", "the request body took too long", NULL, 0);
+  if (m->route == R_HEALTHZ) return answer_json(r, 200, json_pack("{s:s}", "status", "ok"), 0);
+  if (m->route == R_METRICS) {
+    size_t len;
+    char *t = erpq_metrics_text(&len);
+    if (!t) return answer_error(r, 500, "internal", "out of memory", NULL, 0);
+    return answer_raw(r, 200, "text/plain; version=0.0.4", t, len, 0);
+  }
+  if (m->route == R_READYZ) {
+    erpq_cmd c;
+    erpq_cmd_init(&c);
+    erpq_cmd_push_str(&c, "PING");
+    redis_call(r, &c, readyz_done);
+    return;
+  }
+  handle_v1(r);
+}
+
+/* ---- Connections and their header deadline ------------------------------------------
+ * libmicrohttpd closes idle connections, but a client that sends its
+ * headers one byte a second is never idle. Every connection is tracked from
+ * its start (and again after each answered request, for keep-alive); the
+ * sweep shuts down the socket of one whose request headers are not complete
+ * --header-timeout seconds later. shutdown() only makes the library's next
+ * read fail: the library still closes the descriptor itself, and the entry
+ * leaves the list (on this same thread) before that happens. */
 
 /* The client's network for the access log: an address can be personal
  * data, its /24 (IPv4) or /48 (IPv6) network tells operations enough. */
@@ -1321,44 +1202,114 @@ static void mask_addr(const struct sockaddr *sa, char *out, size_t n) {
   }
 }
 
+static conn_track *track_of(struct MHD_Connection *c) {
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  return ci ? ci->socket_context : NULL;
+}
+
+static void track_request(struct MHD_Connection *c, int in_request) {
+  conn_track *t = track_of(c);
+  if (!t) return;
+  t->in_request = in_request;
+  t->since_ms = erpq_mono_ms();
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+  hloop *L = cls;
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    conn_track *t = calloc(1, sizeof *t);
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!t || !ci) {
+      free(t);
+      return;
+    }
+    t->fd = ci->connect_fd;
+    t->since_ms = erpq_mono_ms();
+    const union MHD_ConnectionInfo *ai = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ai ? ai->client_addr : NULL;
+    if (sa && sa->sa_family == AF_INET)
+      inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, t->addr, sizeof t->addr);
+    else if (sa && sa->sa_family == AF_INET6)
+      inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, t->addr, sizeof t->addr);
+    if (!t->addr[0]) strcpy(t->addr, "unknown");
+    mask_addr(sa, t->net, sizeof t->net);
+    t->next = L->tracks;
+    if (L->tracks) L->tracks->prev = t;
+    L->tracks = t;
+    *socket_context = t;
+  } else if (*socket_context) {
+    conn_track *t = *socket_context;
+    if (t->prev) t->prev->next = t->next;
+    else L->tracks = t->next;
+    if (t->next) t->next->prev = t->prev;
+    free(t);
+    *socket_context = NULL;
+  }
+}
+
 /* ---- libmicrohttpd callbacks ------------------------------------------------------ */
+
+static void req_free(req *r) {
+  for (size_t i = 0; r->jobs && r->prep && i < r->njobs; i++)
+    if (r->prep[i]) erpq_newjob_free(&r->jobs[i]);
+  free(r->jobs);
+  free(r->prep);
+  json_decref(r->name);
+  if (r->resp) MHD_destroy_response(r->resp);
+  free(r->body);
+  free(r);
+}
+
+/* Queues the prepared answer, counts and logs it. */
+static enum MHD_Result send_prepared(struct MHD_Connection *c, req *r, const char *url, const char *method) {
+  struct MHD_Response *resp = r->resp;
+  r->resp = NULL;
+  enum MHD_Result ok = MHD_queue_response(c, (unsigned)r->resp_status, resp);
+  MHD_destroy_response(resp);
+  r->answered = -r->resp_status;
+  erpq_metrics_request(r->m.route, r->resp_status, (double)(mono_us() - r->start_us) / 1e6);
+  access_log(r, method, url, r->resp_status);
+  return ok;
+}
+
+static req *req_new(hloop *L, struct MHD_Connection *c) {
+  req *r = calloc(1, sizeof *r);
+  if (!r) return NULL;
+  r->L = L;
+  r->conn = c;
+  r->start_ms = erpq_mono_ms();
+  r->start_us = mono_us();
+  const conn_track *t = track_of(c);
+  snprintf(r->addr, sizeof r->addr, "%s", t ? t->addr : "unknown");
+  snprintf(r->net, sizeof r->net, "%s", t ? t->net : "unknown");
+  return r;
+}
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_size,
                                   void **con_cls) {
-  (void)cls, (void)version;
+  (void)version;
+  hloop *L = cls;
   req *r = *con_cls;
   if (!r) {
-    r = calloc(1, sizeof *r);
+    r = req_new(L, c);
     if (!r) return MHD_NO;
-    r->start_ms = erpq_mono_ms();
-    r->start_us = mono_us();
-    track_request(c, 1);
-    r->conn = c;
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (ci && ci->client_addr) {
-      const struct sockaddr *sa = ci->client_addr;
-      if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, r->addr, sizeof r->addr);
-      else if (sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->addr, sizeof r->addr);
-    }
-    if (!r->addr[0]) strcpy(r->addr, "unknown");
-    mask_addr(ci ? ci->client_addr : NULL, r->net, sizeof r->net);
     *con_cls = r;
+    track_request(c, 1);
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
     /* An oversized body up to DISCARD_MAX is read and dropped (within the
      * body deadline) so that the client is sure to read our 413; a larger
      * one is refused at once and the connection closed. */
     if (cl && strtoull(cl, NULL, 10) > MAX_BODY) r->too_big = 1;
     if (cl && strtoull(cl, NULL, 10) > DISCARD_MAX) {
-      route_match m;
-      match_route(url, method, &m);
-      r->route = m.route;
-      return send_error(c, r, 413, "payload_too_large", "the request body is over 1 MiB", NULL, 0);
+      match_route(url, method, &r->m);
+      answer_error(r, 413, "payload_too_large", "the request body is over 1 MiB", NULL, 0);
+      return send_prepared(c, r, url, method);
     }
     return MHD_YES;
   }
+  if (r->resp) return send_prepared(c, r, url, method); /* Resumed with its answer. */
   if (r->answered) {
     *upload_size = 0; /* An early answer: drop the rest of the body. */
     return MHD_YES;
@@ -1369,10 +1320,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
        * connection is closed, and counted and logged as a 408. */
       r->too_slow = 1;
       *upload_size = 0;
-      route_match m;
-      match_route(url, method, &m);
-      r->route = m.route;
-      metrics_record(r->route, 408, (double)(mono_us() - r->start_us) / 1e6);
+      match_route(url, method, &r->m);
+      erpq_metrics_request(r->m.route, 408, (double)(mono_us() - r->start_us) / 1e6);
       access_log(r, method, url, 408);
       return MHD_NO;
     }
@@ -1394,13 +1343,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     *upload_size = 0;
     return MHD_YES;
   }
+  if (r->calling || r->waiting) return MHD_YES; /* Not expected: still working. */
   if (r->too_big) {
-    route_match m;
-    match_route(url, method, &m);
-    r->route = m.route;
-    return send_error(c, r, 413, "payload_too_large", "the request body is over 1 MiB", NULL, 0);
+    match_route(url, method, &r->m);
+    answer_error(r, 413, "payload_too_large", "the request body is over 1 MiB", NULL, 0);
+  } else {
+    handle(r, url, method);
   }
-  return handle(c, r, url, method);
+  if (r->resp) return send_prepared(c, r, url, method);
+  if (r->calling || r->waiting) {
+    MHD_suspend_connection(c);
+    r->suspended = 1;
+    L->suspended++;
+    return MHD_YES;
+  }
+  answer_error(r, 500, "internal", "the request was not answered", NULL, 0);
+  return r->resp ? send_prepared(c, r, url, method) : MHD_NO;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
@@ -1409,38 +1367,16 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
   if (!r) return;
   track_request(c, 0); /* Keep-alive: the next request's headers are timed from now. */
   *con_cls = NULL;
-  if (r->w) {
-    pthread_mutex_lock(&w_mu);
-    if (!r->w->fired) {
-      waiter *w = r->w;
-      if (w->prev) w->prev->next = w->next;
-      else w_head = w->next;
-      if (w->next) w->next->prev = w->prev;
-      w_count--;
-    }
-    pthread_mutex_unlock(&w_mu);
-    free(r->w->queue);
-    free(r->w->id);
-    free(r->w);
+  waiter_remove(r);
+  if (r->suspended) { /* Only at shutdown. */
+    r->suspended = 0;
+    r->L->suspended--;
   }
-  free(r->body);
-  free(r);
-}
-
-/* The access log runs from the URI callback's context at completion: MHD
- * gives the method and URL to the request handler only, so we log there via
- * this wrapper. */
-static enum MHD_Result on_request_logged(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-                                         const char *version, const char *upload_data, size_t *upload_size,
-                                         void **con_cls) {
-  enum MHD_Result res = on_request(cls, c, url, method, version, upload_data, upload_size, con_cls);
-  req *r = *con_cls;
-  if (r && r->answered > 0) {
-    metrics_record(r->route, r->answered, (double)(mono_us() - r->start_us) / 1e6);
-    access_log(r, method, url, r->answered);
-    r->answered = -r->answered; /* Logged; still answered. */
+  if (r->calling) {
+    r->dead = 1; /* on_reply frees it. */
+    return;
   }
-  return res;
+  req_free(r);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
@@ -1449,17 +1385,184 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
   vsnprintf(msg, sizeof msg, fmt, ap);
   size_t n = strlen(msg);
   while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
-  json_t *o = json_pack("{s:s,s:s,s:s}", "level", "warn", "event", "http.server", "message", msg);
-  char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-  json_decref(o);
-  if (line) {
-    flockfile(stdout);
-    fputs(line, stdout);
-    fputc('\n', stdout);
-    fflush(stdout);
-    funlockfile(stdout);
-    free(line);
+  erpq_log(ERPQ_LOG_WARN, "http.server", "message", msg, NULL);
+}
+
+/* ---- The event loop ------------------------------------------------------------------
+ * libmicrohttpd runs in "external" mode on its own epoll descriptor, which
+ * the loop watches; hiredis runs on the same loop. One iteration reads
+ * every ready connection, starts all their Redis calls (written together),
+ * and answers every reply that came back, without a thread switch. */
+
+
+static void run_mhd(hloop *L);
+
+static void mhd_timer_cb(uv_timer_t *t) { run_mhd(t->data); }
+
+static void run_mhd(hloop *L) {
+  L->need_run = 0;
+  if (!L->d) return;
+  MHD_run(L->d);
+  /* MHD's next connection timeout; 0 when it has work left over. */
+  MHD_UNSIGNED_LONG_LONG to = 0;
+  if (MHD_get_timeout(L->d, &to) == MHD_YES)
+    uv_timer_start(&L->mhd_timer, mhd_timer_cb, to > 60000 ? 60000 : (uint64_t)to, 0);
+  else
+    uv_timer_stop(&L->mhd_timer);
+}
+
+static void mhd_poll_cb(uv_poll_t *p, int status, int events) {
+  (void)status, (void)events;
+  run_mhd(p->data);
+}
+
+/* After each poll phase: answer what the replies resumed, write the log. */
+static void check_cb(uv_check_t *c) {
+  hloop *L = c->data;
+  if (L->need_run) run_mhd(L);
+  log_flush(L);
+}
+
+static void handle_closed(uv_handle_t *h) { (void)h; }
+
+/* Ends the loop: stops the daemon (every connection is closed), closes both
+ * Redis connections gracefully and every handle; uv_run() then returns. */
+static void loop_finish(hloop *L) {
+  L->finished = 1;
+  if (!L->quiesced) MHD_quiesce_daemon(L->d); /* The listening socket is shared: keep it open. */
+  L->quiesced = 1;
+  /* Fail what is still in flight and answer what still waits, so that no
+   * connection is suspended when the daemon stops. */
+  if (L->calls_head) erpq_conn_reset(&L->redis);
+  for (req *r = L->waiters, *nx; r; r = nx) {
+    nx = r->wnext;
+    waiter_remove(r);
+    redis_unavailable(r);
   }
+  if (L->need_run) run_mhd(L);
+  log_flush(L);
+  MHD_stop_daemon(L->d);
+  L->d = NULL;
+  erpq_conn_close(&L->redis);
+  erpq_conn_close(&L->sub);
+  uv_close((uv_handle_t *)&L->mhd_poll, handle_closed);
+  uv_close((uv_handle_t *)&L->mhd_timer, handle_closed);
+  uv_close((uv_handle_t *)&L->check, handle_closed);
+  uv_close((uv_handle_t *)&L->sweep, handle_closed);
+  uv_close((uv_handle_t *)&L->stop_async, handle_closed);
+}
+
+/* Every 100 ms: Redis call deadline, header deadlines, long-poll deadlines
+ * and watchdog, and the progress of a stop. */
+static void sweep_cb(uv_timer_t *t) {
+  hloop *L = t->data;
+  if (L->finished) return;
+  int64_t now = erpq_mono_ms();
+  if (L->calls_head && now - L->calls_head->call_ms > S.redis_timeout_ms) {
+    char ms[32];
+    snprintf(ms, sizeof ms, "%d", S.redis_timeout_ms);
+    erpq_log(ERPQ_LOG_WARN, "http.redis_timeout", "#timeout_ms", ms, NULL);
+    erpq_conn_reset(&L->redis); /* Every call in flight answers 503. */
+  }
+  int64_t limit = now - (int64_t)S.header_timeout_s * 1000;
+  for (conn_track *c = L->tracks; c; c = c->next)
+    if (!c->in_request && c->since_ms < limit && c->fd >= 0) {
+      shutdown(c->fd, SHUT_RDWR);
+      c->fd = -1;
+    }
+  fire_all(L, 1);
+  if (now >= L->next_watchdog) {
+    L->next_watchdog = now + WATCHDOG_MS;
+    fire_all(L, 0);
+  }
+  if (L->stopping && (L->suspended == 0 || now >= L->stop_deadline)) loop_finish(L);
+}
+
+/* SIGTERM: stop accepting, let waiters answer with the state they see now,
+ * let calls in flight finish (at most STOP_DRAIN_MS), then end the loop. */
+static void stop_cb(uv_async_t *a) {
+  hloop *L = a->data;
+  if (L->stopping) return;
+  L->stopping = 1;
+  L->stop_deadline = erpq_mono_ms() + STOP_DRAIN_MS;
+  MHD_quiesce_daemon(L->d);
+  L->quiesced = 1;
+  fire_all(L, 0);
+  uv_timer_start(&L->sweep, sweep_cb, 10, 10);
+}
+
+static void *loop_main(void *arg) {
+  hloop *L = arg;
+  uv_run(&L->loop, UV_RUN_DEFAULT);
+  return NULL;
+}
+
+/* Connection limits, per loop. */
+typedef struct loop_limits {
+  unsigned max_conn, per_ip, idle_s;
+} loop_limits;
+
+/* Sets up loop L around listening socket fd (nothing runs until uv_run).
+ * Returns 0, or -1 with err and nothing left to free. */
+static int loop_init(hloop *L, int index, int fd, const loop_limits *lim, char *err, size_t errlen) {
+  L->index = index;
+  if (uv_loop_init(&L->loop)) return snprintf(err, errlen, "cannot create an event loop"), -1;
+  L->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, L,
+                          MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
+                          MHD_OPTION_CONNECTION_LIMIT, lim->max_conn, MHD_OPTION_PER_IP_CONNECTION_LIMIT, lim->per_ip,
+                          MHD_OPTION_CONNECTION_TIMEOUT, lim->idle_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, L,
+                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
+                          MHD_OPTION_NOTIFY_CONNECTION, on_connection, L, MHD_OPTION_END);
+  const union MHD_DaemonInfo *di = L->d ? MHD_get_daemon_info(L->d, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
+  if (!di) {
+    if (L->d) {
+      MHD_quiesce_daemon(L->d); /* The listening socket is shared: keep it open. */
+      MHD_stop_daemon(L->d);
+      L->d = NULL;
+    }
+    uv_loop_close(&L->loop);
+    return snprintf(err, errlen, "cannot start the HTTP daemon"), -1;
+  }
+  uv_poll_init(&L->loop, &L->mhd_poll, di->epoll_fd);
+  L->mhd_poll.data = L;
+  uv_poll_start(&L->mhd_poll, UV_READABLE, mhd_poll_cb);
+  uv_timer_init(&L->loop, &L->mhd_timer);
+  L->mhd_timer.data = L;
+  uv_check_init(&L->loop, &L->check);
+  L->check.data = L;
+  uv_check_start(&L->check, check_cb);
+  uv_timer_init(&L->loop, &L->sweep);
+  L->sweep.data = L;
+  uv_timer_start(&L->sweep, sweep_cb, SWEEP_MS, SWEEP_MS);
+  uv_async_init(&L->loop, &L->stop_async, stop_cb);
+  L->stop_async.data = L;
+  L->next_watchdog = erpq_mono_ms() + WATCHDOG_MS;
+  erpq_uuid4(L->token);
+  char name[32];
+  snprintf(name, sizeof name, "http-%d", index);
+  erpq_conn_init(&L->redis, &L->loop, &S.addr, name);
+  L->redis.send_while_connecting = 1;
+  snprintf(name, sizeof name, "http-sub-%d", index);
+  L->sub.data = L;
+  erpq_conn_init(&L->sub, &L->loop, &S.addr, name);
+  L->sub.on_ready = sub_ready;
+  erpq_conn_start(&L->redis);
+  erpq_conn_start(&L->sub);
+  run_mhd(L);
+  return 0;
+}
+
+/* Frees what the loop kept once it has ended. Returns uv_loop_close()'s
+ * result: 0 when no handle was left open. */
+static int loop_free(hloop *L) {
+  for (int i = 0; i < L->nkeys; i++) {
+    erpq_keys_free(&L->keys[i].k);
+    free(L->keys[i].queue);
+  }
+  L->nkeys = 0;
+  free(L->log);
+  L->log = NULL;
+  return uv_loop_close(&L->loop);
 }
 
 /* ---- main ----------------------------------------------------------------------- */
@@ -1476,9 +1579,11 @@ static const char serve_usage[] =
     "                           (env ERPQ_JWT_PUBLIC_KEY_FILE); HS256 uses the secret in\n"
     "                           ERPQ_JWT_SECRET_FILE (or ERPQ_JWT_SECRET), at least 32 bytes\n"
     "  --jwt-leeway S           clock skew allowed on exp/nbf (default 30)\n"
-    "  --threads N              event-loop threads (env ERPQ_HTTP_THREADS; default 8)\n"
+    "  --threads N              event loops, one thread and one Redis connection each\n"
+    "                           (env ERPQ_HTTP_THREADS; default 1)\n"
     "  --max-connections N      open connections in all (default 1024)\n"
-    "  --per-ip-connections N   open connections per client address (default 256)\n"
+    "  --per-ip-connections N   open connections per client address and event loop\n"
+    "                           (default 256; 0 = no limit)\n"
     "  --client-timeout S       close a connection idle this long (default 10)\n"
     "  --header-timeout S       the request line and headers must arrive within S (default 10)\n"
     "  --body-timeout S         the whole request body must arrive within S (default 10)\n"
@@ -1486,7 +1591,7 @@ static const char serve_usage[] =
     "                           default 6000; 0 = off)\n"
     "  --rate-ip N              requests per minute per client address (env ERPQ_RATE_IP;\n"
     "                           default 12000; 0 = off)\n"
-    "  --redis-timeout MS       connect and command timeout per Redis call (default 1000)\n";
+    "  --redis-timeout MS       a Redis call not answered within MS fails with 503 (default 1000)\n";
 
 static int parse_listen(const char *s, struct sockaddr_in *sa) {
   const char *colon = strrchr(s, ':');
@@ -1498,7 +1603,7 @@ static int parse_listen(const char *s, struct sockaddr_in *sa) {
   host[hl] = '\0';
   char *end;
   long port = strtol(colon + 1, &end, 10);
-  if (*end || port < 0 || port > 65535) return -1;
+  if (!colon[1] || *end || port < 0 || port > 65535) return -1;
   memset(sa, 0, sizeof *sa);
   sa->sin_family = AF_INET;
   sa->sin_port = htons((uint16_t)port);
@@ -1519,6 +1624,21 @@ static int int_opt(const char *name, const char *v, long min, long max, long *ou
   return 0;
 }
 
+/* The listening socket all loops accept from (non-blocking: they race). */
+static int listen_socket(const struct sockaddr_in *sa) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(fd, (const struct sockaddr *)sa, sizeof *sa) || listen(fd, 1024)) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
+}
+
 int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **argv) {
   const char *listen = erpq_env("ERPQ_HTTP_ADDR", "127.0.0.1:8080");
   char roles_def[4096], schemas_def[4096];
@@ -1526,9 +1646,9 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
   erpq_schema_default_path("ERPQ_SCHEMA_DIR", "jobs", schemas_def, sizeof schemas_def);
   const char *roles = roles_def, *schemas = schemas_def;
   const char *rs_key = getenv("ERPQ_JWT_PUBLIC_KEY_FILE");
-  long threads = 8, maxconn = 1024, perip = 256, client_to = 10, body_to = 10, header_to = 10, leeway = 30, rto = 1000;
+  long threads = 1, maxconn = 1024, perip = 256, client_to = 10, body_to = 10, header_to = 10, leeway = 30, rto = 1000;
   long rate_sub = 6000, rate_ip = 12000;
-  if (getenv("ERPQ_HTTP_THREADS") && int_opt("ERPQ_HTTP_THREADS", getenv("ERPQ_HTTP_THREADS"), 1, 256, &threads)) return 2;
+  if (getenv("ERPQ_HTTP_THREADS") && int_opt("ERPQ_HTTP_THREADS", getenv("ERPQ_HTTP_THREADS"), 1, 64, &threads)) return 2;
   if (getenv("ERPQ_RATE_SUBJECT") && int_opt("ERPQ_RATE_SUBJECT", getenv("ERPQ_RATE_SUBJECT"), 0, 100000000, &rate_sub)) return 2;
   if (getenv("ERPQ_RATE_IP") && int_opt("ERPQ_RATE_IP", getenv("ERPQ_RATE_IP"), 0, 100000000, &rate_ip)) return 2;
   for (int i = 0; i < argc; i++) {
@@ -1548,7 +1668,7 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
     else if (!strcmp(a, "--schemas")) schemas = v;
     else if (!strcmp(a, "--jwt-rs256-key")) rs_key = v;
     else if (!strcmp(a, "--jwt-leeway")) bad = int_opt(a, v, 0, 300, &leeway);
-    else if (!strcmp(a, "--threads")) bad = int_opt(a, v, 1, 256, &threads);
+    else if (!strcmp(a, "--threads")) bad = int_opt(a, v, 1, 64, &threads);
     else if (!strcmp(a, "--max-connections")) bad = int_opt(a, v, 1, 100000, &maxconn);
     else if (!strcmp(a, "--per-ip-connections")) bad = int_opt(a, v, 0, 100000, &perip);
     else if (!strcmp(a, "--client-timeout")) bad = int_opt(a, v, 1, 3600, &client_to);
@@ -1584,20 +1704,22 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
     fprintf(stderr, "erpq-producer serve: %s\n", err);
     return 2;
   }
-  if (erpq_policy_load(&S.policy, roles, err, sizeof err)) {
+  int rc = 2;
+  int fd = -1;
+  hloop *loops = NULL;
+  int nloops = 0, nstarted = 0;
+  if (erpq_policy_load(&S.policy, roles, err, sizeof err) ||
+      erpq_schema_set_load(schemas, &S.schemas, err, sizeof err)) {
     fprintf(stderr, "erpq-producer serve: %s\n", err);
-    return 2;
+    goto out;
   }
-  if (erpq_schema_set_load(schemas, &S.schemas, err, sizeof err)) {
-    fprintf(stderr, "erpq-producer serve: %s\n", err);
-    return 2;
+  int src = erpq_scripts_init();
+  if (src) {
+    fprintf(stderr, "erpq-producer serve: cannot load the Lua scripts: %s\n", erpq_strerror(src));
+    rc = 5;
+    goto out;
   }
-  int rc = erpq_scripts_init();
-  if (rc) {
-    fprintf(stderr, "erpq-producer serve: cannot load the Lua scripts: %s\n", erpq_strerror(rc));
-    return 5;
-  }
-  m_enqueued = json_object();
+  erpq_metrics_init();
 
   sigset_t set;
   sigemptyset(&set);
@@ -1606,54 +1728,55 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
   pthread_sigmask(SIG_BLOCK, &set, NULL);
   signal(SIGPIPE, SIG_IGN);
 
-  S.d = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
-                         ntohs(sa.sin_port), NULL, NULL, on_request_logged, NULL,
-                         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-                         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads,
-                         MHD_OPTION_CONNECTION_LIMIT, (unsigned)maxconn,
-                         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)perip,
-                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)client_to,
-                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-                         MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
-                         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024,
-                         MHD_OPTION_END);
-  if (!S.d) {
+  fd = listen_socket(&sa);
+  if (fd < 0) {
     fprintf(stderr, "erpq-producer serve: cannot listen on %s: %s\n", listen, strerror(errno));
-    return 4;
+    rc = 4;
+    goto out;
   }
-  pthread_t sub, reaper;
-  pthread_create(&sub, NULL, subscriber_main, NULL);
-  pthread_create(&reaper, NULL, reaper_main, NULL);
-  {
-    json_t *o = json_pack("{s:s,s:s,s:s,s:i,s:i}", "level", "info", "event", "http.listening", "addr", listen,
-                          "threads", (int)threads, "schemas", (int)erpq_schema_set_count(S.schemas));
-    char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(o);
-    printf("%s\n", line);
-    fflush(stdout);
-    free(line);
+  nloops = (int)threads;
+  loops = calloc((size_t)nloops, sizeof *loops);
+  if (!loops) goto out;
+  loop_limits lim = {(unsigned)((maxconn + nloops - 1) / nloops), (unsigned)perip, (unsigned)client_to};
+  for (; nstarted < nloops; nstarted++) {
+    if (loop_init(&loops[nstarted], nstarted, fd, &lim, err, sizeof err)) {
+      fprintf(stderr, "erpq-producer serve: %s\n", err);
+      rc = 4;
+      break;
+    }
   }
-  int sig = 0;
-  sigwait(&set, &sig);
-  atomic_store(&S.stopping, 1);
-  pthread_join(sub, NULL); /* Its exit fires every waiter. */
-  pthread_join(reaper, NULL);
-  for (int i = 0; i < 50; i++) {
-    pthread_mutex_lock(&w_mu);
-    int left = w_count;
-    pthread_mutex_unlock(&w_mu);
-    if (!left) break;
-    fire_all(0);
-    usleep(20000);
+  if (nstarted == nloops) {
+    for (int i = 0; i < nloops; i++) pthread_create(&loops[i].thread, NULL, loop_main, &loops[i]);
+    char th[16], ns[16];
+    snprintf(th, sizeof th, "%d", nloops);
+    snprintf(ns, sizeof ns, "%zu", erpq_schema_set_count(S.schemas));
+    erpq_log(ERPQ_LOG_INFO, "http.listening", "addr", listen, "#threads", th, "#schemas", ns, NULL);
+    int sig = 0;
+    sigwait(&set, &sig);
+    for (int i = 0; i < nloops; i++) uv_async_send(&loops[i].stop_async);
+    for (int i = 0; i < nloops; i++) pthread_join(loops[i].thread, NULL);
+    rc = 0;
+    for (int i = 0; i < nloops; i++)
+      if (loop_free(&loops[i])) {
+        erpq_log(ERPQ_LOG_ERROR, "http.loop_not_closed", NULL);
+        rc = 1;
+      }
+    erpq_log(ERPQ_LOG_INFO, "http.stopped", NULL);
+  } else {
+    /* A loop failed to start: none runs yet; close those that were made. */
+    for (int i = 0; i < nstarted; i++) {
+      loops[i].stopping = 1;
+      loop_finish(&loops[i]);
+      uv_run(&loops[i].loop, UV_RUN_DEFAULT);
+      loop_free(&loops[i]);
+    }
   }
-  usleep(100000); /* Let resumed long-polls answer. */
-  MHD_stop_daemon(S.d);
-  printf("{\"level\":\"info\",\"event\":\"http.stopped\"}\n");
-  fflush(stdout);
+out:
+  if (fd >= 0) close(fd);
+  free(loops);
+  erpq_metrics_free();
   erpq_schema_set_free(S.schemas);
   erpq_policy_free(&S.policy);
   erpq_auth_free(&S.auth);
-  json_decref(m_enqueued);
-  return 0;
+  return rc;
 }

@@ -2,9 +2,12 @@
 
 #include <errno.h>
 #include <jwt.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "erpq_err.h"
 
@@ -112,9 +115,11 @@ static int fail(char *err, size_t errlen, const char *msg) {
   return -1;
 }
 
-int erpq_auth_verify(const erpq_auth *a, const char *authz, long long now_s, erpq_principal *p,
-                     char *err, size_t errlen) {
+/* Full verification; *exp and *nbf (0 = none) get the token's times. */
+static int verify(const erpq_auth *a, const char *authz, long long now_s, erpq_principal *p,
+                  long long *exp_out, long long *nbf_out, char *err, size_t errlen) {
   memset(p, 0, sizeof *p);
+  *exp_out = 0, *nbf_out = 0;
   if (!authz || !*authz) return fail(err, errlen, "missing bearer token");
   if (strncasecmp(authz, "Bearer ", 7) != 0) return fail(err, errlen, "the Authorization header must be 'Bearer <token>'");
   const char *tok = authz + 7;
@@ -170,6 +175,8 @@ int erpq_auth_verify(const erpq_auth *a, const char *authz, long long now_s, erp
     fail(err, errlen, "token has no valid role claim");
   } else {
     rc = 0;
+    *exp_out = (long long)json_number_value(exp);
+    *nbf_out = nbf ? (long long)json_number_value(nbf) : 0;
     snprintf(p->sub, sizeof p->sub, "%s", json_string_value(sub));
     snprintf(p->role, sizeof p->role, "%s", json_string_value(role));
     if (json_is_integer(school)) {
@@ -192,6 +199,74 @@ int erpq_auth_verify(const erpq_auth *a, const char *authz, long long now_s, erp
   }
   json_decref(c);
   return rc;
+}
+
+int erpq_auth_verify(const erpq_auth *a, const char *authz, long long now_s, erpq_principal *p,
+                     char *err, size_t errlen) {
+  long long exp, nbf;
+  return verify(a, authz, now_s, p, &exp, &nbf, err, errlen);
+}
+
+/* ---- Token cache -------------------------------------------------------------
+ * Each thread keeps the last TOKEN_CACHE tokens that passed full
+ * verification, in a direct-mapped table indexed by a hash of the whole
+ * token. A hit compares the whole string (signature included) and re-checks
+ * only exp and nbf against the clock, so the cache cannot make a bad or
+ * expired token good. The table is freed when its thread ends. */
+#define TOKEN_CACHE 64
+
+typedef struct tok_entry {
+  char *token;
+  erpq_principal p;
+  long long exp, nbf; /* nbf 0 = none. */
+} tok_entry;
+
+static __thread tok_entry tl_tokens[TOKEN_CACHE];
+static pthread_key_t tok_key;
+static pthread_once_t tok_once = PTHREAD_ONCE_INIT;
+
+static void tok_free(void *arg) {
+  tok_entry *t = arg;
+  for (int i = 0; i < TOKEN_CACHE; i++) {
+    free(t[i].token);
+    t[i].token = NULL;
+  }
+}
+
+static void tok_init(void) { pthread_key_create(&tok_key, tok_free); }
+
+static uint64_t fnv1a(const char *s) {
+  uint64_t h = 1469598103934665603ULL;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+  return h;
+}
+
+int erpq_auth_verify_cached(const erpq_auth *a, const char *authz, long long now_s, erpq_principal *p,
+                            char *err, size_t errlen) {
+  const char *tok = authz && !strncasecmp(authz, "Bearer ", 7) ? authz + 7 : NULL;
+  while (tok && *tok == ' ') tok++;
+  tok_entry *e = NULL;
+  if (tok && strlen(tok) <= 8192) {
+    e = &tl_tokens[fnv1a(tok) % TOKEN_CACHE];
+    if (e->token && !strcmp(e->token, tok)) {
+      if (now_s > e->exp + a->leeway_s) return fail(err, errlen, "token expired");
+      if (e->nbf && now_s + a->leeway_s < e->nbf) return fail(err, errlen, "token not yet valid");
+      *p = e->p;
+      return 0;
+    }
+  }
+  long long exp, nbf;
+  if (verify(a, authz, now_s, p, &exp, &nbf, err, errlen)) return -1;
+  if (e) {
+    pthread_once(&tok_once, tok_init);
+    if (!pthread_getspecific(tok_key)) pthread_setspecific(tok_key, tl_tokens);
+    free(e->token);
+    e->token = strdup(tok);
+    e->p = *p;
+    e->exp = exp;
+    e->nbf = nbf;
+  }
+  return 0;
 }
 
 /* ---- Policy --------------------------------------------------------------- */

@@ -17,9 +17,9 @@ test('openapi.yaml validates', async () => {
   assert.match(api.openapi, /^3\./);
 });
 
-test('openapi.yaml lists every route of erpq_http.c with its method', async () => {
+test('openapi.yaml lists every route of the server (erpq_http_metrics.c) with its method', async () => {
   const api = await SwaggerParser.dereference(SPEC);
-  const src = fs.readFileSync(path.join(ROOT, 'producer', 'erpq_http.c'), 'utf8');
+  const src = fs.readFileSync(path.join(ROOT, 'producer', 'erpq_http_metrics.c'), 'utf8');
   const names = src.match(/route_names\[R_COUNT\] = \{([\s\S]*?)\};/)[1].match(/"([^"]*)"/g).map(s => s.slice(1, -1));
   const methods = src.match(/route_methods\[R_COUNT\] = \{([\s\S]*?)\};/)[1].match(/"([^"]*)"/g).map(s => s.slice(1, -1));
   for (let i = 1; i < names.length; i++) {

@@ -1,6 +1,5 @@
 #include "erpq_conn.h"
 
-#include <adapters/libuv.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +20,106 @@ typedef struct req {
 } req;
 
 static void connect_now(erpq_conn *c);
+
+/* ---- hiredis on libuv ----------------------------------------------------------
+ * Our own adapter instead of hiredis's adapters/libuv.h, which re-arms the
+ * poll handle (uv_poll_start: an epoll_ctl each time) for every command
+ * queued. Here a command queued on a connected context only marks the
+ * context dirty; a prepare handle writes everything queued in this loop
+ * turn once, just before the loop polls (and so before it can sleep), so a
+ * burst of commands costs one write() and no epoll change. Write readiness is polled only while
+ * connecting (hiredis learns of the connect that way) and when a write was
+ * partial. The events struct outlives the context: hiredis calls cleanup()
+ * when it frees the context, and the struct is freed once both handles
+ * have closed. */
+typedef struct uv_events {
+  redisAsyncContext *ac; /* NULL once hiredis has freed the context. */
+  uv_poll_t poll;
+  uv_prepare_t flush;
+  int events;   /* What poll watches now. */
+  int flushing; /* Inside flush_cb: a new write request means a partial write. */
+  int open;     /* Handles not yet closed. */
+} uv_events;
+
+static void ev_set(uv_events *e, int events);
+
+static void ev_poll_cb(uv_poll_t *h, int status, int events) {
+  uv_events *e = h->data;
+  if (status < 0) events = UV_READABLE; /* Let hiredis meet the error on read. */
+  if (e->ac && (events & UV_READABLE)) redisAsyncHandleRead(e->ac);
+  if (e->ac && (events & UV_WRITABLE)) redisAsyncHandleWrite(e->ac);
+}
+
+static void ev_flush_cb(uv_prepare_t *h) {
+  uv_events *e = h->data;
+  uv_prepare_stop(h);
+  if (!e->ac) return;
+  e->flushing = 1;
+  redisAsyncHandleWrite(e->ac); /* May free the context (e->ac = NULL). */
+  e->flushing = 0;
+}
+
+static void ev_set(uv_events *e, int events) {
+  if (events == e->events || !e->ac) return;
+  e->events = events;
+  if (events) uv_poll_start(&e->poll, events, ev_poll_cb);
+  else uv_poll_stop(&e->poll);
+}
+
+static void ev_add_read(void *p) {
+  uv_events *e = p;
+  ev_set(e, e->events | UV_READABLE);
+}
+
+static void ev_del_read(void *p) {
+  uv_events *e = p;
+  ev_set(e, e->events & ~UV_READABLE);
+}
+
+static void ev_add_write(void *p) {
+  uv_events *e = p;
+  if (!e->ac) return;
+  if ((e->ac->c.flags & REDIS_CONNECTED) && !e->flushing) uv_prepare_start(&e->flush, ev_flush_cb);
+  else ev_set(e, e->events | UV_WRITABLE);
+}
+
+static void ev_del_write(void *p) {
+  uv_events *e = p;
+  ev_set(e, e->events & ~UV_WRITABLE);
+}
+
+static void ev_closed(uv_handle_t *h) {
+  uv_events *e = h->data;
+  if (--e->open == 0) free(e);
+}
+
+static void ev_cleanup(void *p) {
+  uv_events *e = p;
+  e->ac = NULL;
+  uv_close((uv_handle_t *)&e->poll, ev_closed);
+  uv_close((uv_handle_t *)&e->flush, ev_closed);
+}
+
+static int ev_attach(redisAsyncContext *ac, uv_loop_t *loop) {
+  if (ac->ev.data) return REDIS_ERR;
+  uv_events *e = calloc(1, sizeof *e);
+  if (!e) return REDIS_ERR;
+  if (uv_poll_init(loop, &e->poll, ac->c.fd)) {
+    free(e);
+    return REDIS_ERR;
+  }
+  uv_prepare_init(loop, &e->flush);
+  e->poll.data = e->flush.data = e;
+  e->ac = ac;
+  e->open = 2;
+  ac->ev.addRead = ev_add_read;
+  ac->ev.delRead = ev_del_read;
+  ac->ev.addWrite = ev_add_write;
+  ac->ev.delWrite = ev_del_write;
+  ac->ev.cleanup = ev_cleanup;
+  ac->ev.data = e;
+  return REDIS_OK;
+}
 
 static unsigned jitter(unsigned max) {
   unsigned r = 0;
@@ -99,7 +198,7 @@ static void connect_now(erpq_conn *c) {
     return;
   }
   ac->data = c;
-  if (redisLibuvAttach(ac, c->loop) != REDIS_OK) {
+  if (ev_attach(ac, c->loop) != REDIS_OK) {
     redisAsyncFree(ac);
     schedule_retry(c);
     return;
@@ -156,7 +255,8 @@ static void req_cb(redisAsyncContext *ac, void *r, void *priv) {
 }
 
 int erpq_conn_send(erpq_conn *c, erpq_cmd *cmd, erpq_reply_cb cb, void *priv) {
-  if (c->state != ERPQ_CONN_READY || !c->ac) {
+  int open = c->state == ERPQ_CONN_READY || (c->state == ERPQ_CONN_CONNECTING && c->send_while_connecting);
+  if (!open || !c->ac) {
     erpq_cmd_free(cmd);
     return -ENOTCONN;
   }

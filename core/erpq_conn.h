@@ -12,8 +12,9 @@
  * Commands: erpq_conn_send() takes ownership of an erpq_cmd and calls cb
  * exactly once: with the reply (borrowed; it dies when cb returns), or with
  * NULL if the connection was lost first. A script call answered NOSCRIPT is
- * sent again as EVAL transparently. When the connection is not READY,
- * erpq_conn_send() fails with -ENOTCONN and cb is never called.
+ * sent again as EVAL transparently. When the connection is not READY (nor
+ * CONNECTING with send_while_connecting set), erpq_conn_send() fails with
+ * -ENOTCONN and cb is never called.
  *
  * All functions run on the loop thread.
  */
@@ -42,6 +43,9 @@ struct erpq_conn {
   int backoff_ms;
   int closing;
   int pending;              /* Commands sent and not yet answered. */
+  int send_while_connecting; /* Accept commands while CONNECTING (sent once
+                                connected, or answered NULL if the connect
+                                fails); off by default. */
   void (*on_ready)(erpq_conn *c);
   void (*on_down)(erpq_conn *c);
   void (*on_closed)(erpq_conn *c);
