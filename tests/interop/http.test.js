@@ -407,6 +407,78 @@ test('Redis down: /v1 answers 503 with Retry-After, the server stays up and reco
   s.child.kill('SIGTERM');
 });
 
+test('Redis frozen: calls in flight answer 503 after --redis-timeout, and the server recovers', async () => {
+  const redis = await h.startRedis();
+  const s = await startServer({ redisUrl: redis.url, args: ['--redis-timeout', '300'] });
+  assert.equal((await call('POST', `/v1/queues/${QR}/jobs`, { token: T.backend, server: s, body: { name: 'other', data: {} } })).status, 201);
+  redis.proc.signal('SIGSTOP'); // The connection stays open; nothing answers.
+  try {
+    const t0 = Date.now();
+    const [a, b, ready] = await Promise.all([
+      call('POST', `/v1/queues/${QR}/jobs`, { token: T.backend, server: s, body: { name: 'other', data: {} } }),
+      call('GET', `/v1/queues/${QR}`, { token: T.backend, server: s }),
+      call('GET', '/readyz', { server: s })]);
+    const took = Date.now() - t0;
+    assertError(a, 503, 'redis_unavailable');
+    assertError(b, 503, 'redis_unavailable');
+    assert.equal(ready.status, 503);
+    assert.equal(a.headers.get('retry-after'), '1');
+    assert.ok(took >= 250 && took < 3000, `answered after the 300 ms timeout, not before or much later (${took} ms)`);
+    assert.equal((await call('GET', '/healthz', { server: s })).status, 200);
+  } finally {
+    redis.proc.signal('SIGCONT');
+  }
+  await h.waitFor(async () => (await call('GET', `/v1/queues/${QR}`, { token: T.backend, server: s })).status === 200,
+    { timeout: 10000, message: 'the API to reconnect' });
+  assert.match(s.out, /"event":"http.redis_timeout"/);
+  s.child.kill('SIGTERM');
+});
+
+test('several event loops: 300 requests at once each get their own job; long-polls on both loops answer', async () => {
+  const s = await startServer({ args: ['--threads', '2', '--rate-subject', '0', '--rate-ip', '0'] });
+  const rc = h.redis();
+  const before = await h.counts(rc, QR);
+  const rs = await Promise.all(Array.from({ length: 300 }, (_, i) =>
+    call('POST', `/v1/queues/${QR}/jobs`, { token: T.backend, server: s, body: { name: 'other', data: { i } } })));
+  for (const r of rs) assert.equal(r.status, 201, r.text);
+  const ids = new Set(rs.map(r => r.json.id));
+  assert.equal(ids.size, 300, 'distinct ids');
+  const after = await h.counts(rc, QR);
+  assert.equal(after.wait - before.wait, 300);
+  // Six long-polls over separate connections (spread over both loops):
+  // each answers when our worker completes its job.
+  const w = await h.startWorker({ queue: Q, concurrency: 6 });
+  const adds = await Promise.all(Array.from({ length: 6 }, (_, i) =>
+    call('POST', `/v1/queues/${Q}/jobs`, { token: T.backend, server: s, body: { name: 'sleep', data: { ms: 300 + 50 * i } } })));
+  const waits = await Promise.all(adds.map(a =>
+    call('GET', `/v1/queues/${Q}/jobs/${a.json.id}/wait?timeout=20`, { token: T.backend, server: s })));
+  for (const r of waits) {
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.state, 'completed');
+    assert.equal(r.json.finished, true);
+  }
+  w.child.kill('SIGTERM');
+  s.child.kill('SIGTERM');
+});
+
+test('SIGTERM: a pending long-poll answers with the state it sees, and the server exits 0', async () => {
+  const s = await startServer();
+  const add = await call('POST', `/v1/queues/${QR}/jobs`, { token: T.backend, server: s, body: { name: 'other', data: {} } });
+  assert.equal(add.status, 201, add.text);
+  const pending = call('GET', `/v1/queues/${QR}/jobs/${add.json.id}/wait?timeout=30`, { token: T.backend, server: s });
+  await h.sleep(300);
+  const t0 = Date.now();
+  const exited = new Promise(resolve => s.child.on('exit', (code, sig) => resolve({ code, sig })));
+  s.child.kill('SIGTERM');
+  const r = await pending;
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.state, 'waiting');
+  assert.equal(r.json.finished, false);
+  assert.ok(Date.now() - t0 < 3000, 'answered at the stop, not at its timeout');
+  assert.deepEqual(await exited, { code: 0, sig: null });
+  assert.match(s.out, /"event":"http.stopped"/);
+});
+
 test('the access log has no token and no job data', async () => {
   const secretData = 'Pupil-Name-Do-Not-Log';
   await call('POST', `/v1/queues/${QR}/jobs`, { token: T.backend, body: { name: 'other', data: { who: secretData } } });
