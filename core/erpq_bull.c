@@ -282,9 +282,18 @@ int erpq_newjob_prepare(erpq_newjob *j, const char *name, const char *data_json,
 
 int erpq_bull_add(erpq_cmd *c, const erpq_keys *k, const char *token, const erpq_newjob *jobs,
                   size_t n, int check_repeat) {
-  const char *keys[] = {k->wait,    k->paused,   k->meta_paused, k->id,
-                        k->delayed, k->priority, k->repeat};
-  erpq_cmd_script_keys(c, ERPQ_LUA_ADD, keys, 7);
+  return erpq_bull_add_guarded(c, k, token, jobs, n, check_repeat, NULL);
+}
+
+int erpq_bull_add_guarded(erpq_cmd *c, const erpq_keys *k, const char *token,
+                          const erpq_newjob *jobs, size_t n, int check_repeat,
+                          const erpq_rate_guard *guard) {
+  int ng = guard ? guard->n : 0;
+  if (ng < 0 || ng > ERPQ_GUARD_MAX) return ERPQ_E_ARG;
+  const char *keys[7 + ERPQ_GUARD_MAX] = {k->wait,    k->paused,   k->meta_paused, k->id,
+                                          k->delayed, k->priority, k->repeat};
+  for (int i = 0; i < ng; i++) keys[7 + i] = guard->keys[i];
+  erpq_cmd_script_keys(c, ERPQ_LUA_ADD, keys, 7 + ng);
   erpq_cmd_push_str(c, k->base);
   erpq_cmd_push_str(c, token);
   erpq_cmd_push_i64(c, (int64_t)n);
@@ -323,7 +332,17 @@ int erpq_bull_add(erpq_cmd *c, const erpq_keys *k, const char *token, const erpq
     erpq_cmd_push_str(c, rkey);
     erpq_cmd_push_i64(c, rms);
   }
+  if (ng) {
+    for (int i = 0; i < ng; i++) erpq_cmd_push_i64(c, guard->limits[i]);
+    erpq_cmd_push_i64(c, guard->ttl_s);
+  }
   return c->err;
+}
+
+int erpq_bull_rate_limited(const redisReply *r) {
+  size_t n = sizeof ERPQ_RATE_LIMITED_CODE - 1;
+  return r && r->type == REDIS_REPLY_ERROR && r->len > n && !strncmp(r->str, ERPQ_RATE_LIMITED_CODE, n) &&
+         r->str[n] == ' ';
 }
 
 int erpq_bull_parse_ids(const redisReply *r, char **ids, size_t n) {

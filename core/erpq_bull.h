@@ -83,6 +83,27 @@ void erpq_newjob_free(erpq_newjob *j);
  * The reply is parsed by erpq_bull_parse_ids(). */
 int erpq_bull_add(erpq_cmd *c, const erpq_keys *k, const char *token,
                   const erpq_newjob *jobs, size_t n, int check_repeat);
+/* The same add behind the HTTP API's rate limits: guard->n request counters
+ * (keys, their limits per window, and the TTL a new counter gets) are
+ * counted first, in the same script call; when any is over its limit
+ * nothing is added and Redis answers an error whose code (first word) is
+ * ERPQ_RATE_LIMITED_CODE: test it with erpq_bull_rate_limited().
+ * The counter keys must hash to the queue's slot on a cluster (use a
+ * hash-tagged prefix). guard may be NULL (erpq_bull_add). */
+#define ERPQ_GUARD_MAX 2
+#define ERPQ_RATE_LIMITED_CODE "ERPQ_RATE_LIMITED"
+typedef struct erpq_rate_guard {
+  int n;
+  const char *keys[ERPQ_GUARD_MAX];
+  int64_t limits[ERPQ_GUARD_MAX];
+  int ttl_s;
+} erpq_rate_guard;
+int erpq_bull_add_guarded(erpq_cmd *c, const erpq_keys *k, const char *token,
+                          const erpq_newjob *jobs, size_t n, int check_repeat,
+                          const erpq_rate_guard *guard);
+/* 1 if r is a guarded add's refusal. */
+int erpq_bull_rate_limited(const redisReply *r);
+
 /* Copies the ids of an add reply into ids[0..n) (each malloc'ed, owned by
  * the caller). Returns the number of ids (0 when a repeatable was removed),
  * or a negative error. */

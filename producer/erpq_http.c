@@ -110,6 +110,13 @@ struct req {
   route_match m;
   char addr[64];
   char net[64];               /* The address masked to its network, for the log. */
+  /* Rate limits: the request's counters, and whether the enqueue still
+   * has to count them (it carries them into add.lua). */
+  erpq_rate_guard guard;
+  char guard_keys[ERPQ_GUARD_MAX][512];
+  int guard_pending;
+  struct MHD_Response *held; /* A local answer waiting for the count. */
+  int held_status;
   /* The caller, once known. */
   int authed;
   erpq_principal p;
@@ -634,8 +641,23 @@ static chk check_job(req *r, const json_t *o, const char *base, json_t *problems
 
 static const char *new_state(const erpq_newjob *j) { return j->delay > 0 ? "delayed" : "waiting"; }
 
+static void rate_limited(req *r) {
+  int64_t now = erpq_now_ms();
+  int retry = (int)((60000 - now % 60000 + 999) / 1000);
+  answer_error(r, 429, "rate_limited", "too many requests; retry later", NULL, retry);
+}
+
+/* Answers 429 when a guarded add was refused by the rate limits. */
+static int add_refused(req *r, const redisReply *reply) {
+  if (erpq_bull_rate_limited(reply)) {
+    rate_limited(r);
+    return 1;
+  }
+  return 0;
+}
+
 static void add_done(req *r, redisReply *reply) {
-  if (reply_failed(r, reply)) return;
+  if (add_refused(r, reply) || reply_failed(r, reply)) return;
   char *id = NULL;
   if (erpq_bull_parse_ids(reply, &id, 1) != 1 || !id) {
     free(id);
@@ -650,11 +672,14 @@ static void add_done(req *r, redisReply *reply) {
   free(id);
 }
 
-static void add_send(req *r) {
+/* Sends the add of the request's prepared jobs; the rate limits ride
+ * along when they have not been counted yet. */
+static void add_send(req *r, step_fn done) {
   erpq_cmd c;
   erpq_cmd_init(&c);
-  erpq_bull_add(&c, r->k, r->L->token, r->jobs, r->njobs, 0);
-  redis_call(r, &c, add_done);
+  erpq_bull_add_guarded(&c, r->k, r->L->token, r->jobs, r->njobs, 0, r->guard_pending ? &r->guard : NULL);
+  r->guard_pending = 0;
+  redis_call(r, &c, done);
 }
 
 /* An Idempotency-Key's job, looked up before adding. */
@@ -662,7 +687,7 @@ static void add_idem_viewed(req *r, redisReply *reply) {
   if (reply_failed(r, reply)) return;
   json_t *view = parse_view(reply, r->idem, NULL);
   if (!view) {
-    add_send(r);
+    add_send(r, add_done);
     return;
   }
   answer_json(r, 200,
@@ -728,12 +753,12 @@ static void h_add(req *r) {
   } else {
     json_decref(problems);
     if (ik) view_call(r, r->idem, add_idem_viewed);
-    else add_send(r);
+    else add_send(r, add_done);
   }
 }
 
 static void bulk_done(req *r, redisReply *reply) {
-  if (reply_failed(r, reply)) return;
+  if (add_refused(r, reply) || reply_failed(r, reply)) return;
   char **ids = calloc(r->njobs, sizeof *ids);
   int got = ids ? erpq_bull_parse_ids(reply, ids, r->njobs) : 0;
   if (got != (int)r->njobs) {
@@ -785,10 +810,7 @@ static void h_bulk(req *r) {
     answer_error(r, 422, "invalid_job", "some jobs are not valid; nothing was added", problems, 0);
   } else {
     json_decref(problems);
-    erpq_cmd c;
-    erpq_cmd_init(&c);
-    erpq_bull_add(&c, r->k, r->L->token, r->jobs, n, 0);
-    redis_call(r, &c, bulk_done);
+    add_send(r, bulk_done);
   }
 }
 
@@ -1108,43 +1130,77 @@ static void v1_dispatch(req *r) {
 
 static void rate_checked(req *r, redisReply *reply) {
   if (reply_failed(r, reply)) return;
-  if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
-    int64_t now = erpq_now_ms();
-    int retry = (int)((60000 - now % 60000 + 999) / 1000);
-    answer_error(r, 429, "rate_limited", "too many requests; retry later", NULL, retry);
+  if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) rate_limited(r);
+  else v1_dispatch(r);
+}
+
+/* The count owed by a request answered without reaching its add: over the
+ * limit it answers 429 instead of the held answer. */
+static void held_checked(req *r, redisReply *reply) {
+  struct MHD_Response *held = r->held;
+  r->held = NULL;
+  if ((!reply || reply->type == REDIS_REPLY_ERROR || (reply->type == REDIS_REPLY_INTEGER && reply->integer == 1))) {
+    MHD_destroy_response(held);
+    if (!reply_failed(r, reply)) rate_limited(r);
     return;
   }
-  v1_dispatch(r);
+  r->resp = held;
+  r->resp_status = r->held_status;
+  resume(r);
+}
+
+static int rate_call(req *r, step_fn next) {
+  erpq_cmd c;
+  erpq_cmd_init(&c);
+  erpq_cmd_script_keys(&c, ERPQ_LUA_RATELIMIT, r->guard.keys, r->guard.n);
+  for (int i = 0; i < r->guard.n; i++) erpq_cmd_push_i64(&c, r->guard.limits[i]);
+  erpq_cmd_push_i64(&c, r->guard.ttl_s);
+  return redis_call(r, &c, next);
 }
 
 /* Rate limits: fixed one-minute windows per client address (every request)
- * and per token subject (valid tokens), counted in Redis by one script. */
+ * and per token subject (valid tokens), counted in Redis, before anything
+ * else is answered. A plain enqueue (no Idempotency-Key) with a valid
+ * token carries the count into its add script: one round trip. If it is
+ * answered before the add (401 cannot happen; 403, 404, 400, 413, 422),
+ * the answer waits for the count. Every other request counts first. */
 static void handle_v1(req *r) {
   r->authed = erpq_auth_verify_cached(&S.auth, MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization"),
                                       (long long)time(NULL), &r->p, r->aerr, sizeof r->aerr) == 0;
   const char *who[2] = {S.rate_ip ? r->addr : NULL, S.rate_subject && r->authed ? r->p.sub : NULL};
-  if (!who[0] && !who[1]) {
-    v1_dispatch(r);
-    return;
-  }
   const char *kind[2] = {"ip", "sub"};
   int limit[2] = {S.rate_ip, S.rate_subject};
   long long window = (long long)(erpq_now_ms() / 60000);
-  char keys[2][512];
-  const char *kp[2];
-  int lim[2], n = 0;
+  r->guard.n = 0;
+  r->guard.ttl_s = 120;
   for (int i = 0; i < 2; i++) {
     if (!who[i]) continue;
-    snprintf(keys[n], sizeof keys[n], "%s:erpq:rl:%s:%s:%lld", S.prefix, kind[i], who[i], window);
-    kp[n] = keys[n];
-    lim[n++] = limit[i];
+    int n = r->guard.n++;
+    snprintf(r->guard_keys[n], sizeof r->guard_keys[n], "%s:erpq:rl:%s:%s:%lld", S.prefix, kind[i], who[i], window);
+    r->guard.keys[n] = r->guard_keys[n];
+    r->guard.limits[n] = limit[i];
   }
-  erpq_cmd c;
-  erpq_cmd_init(&c);
-  erpq_cmd_script_keys(&c, ERPQ_LUA_RATELIMIT, kp, n);
-  for (int i = 0; i < n; i++) erpq_cmd_push_i64(&c, lim[i]);
-  erpq_cmd_push_str(&c, "120");
-  redis_call(r, &c, rate_checked);
+  if (!r->guard.n) {
+    v1_dispatch(r);
+    return;
+  }
+  int enq = r->m.route == R_ADD || r->m.route == R_BULK;
+  if (!enq || !r->authed || MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Idempotency-Key")) {
+    rate_call(r, rate_checked);
+    return;
+  }
+  r->guard_pending = 1;
+  v1_dispatch(r);
+  if (r->resp && r->guard_pending) {
+    r->guard_pending = 0;
+    r->held = r->resp;
+    r->held_status = r->resp_status;
+    r->resp = NULL;
+    if (rate_call(r, held_checked)) { /* Not sent: it answered 503. */
+      MHD_destroy_response(r->held);
+      r->held = NULL;
+    }
+  }
 }
 
 static void readyz_done(req *r, redisReply *reply) {
@@ -1257,6 +1313,7 @@ static void req_free(req *r) {
   free(r->prep);
   json_decref(r->name);
   if (r->resp) MHD_destroy_response(r->resp);
+  if (r->held) MHD_destroy_response(r->held);
   free(r->body);
   free(r);
 }

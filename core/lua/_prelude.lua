@@ -81,3 +81,25 @@ local function erpqNum(s)
   if s == nil or s == "" then return nil end
   return tonumber(s)
 end
+
+-- The HTTP API's fixed-window request counters (keys "<prefix>:erpq:rl:...";
+-- not part of bull's protocol). Counts one request on each of
+-- KEYS[first..#KEYS], whose limits are ARGV[at..] in the same order, followed
+-- by the counters' TTL in seconds; a new counter gets the TTL. Returns true
+-- when any counter is now over its limit (the request is counted anyway).
+local function erpqRateCount(first, at)
+  local n = #KEYS - first + 1
+  local ttl = ARGV[at + n]
+  local over = false
+  for i = 0, n - 1 do
+    local key = KEYS[first + i]
+    local c = rcall("INCR", key)
+    if c == 1 then
+      rcall("EXPIRE", key, ttl)
+    end
+    if c > tonumber(ARGV[at + i]) then
+      over = true
+    end
+  end
+  return over
+end

@@ -9,6 +9,14 @@
 -- so, and adds the jobs, only if the repeatable is still registered.
 -- Returns the list of ids (the existing id for a duplicate or debounced add),
 -- or an empty list if the repeatable was removed.
+--
+-- Rate guard (erpq's HTTP API, not bull): KEYS beyond the 7th are request
+-- counters, and the last #KEYS - 6 ARGV are their limits then their TTL.
+-- When any counter goes over its limit nothing is added and the script
+-- answers an error whose code is ERPQ_RATE_LIMITED.
+if #KEYS > 7 and erpqRateCount(8, #ARGV - (#KEYS - 7)) then
+  return redis.error_reply("ERPQ_RATE_LIMITED over the rate limit")
+end
 local P, token, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local base = 3
 local repIdx = base + n * 12 + 1

@@ -1211,3 +1211,55 @@ Test(limiter, max_per_duration_then_delayed_and_limited) {
   cr_expect_eq(rd_int(q.rc, "HEXISTS %s:index 3", q.k.limiter), 0);
   q_close(&q);
 }
+
+/* The HTTP API's rate guard on add: counters are bumped (with a TTL) on
+ * every call, an add over either limit adds nothing and answers
+ * ERPQ_RATE_LIMITED, and ratelimit.lua counts the same keys. */
+Test(add, rate_guard_counts_then_refuses_without_adding) {
+  qctx q;
+  q_open(&q, "rateguard");
+  char kip[300], ksub[300];
+  snprintf(kip, sizeof kip, "bull:erpq:rl:ip:%s", q.name);
+  snprintf(ksub, sizeof ksub, "bull:erpq:rl:sub:%s", q.name);
+  erpq_rate_guard g = {.n = 2, .keys = {kip, ksub}, .limits = {3, 2}, .ttl_s = 120};
+  erpq_newjob j;
+  char err[256] = "";
+  cr_assert_eq(erpq_newjob_prepare(&j, "job", "{}", NULL, erpq_now_ms(), err, sizeof err), 0, "%s", err);
+  for (int i = 0; i < 3; i++) {
+    erpq_cmd c;
+    erpq_cmd_init(&c);
+    cr_assert_eq(erpq_bull_add_guarded(&c, &q.k, TOK, &j, 1, 0, &g), 0);
+    redisReply *r = test_send(q.rc, &c);
+    if (i < 2) {
+      char *id = NULL;
+      cr_assert_eq(erpq_bull_parse_ids(r, &id, 1), 1, "add %d: type %d %s", i, r->type, r->str ? r->str : "");
+      free(id);
+    } else {
+      /* The subject's limit (2) is passed on the third call. */
+      cr_assert_eq(erpq_bull_rate_limited(r), 1, "type %d: %s", r->type, r->str ? r->str : "");
+    }
+    freeReplyObject(r);
+  }
+  erpq_newjob_free(&j);
+  expect_list(&q, q.k.wait, "2,1");
+  cr_expect_eq(rd_int(q.rc, "INCRBY %s 0", kip), 3, "refused calls are counted too");
+  cr_expect_eq(rd_int(q.rc, "INCRBY %s 0", ksub), 3);
+  long long ttl = rd_int(q.rc, "TTL %s", kip);
+  cr_expect(ttl > 100 && ttl <= 120, "a new counter gets the TTL (%lld)", ttl);
+  /* ratelimit.lua on the same keys: over (1) now, and under with a fresh key. */
+  erpq_cmd c;
+  erpq_cmd_init(&c);
+  const char *keys[1] = {kip};
+  erpq_cmd_script_keys(&c, ERPQ_LUA_RATELIMIT, keys, 1);
+  erpq_cmd_push_i64(&c, 3);
+  erpq_cmd_push_i64(&c, 120);
+  cr_expect_eq(send_int(&q, &c), 1); /* test_send frees the command. */
+  freeReplyObject(rd_cmd(q.rc, "DEL %s %s", kip, ksub));
+  erpq_cmd_init(&c);
+  erpq_cmd_script_keys(&c, ERPQ_LUA_RATELIMIT, keys, 1);
+  erpq_cmd_push_i64(&c, 3);
+  erpq_cmd_push_i64(&c, 120);
+  cr_expect_eq(send_int(&q, &c), 0);
+  freeReplyObject(rd_cmd(q.rc, "DEL %s", kip));
+  q_close(&q);
+}

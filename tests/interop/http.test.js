@@ -347,6 +347,26 @@ test('rate limits per subject and per address answer 429 with Retry-After', asyn
   s.child.kill('SIGTERM');
 });
 
+test('enqueue rate limits ride in the add: refused adds add nothing; refused requests count too', async () => {
+  const prefix = `rla${process.pid}${Date.now()}`;
+  const s = await startServer({ args: ['--rate-subject', '3', '--rate-ip', '0'], prefix });
+  const sub = jwt({ sub: `rla-${Date.now()}`, role: 'backend' });
+  const add = body => call('POST', `/v1/queues/${QR}/jobs`, { token: sub, server: s, body });
+  assert.equal((await add({ name: 'other', data: {} })).status, 201);
+  // Answered before the add (422, 400): counted all the same.
+  assertError(await add({ name: 'nope', data: {} }), 422);
+  assert.equal((await add({ name: 'other', data: {} })).status, 201);
+  const r = await add({ name: 'other', data: {} });
+  assertError(r, 429, 'rate_limited');
+  assert.ok(Number(r.headers.get('retry-after')) >= 1);
+  assertError(await call('POST', `/v1/queues/${QR}/jobs`, { token: sub, server: s, raw: '{bad' }), 429, 'rate_limited');
+  const bulk = await call('POST', `/v1/queues/${QR}/jobs/bulk`, { token: sub, server: s, body: [{ name: 'other', data: {} }] });
+  assertError(bulk, 429, 'rate_limited');
+  const rc = h.redis();
+  assert.equal(await rc.llen(`${prefix}:${QR}:wait`), 2, 'only the two allowed adds added jobs');
+  s.child.kill('SIGTERM');
+});
+
 test('a slow client (one byte a second) does not hold up others and is timed out', async () => {
   const s = await startServer({ args: ['--body-timeout', '3', '--header-timeout', '3', '--client-timeout', '5', '--rate-subject', '0', '--rate-ip', '0'] });
   const body = JSON.stringify({ name: 'other', data: { n: 1 } });
