@@ -16,6 +16,11 @@
  * CONNECTING with send_while_connecting set), erpq_conn_send() fails with
  * -ENOTCONN and cb is never called.
  *
+ * I/O: hiredis runs on the loop through this module's own adapter, which
+ * writes every command queued during a loop turn in one write() just
+ * before the loop polls (the stock adapters/libuv.h re-arms epoll for each
+ * command). Used by the worker and by the HTTP API.
+ *
  * All functions run on the loop thread.
  */
 #ifndef ERPQ_CONN_H
