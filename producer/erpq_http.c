@@ -102,14 +102,14 @@ struct req {
   char *body;
   size_t len, cap;
   int too_big, too_slow;
-  int answered;               /* The status once queued, negated once logged. */
-  struct MHD_Response *resp;  /* A prepared answer not yet queued. */
+  int answered;              /* The status once queued, negated once logged. */
+  struct MHD_Response *resp; /* A prepared answer not yet queued. */
   int resp_status;
   int suspended;
-  int dead;                   /* MHD ended the request during a call: free on reply. */
+  int dead; /* MHD ended the request during a call: free on reply. */
   route_match m;
   char addr[64];
-  char net[64];               /* The address masked to its network, for the log. */
+  char net[64]; /* The address masked to its network, for the log. */
   /* Rate limits: the request's counters, and whether the enqueue still
    * has to count them (it carries them into add.lua). */
   erpq_rate_guard guard;
@@ -135,8 +135,8 @@ struct req {
   char idem[80];
   int retry;
   /* Long-poll. */
-  int waiting;                /* Registered for finish events (in L->waiters). */
-  int refire;                 /* An event came while a check was in flight. */
+  int waiting; /* Registered for finish events (in L->waiters). */
+  int refire;  /* An event came while a check was in flight. */
   int64_t wait_deadline;
   req *wnext, *wprev;
 };
@@ -151,13 +151,13 @@ struct hloop {
   uv_check_t check;
   uv_timer_t sweep;
   uv_async_t stop_async;
-  erpq_conn redis; /* Commands. */
-  erpq_conn sub;   /* PSUBSCRIBE to finish events, for long-polls. */
+  erpq_conn redis;              /* Commands. */
+  erpq_conn sub;                /* PSUBSCRIBE to finish events, for long-polls. */
   req *calls_head, *calls_tail; /* Requests with a call in flight, oldest first. */
   req *waiters;
   conn_track *tracks;
-  int suspended;   /* Connections suspended now. */
-  int need_run;    /* A connection was resumed: run MHD before sleeping. */
+  int suspended; /* Connections suspended now. */
+  int need_run;  /* A connection was resumed: run MHD before sleeping. */
   int stopping, quiesced, finished;
   int64_t stop_deadline, next_watchdog;
   struct {
@@ -179,7 +179,8 @@ struct hloop {
  * collect in the loop's buffer and are written once per loop iteration. */
 
 static void log_flush(hloop *L) {
-  if (!L->log_len) return;
+  if (!L->log_len)
+    return;
   erpq_log_write_lines(L->log, L->log_len);
   L->log_len = 0;
 }
@@ -187,7 +188,8 @@ static void log_flush(hloop *L) {
 static void log_append(hloop *L, const char *s, size_t n) {
   if (L->log_len + n > L->log_cap) {
     size_t nc = L->log_cap ? L->log_cap : 16384;
-    while (nc < L->log_len + n) nc *= 2;
+    while (nc < L->log_len + n)
+      nc *= 2;
     char *nb = realloc(L->log, nc);
     if (!nb) {
       log_flush(L);
@@ -199,7 +201,8 @@ static void log_append(hloop *L, const char *s, size_t n) {
   }
   memcpy(L->log + L->log_len, s, n);
   L->log_len += n;
-  if (L->log_len >= LOG_FLUSH_AT) log_flush(L);
+  if (L->log_len >= LOG_FLUSH_AT)
+    log_flush(L);
 }
 
 /* Appends s (at most 512 bytes of it, made valid UTF-8) as the inside of a
@@ -232,20 +235,22 @@ static void access_log(req *r, const char *method, const char *path, int status)
   if (tv.tv_sec != L->log_sec) { /* The date part changes once a second. */
     struct tm tm;
     gmtime_r(&tv.tv_sec, &tm);
-    snprintf(L->log_date, sizeof L->log_date, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    snprintf(L->log_date, sizeof L->log_date, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
     L->log_sec = tv.tv_sec;
   }
   char m[6 * 512 + 1], pth[6 * 512 + 1], line[8192];
   json_esc(m, method);
   json_esc(pth, path);
   long long cs = (long long)(mono_us() - r->start_us) / 10; /* Hundredths of a millisecond. */
-  int n = snprintf(line, sizeof line,
-                   "{\"ts\":\"%s.%03dZ\",\"level\":\"info\",\"event\":\"http.request\",\"method\":\"%s\","
-                   "\"route\":\"%s\",\"status\":%d,\"ms\":%lld.%02lld,\"client\":\"%s\",\"path\":\"%s\"}\n",
-                   L->log_date, (int)(tv.tv_usec / 1000), m, erpq_route_name(r->m.route), status, cs / 100, cs % 100,
-                   r->net, pth);
-  if (n > 0 && (size_t)n < sizeof line) log_append(L, line, (size_t)n);
+  int n = snprintf(
+      line, sizeof line,
+      "{\"ts\":\"%s.%03dZ\",\"level\":\"info\",\"event\":\"http.request\",\"method\":\"%s\","
+      "\"route\":\"%s\",\"status\":%d,\"ms\":%lld.%02lld,\"client\":\"%s\",\"path\":\"%s\"}\n",
+      L->log_date, (int)(tv.tv_usec / 1000), m, erpq_route_name(r->m.route), status, cs / 100,
+      cs % 100, r->net, pth);
+  if (n > 0 && (size_t)n < sizeof line)
+    log_append(L, line, (size_t)n);
 }
 
 /* ---- Answers --------------------------------------------------------------------
@@ -254,7 +259,8 @@ static void access_log(req *r, const char *method, const char *path, int status)
  * again after a resume. */
 
 static void resume(req *r) {
-  if (!r->suspended) return;
+  if (!r->suspended)
+    return;
   r->suspended = 0;
   r->L->suspended--;
   r->L->need_run = 1;
@@ -263,7 +269,8 @@ static void resume(req *r) {
 
 /* Prepares the answer (body malloc'ed, ownership taken) and resumes the
  * connection if it was waiting. */
-static void answer_raw(req *r, int status, const char *ctype, char *body, size_t len, int retry_after) {
+static void answer_raw(req *r, int status, const char *ctype, char *body, size_t len,
+                       int retry_after) {
   if (r->resp) { /* Answered twice: keep the first. */
     free(body);
     return;
@@ -273,7 +280,8 @@ static void answer_raw(req *r, int status, const char *ctype, char *body, size_t
     free(body);
     resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
     status = 500;
-    if (!resp) return;
+    if (!resp)
+      return;
   }
   MHD_add_response_header(resp, "Content-Type", ctype);
   MHD_add_response_header(resp, "Cache-Control", "no-store");
@@ -283,7 +291,8 @@ static void answer_raw(req *r, int status, const char *ctype, char *body, size_t
     snprintf(ra, sizeof ra, "%d", retry_after);
     MHD_add_response_header(resp, "Retry-After", ra);
   }
-  if (status == 405 && r->m.route) MHD_add_response_header(resp, "Allow", erpq_route_method(r->m.route));
+  if (status == 405 && r->m.route)
+    MHD_add_response_header(resp, "Allow", erpq_route_method(r->m.route));
   r->resp = resp;
   r->resp_status = status;
   resume(r);
@@ -294,8 +303,9 @@ static void answer_json(req *r, int status, json_t *o, int retry_after) {
   char *s = o ? erpq_json_dump(o) : NULL;
   json_decref(o);
   if (!s) {
-    answer_raw(r, 500, "application/json", strdup("{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}\n"),
-               58, 0);
+    answer_raw(r, 500, "application/json",
+               strdup("{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}\n"), 58,
+               0);
     return;
   }
   size_t n = strlen(s);
@@ -312,8 +322,10 @@ static void answer_json(req *r, int status, json_t *o, int retry_after) {
 static void answer_error(req *r, int status, const char *code, const char *msg, json_t *details,
                          int retry_after) {
   json_t *e = json_pack("{s:s,s:s}", "code", code, "message", msg);
-  if (e && details) json_object_set_new(e, "details", details);
-  else json_decref(details);
+  if (e && details)
+    json_object_set_new(e, "details", details);
+  else
+    json_decref(details);
   answer_json(r, status, e ? json_pack("{s:o}", "error", e) : NULL, retry_after);
 }
 
@@ -329,7 +341,8 @@ static int reply_failed(req *r, const redisReply *reply) {
     return 1;
   }
   if (reply->type == REDIS_REPLY_ERROR) {
-    erpq_log(ERPQ_LOG_ERROR, "http.redis_error", "route", erpq_route_name(r->m.route), "error", reply->str, NULL);
+    erpq_log(ERPQ_LOG_ERROR, "http.redis_error", "route", erpq_route_name(r->m.route), "error",
+             reply->str, NULL);
     answer_error(r, 500, "internal", "the job store answered an error", NULL, 0);
     return 1;
   }
@@ -346,10 +359,14 @@ static int reply_failed(req *r, const redisReply *reply) {
 
 static void calls_unlink(req *r) {
   hloop *L = r->L;
-  if (r->cprev) r->cprev->cnext = r->cnext;
-  else L->calls_head = r->cnext;
-  if (r->cnext) r->cnext->cprev = r->cprev;
-  else L->calls_tail = r->cprev;
+  if (r->cprev)
+    r->cprev->cnext = r->cnext;
+  else
+    L->calls_head = r->cnext;
+  if (r->cnext)
+    r->cnext->cprev = r->cprev;
+  else
+    L->calls_tail = r->cprev;
   r->cnext = r->cprev = NULL;
   r->calling = 0;
 }
@@ -367,7 +384,9 @@ static void on_reply(erpq_conn *c, redisReply *reply, void *priv) {
   r->next(r, reply);
 }
 
-static void ignore_reply(erpq_conn *c, redisReply *reply, void *priv) { (void)c, (void)reply, (void)priv; }
+static void ignore_reply(erpq_conn *c, redisReply *reply, void *priv) {
+  (void)c, (void)reply, (void)priv;
+}
 
 /* Sends cmd (ownership taken) for r; next runs with the reply. Returns 0, or
  * answers 503 itself and returns -1 when Redis is not connected. */
@@ -382,8 +401,10 @@ static int redis_call(req *r, erpq_cmd *cmd, step_fn next) {
   r->call_ms = erpq_mono_ms();
   r->cprev = L->calls_tail;
   r->cnext = NULL;
-  if (L->calls_tail) L->calls_tail->cnext = r;
-  else L->calls_head = r;
+  if (L->calls_tail)
+    L->calls_tail->cnext = r;
+  else
+    L->calls_head = r;
   L->calls_tail = r;
   return 0;
 }
@@ -395,14 +416,17 @@ static int redis_call_tx(req *r, erpq_cmd *cmds, size_t n, step_fn next) {
   erpq_cmd_init(&m);
   erpq_cmd_push_str(&m, "MULTI");
   if (erpq_conn_send(&r->L->redis, &m, ignore_reply, NULL)) {
-    for (size_t i = 0; i < n; i++) erpq_cmd_free(&cmds[i]);
+    for (size_t i = 0; i < n; i++)
+      erpq_cmd_free(&cmds[i]);
     redis_unavailable(r);
     return -1;
   }
   int bad = 0;
   for (size_t i = 0; i < n; i++)
-    if (bad) erpq_cmd_free(&cmds[i]);
-    else bad = erpq_conn_send(&r->L->redis, &cmds[i], ignore_reply, NULL) != 0;
+    if (bad)
+      erpq_cmd_free(&cmds[i]);
+    else
+      bad = erpq_conn_send(&r->L->redis, &cmds[i], ignore_reply, NULL) != 0;
   erpq_cmd_init(&m);
   erpq_cmd_push_str(&m, "EXEC");
   if (bad) {
@@ -420,11 +444,13 @@ static int redis_call_tx(req *r, erpq_cmd *cmds, size_t n, step_fn next) {
 
 static int seg(const char **p, char *out, size_t outlen) {
   const char *s = *p;
-  if (*s != '/') return 0;
+  if (*s != '/')
+    return 0;
   s++;
   const char *e = strchr(s, '/');
   size_t n = e ? (size_t)(e - s) : strlen(s);
-  if (n == 0 || n >= outlen) return 0;
+  if (n == 0 || n >= outlen)
+    return 0;
   memcpy(out, s, n);
   out[n] = '\0';
   *p = s + n;
@@ -434,24 +460,34 @@ static int seg(const char **p, char *out, size_t outlen) {
 static void match_route(const char *url, const char *method, route_match *m) {
   memset(m, 0, sizeof *m);
   int r = R_NONE;
-  if (!strcmp(url, "/healthz")) r = R_HEALTHZ;
-  else if (!strcmp(url, "/readyz")) r = R_READYZ;
-  else if (!strcmp(url, "/metrics")) r = R_METRICS;
+  if (!strcmp(url, "/healthz"))
+    r = R_HEALTHZ;
+  else if (!strcmp(url, "/readyz"))
+    r = R_READYZ;
+  else if (!strcmp(url, "/metrics"))
+    r = R_METRICS;
   else if (!strncmp(url, "/v1/queues/", 11)) {
     const char *p = url + 10;
     char a[256], b[256];
     if (seg(&p, m->queue, sizeof m->queue)) {
-      if (!*p) r = R_QUEUE;
+      if (!*p)
+        r = R_QUEUE;
       else if (seg(&p, a, sizeof a)) {
-        if (!*p && !strcmp(a, "pause")) r = R_PAUSE;
-        else if (!*p && !strcmp(a, "resume")) r = R_RESUME;
+        if (!*p && !strcmp(a, "pause"))
+          r = R_PAUSE;
+        else if (!*p && !strcmp(a, "resume"))
+          r = R_RESUME;
         else if (!strcmp(a, "jobs")) {
-          if (!*p) r = R_ADD;
+          if (!*p)
+            r = R_ADD;
           else if (seg(&p, m->id, sizeof m->id)) {
-            if (!*p) r = strcmp(m->id, "bulk") == 0 ? R_BULK : R_JOB;
+            if (!*p)
+              r = strcmp(m->id, "bulk") == 0 ? R_BULK : R_JOB;
             else if (seg(&p, b, sizeof b) && !*p) {
-              if (!strcmp(b, "wait")) r = R_WAIT;
-              else if (!strcmp(b, "retry")) r = R_RETRY;
+              if (!strcmp(b, "wait"))
+                r = R_WAIT;
+              else if (!strcmp(b, "retry"))
+                r = R_RETRY;
             }
           }
         }
@@ -459,10 +495,13 @@ static void match_route(const char *url, const char *method, route_match *m) {
     }
   }
   m->route = r;
-  if (r == R_NONE) return;
+  if (r == R_NONE)
+    return;
   if (r == R_JOB) {
-    if (!strcmp(method, "GET") || !strcmp(method, "HEAD")) m->method_ok = 1;
-    else if (!strcmp(method, "DELETE")) m->route = R_DELETE, m->method_ok = 1;
+    if (!strcmp(method, "GET") || !strcmp(method, "HEAD"))
+      m->method_ok = 1;
+    else if (!strcmp(method, "DELETE"))
+      m->route = R_DELETE, m->method_ok = 1;
     return;
   }
   const char *want = erpq_route_method(r);
@@ -473,10 +512,13 @@ static void match_route(const char *url, const char *method, route_match *m) {
  * file, so there are few); NULL when out of memory or the name is bad. */
 static const erpq_keys *loop_keys(hloop *L, const char *queue) {
   for (int i = 0; i < L->nkeys; i++)
-    if (!strcmp(L->keys[i].queue, queue)) return &L->keys[i].k;
-  if (L->nkeys == KEYS_CACHE) return NULL;
+    if (!strcmp(L->keys[i].queue, queue))
+      return &L->keys[i].k;
+  if (L->nkeys == KEYS_CACHE)
+    return NULL;
   int i = L->nkeys;
-  if (erpq_keys_init(&L->keys[i].k, S.prefix, queue)) return NULL;
+  if (erpq_keys_init(&L->keys[i].k, S.prefix, queue))
+    return NULL;
   L->keys[i].queue = strdup(queue);
   if (!L->keys[i].queue) {
     erpq_keys_free(&L->keys[i].k);
@@ -489,7 +531,8 @@ static const erpq_keys *loop_keys(hloop *L, const char *queue) {
 /* ---- Job views -------------------------------------------------------------------- */
 
 static const char *hash_field(const redisReply *h, const char *name) {
-  if (!h || h->type != REDIS_REPLY_ARRAY) return NULL;
+  if (!h || h->type != REDIS_REPLY_ARRAY)
+    return NULL;
   for (size_t i = 0; i + 1 < h->elements; i += 2)
     if (h->element[i]->type == REDIS_REPLY_STRING && strcmp(h->element[i]->str, name) == 0 &&
         h->element[i + 1]->type == REDIS_REPLY_STRING)
@@ -501,8 +544,10 @@ static const char *hash_field(const redisReply *h, const char *name) {
 static void data_school(const json_t *data, char *out, size_t n) {
   const json_t *s = json_object_get(data, "schoolId");
   out[0] = '\0';
-  if (json_is_integer(s)) snprintf(out, n, "%" JSON_INTEGER_FORMAT, json_integer_value(s));
-  else if (json_is_string(s)) snprintf(out, n, "%s", json_string_value(s));
+  if (json_is_integer(s))
+    snprintf(out, n, "%" JSON_INTEGER_FORMAT, json_integer_value(s));
+  else if (json_is_string(s))
+    snprintf(out, n, "%s", json_string_value(s));
 }
 
 /* Starts reading job id's state; next parses the reply with parse_view(). */
@@ -516,7 +561,8 @@ static int view_call(req *r, const char *id, step_fn next) {
 /* A state reply as a job view (NULL: no such job, or another school's when
  * p is scoped to a school). */
 static json_t *parse_view(const redisReply *reply, const char *id, const erpq_principal *p) {
-  if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) return NULL;
+  if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2)
+    return NULL;
   json_t *o = erpq_bull_parse_state(reply, id);
   if (o && p && p->has_school) {
     const char *dtext = hash_field(reply->element[1], "data");
@@ -537,7 +583,9 @@ static int is_finished(const json_t *view) {
   return st && (!strcmp(st, "completed") || !strcmp(st, "failed"));
 }
 
-static void not_found(req *r) { answer_error(r, 404, "job_not_found", "no such job in this queue", NULL, 0); }
+static void not_found(req *r) {
+  answer_error(r, 404, "job_not_found", "no such job in this queue", NULL, 0);
+}
 
 /* ---- Enqueue ------------------------------------------------------------------------ */
 
@@ -546,8 +594,11 @@ static json_t *parse_body(req *r) {
   json_t *v = r->len ? json_loadb(r->body, r->len, 0, &je) : NULL;
   if (!v) {
     char msg[300];
-    if (!r->len) snprintf(msg, sizeof msg, "the request body must be JSON");
-    else snprintf(msg, sizeof msg, "malformed JSON: %s (line %d, column %d)", je.text, je.line, je.column);
+    if (!r->len)
+      snprintf(msg, sizeof msg, "the request body must be JSON");
+    else
+      snprintf(msg, sizeof msg, "malformed JSON: %s (line %d, column %d)", je.text, je.line,
+               je.column);
     answer_error(r, 400, "malformed_json", msg, NULL, 0);
   }
   return v;
@@ -561,8 +612,8 @@ typedef enum { CHK_OK, CHK_FORBIDDEN, CHK_INVALID } chk;
 
 /* Checks one job {name,data,opts} at base path; prepares it into *j when
  * valid. forbidden gets a message for 403. */
-static chk check_job(req *r, const json_t *o, const char *base, json_t *problems, erpq_newjob *j, int *prepared,
-                     char *forbidden, size_t flen, int bulk, const char *idem_id) {
+static chk check_job(req *r, const json_t *o, const char *base, json_t *problems, erpq_newjob *j,
+                     int *prepared, char *forbidden, size_t flen, int bulk, const char *idem_id) {
   *prepared = 0;
   char path[600];
   if (!json_is_object(o)) {
@@ -605,19 +656,23 @@ static chk check_job(req *r, const json_t *o, const char *base, json_t *problems
   }
   snprintf(path, sizeof path, "%s/data", base);
   const json_t *schema = erpq_schema_set_get(S.schemas, nm);
-  if (schema) erpq_schema_validate(schema, data ? data : json_null(), path, problems);
-  else if (data && !json_is_object(data)) add_problem(problems, path, "must be an object");
+  if (schema)
+    erpq_schema_validate(schema, data ? data : json_null(), path, problems);
+  else if (data && !json_is_object(data))
+    add_problem(problems, path, "must be an object");
   snprintf(path, sizeof path, "%s/opts", base);
   if (opts && !json_is_null(opts)) {
     if (!json_is_object(opts)) {
       add_problem(problems, path, "must be an object");
     } else {
-      if (json_object_get(opts, "repeat") && bulk) add_problem(problems, path, "repeat is not allowed in bulk adds");
+      if (json_object_get(opts, "repeat") && bulk)
+        add_problem(problems, path, "repeat is not allowed in bulk adds");
       if (idem_id && json_object_get(opts, "jobId"))
         add_problem(problems, path, "jobId cannot be combined with an Idempotency-Key");
     }
   }
-  if ((int)json_array_size(problems) > before) return CHK_INVALID;
+  if ((int)json_array_size(problems) > before)
+    return CHK_INVALID;
   json_t *o2 = NULL;
   if (idem_id) {
     o2 = opts && json_is_object(opts) ? json_deep_copy(opts) : json_object();
@@ -625,14 +680,17 @@ static chk check_job(req *r, const json_t *o, const char *base, json_t *problems
   }
   char *dtext = data ? erpq_json_dump(data) : strdup("{}");
   char err[512] = "";
-  int rc = dtext ? erpq_newjob_prepare(j, nm, dtext, o2 ? o2 : (json_is_object(opts) ? opts : NULL), erpq_now_ms(),
-                                       err, sizeof err)
+  int rc = dtext ? erpq_newjob_prepare(j, nm, dtext, o2 ? o2 : (json_is_object(opts) ? opts : NULL),
+                                       erpq_now_ms(), err, sizeof err)
                  : -ENOMEM;
   free(dtext);
   json_decref(o2);
   if (rc) {
-    add_problem(problems, path, rc == 1 ? "repeatable job has no occurrence left" : (err[0] ? err : "invalid options"));
-    if (rc == 1) erpq_newjob_free(j);
+    add_problem(problems, path,
+                rc == 1 ? "repeatable job has no occurrence left"
+                        : (err[0] ? err : "invalid options"));
+    if (rc == 1)
+      erpq_newjob_free(j);
     return CHK_INVALID;
   }
   *prepared = 1;
@@ -657,7 +715,8 @@ static int add_refused(req *r, const redisReply *reply) {
 }
 
 static void add_done(req *r, redisReply *reply) {
-  if (add_refused(r, reply) || reply_failed(r, reply)) return;
+  if (add_refused(r, reply) || reply_failed(r, reply))
+    return;
   char *id = NULL;
   if (erpq_bull_parse_ids(reply, &id, 1) != 1 || !id) {
     free(id);
@@ -666,8 +725,8 @@ static void add_done(req *r, redisReply *reply) {
   }
   erpq_metrics_enqueued(r->m.queue, 1);
   answer_json(r, 201,
-              json_pack("{s:s,s:s,s:O,s:s}", "id", id, "queue", r->m.queue, "name", r->name, "state",
-                        new_state(&r->jobs[0])),
+              json_pack("{s:s,s:s,s:O,s:s}", "id", id, "queue", r->m.queue, "name", r->name,
+                        "state", new_state(&r->jobs[0])),
               0);
   free(id);
 }
@@ -677,22 +736,24 @@ static void add_done(req *r, redisReply *reply) {
 static void add_send(req *r, step_fn done) {
   erpq_cmd c;
   erpq_cmd_init(&c);
-  erpq_bull_add_guarded(&c, r->k, r->L->token, r->jobs, r->njobs, 0, r->guard_pending ? &r->guard : NULL);
+  erpq_bull_add_guarded(&c, r->k, r->L->token, r->jobs, r->njobs, 0,
+                        r->guard_pending ? &r->guard : NULL);
   r->guard_pending = 0;
   redis_call(r, &c, done);
 }
 
 /* An Idempotency-Key's job, looked up before adding. */
 static void add_idem_viewed(req *r, redisReply *reply) {
-  if (reply_failed(r, reply)) return;
+  if (reply_failed(r, reply))
+    return;
   json_t *view = parse_view(reply, r->idem, NULL);
   if (!view) {
     add_send(r, add_done);
     return;
   }
   answer_json(r, 200,
-              json_pack("{s:s,s:s,s:O,s:O}", "id", r->idem, "queue", r->m.queue, "name", r->name, "state",
-                        json_object_get(view, "state")),
+              json_pack("{s:s,s:s,s:O,s:O}", "id", r->idem, "queue", r->m.queue, "name", r->name,
+                        "state", json_object_get(view, "state")),
               0);
   json_decref(view);
 }
@@ -702,22 +763,26 @@ static int jobs_alloc(req *r, size_t n) {
   r->jobs = calloc(n, sizeof *r->jobs);
   r->prep = calloc(n, sizeof *r->prep);
   r->njobs = n;
-  if (r->jobs && r->prep) return 0;
+  if (r->jobs && r->prep)
+    return 0;
   answer_error(r, 500, "internal", "out of memory", NULL, 0);
   return -1;
 }
 
 static void h_add(req *r) {
   json_t *body = parse_body(r);
-  if (!body) return;
+  if (!body)
+    return;
   const char *ik = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Idempotency-Key");
   if (ik) {
     size_t n = strlen(ik);
     int ok = n > 0 && n <= 255;
-    for (size_t i = 0; ok && i < n; i++) ok = ik[i] > 0x20 && ik[i] < 0x7f;
+    for (size_t i = 0; ok && i < n; i++)
+      ok = ik[i] > 0x20 && ik[i] < 0x7f;
     if (!ok) {
       json_decref(body);
-      answer_error(r, 400, "bad_idempotency_key", "Idempotency-Key must be 1-255 visible ASCII characters", NULL, 0);
+      answer_error(r, 400, "bad_idempotency_key",
+                   "Idempotency-Key must be 1-255 visible ASCII characters", NULL, 0);
       return;
     }
     /* The key is scoped to the caller and the queue. */
@@ -733,7 +798,8 @@ static void h_add(req *r) {
     SHA256((const unsigned char *)buf, bl, md);
     free(buf);
     strcpy(r->idem, "idem-");
-    for (int i = 0; i < 20; i++) sprintf(r->idem + 5 + 2 * i, "%02x", md[i]);
+    for (int i = 0; i < 20; i++)
+      sprintf(r->idem + 5 + 2 * i, "%02x", md[i]);
   }
   if (jobs_alloc(r, 1)) {
     json_decref(body);
@@ -741,8 +807,8 @@ static void h_add(req *r) {
   }
   json_t *problems = json_array();
   char forbidden[1024];
-  chk ck = check_job(r, body, "", problems, &r->jobs[0], &r->prep[0], forbidden, sizeof forbidden, 0,
-                     ik ? r->idem : NULL);
+  chk ck = check_job(r, body, "", problems, &r->jobs[0], &r->prep[0], forbidden, sizeof forbidden,
+                     0, ik ? r->idem : NULL);
   r->name = json_incref(json_object_get(body, "name"));
   json_decref(body);
   if (ck == CHK_FORBIDDEN) {
@@ -752,30 +818,36 @@ static void h_add(req *r) {
     answer_error(r, 422, "invalid_job", "the job is not valid", problems, 0);
   } else {
     json_decref(problems);
-    if (ik) view_call(r, r->idem, add_idem_viewed);
-    else add_send(r, add_done);
+    if (ik)
+      view_call(r, r->idem, add_idem_viewed);
+    else
+      add_send(r, add_done);
   }
 }
 
 static void bulk_done(req *r, redisReply *reply) {
-  if (add_refused(r, reply) || reply_failed(r, reply)) return;
+  if (add_refused(r, reply) || reply_failed(r, reply))
+    return;
   char **ids = calloc(r->njobs, sizeof *ids);
   int got = ids ? erpq_bull_parse_ids(reply, ids, r->njobs) : 0;
   if (got != (int)r->njobs) {
     answer_error(r, 500, "internal", "unexpected reply to the add", NULL, 0);
   } else {
     json_t *a = json_array();
-    for (size_t i = 0; i < r->njobs; i++) json_array_append_new(a, json_string(ids[i]));
+    for (size_t i = 0; i < r->njobs; i++)
+      json_array_append_new(a, json_string(ids[i]));
     erpq_metrics_enqueued(r->m.queue, r->njobs);
     answer_json(r, 201, json_pack("{s:s,s:o}", "queue", r->m.queue, "ids", a), 0);
   }
-  for (int i = 0; ids && i < got; i++) free(ids[i]);
+  for (int i = 0; ids && i < got; i++)
+    free(ids[i]);
   free(ids);
 }
 
 static void h_bulk(req *r) {
   json_t *body = parse_body(r);
-  if (!body) return;
+  if (!body)
+    return;
   const json_t *arr = json_is_object(body) ? json_object_get(body, "jobs") : body;
   if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > MAX_BULK) {
     json_decref(body);
@@ -796,7 +868,8 @@ static void h_bulk(req *r) {
     char base[32];
     snprintf(base, sizeof base, "/%zu", i);
     char fb[700];
-    chk ck = check_job(r, json_array_get(arr, i), base, problems, &r->jobs[i], &r->prep[i], fb, sizeof fb, 1, NULL);
+    chk ck = check_job(r, json_array_get(arr, i), base, problems, &r->jobs[i], &r->prep[i], fb,
+                       sizeof fb, 1, NULL);
     if (ck == CHK_FORBIDDEN && !forbidden_seen) {
       forbidden_seen = 1;
       snprintf(forbidden, sizeof forbidden, "job %zu: %s", i, fb);
@@ -817,7 +890,8 @@ static void h_bulk(req *r) {
 /* ---- Reading, deleting, retrying ------------------------------------------------------ */
 
 static void job_viewed(req *r, redisReply *reply) {
-  if (reply_failed(r, reply)) return;
+  if (reply_failed(r, reply))
+    return;
   json_t *view = parse_view(reply, r->m.id, &r->p);
   if (!view) {
     not_found(r);
@@ -828,7 +902,8 @@ static void job_viewed(req *r, redisReply *reply) {
 }
 
 static void dr_done(req *r, redisReply *reply) {
-  if (reply_failed(r, reply)) return;
+  if (reply_failed(r, reply))
+    return;
   if (reply->type != REDIS_REPLY_INTEGER) {
     answer_error(r, 500, "internal", "unexpected reply", NULL, 0);
     return;
@@ -836,17 +911,21 @@ static void dr_done(req *r, redisReply *reply) {
   long long code = reply->integer;
   if (code == 1)
     answer_json(r, 200,
-                json_pack("{s:s,s:s,s:b}", "id", r->m.id, "queue", r->m.queue, r->retry ? "retried" : "removed", 1),
+                json_pack("{s:s,s:s,s:b}", "id", r->m.id, "queue", r->m.queue,
+                          r->retry ? "retried" : "removed", 1),
                 0);
-  else if (code == 0 && r->retry) not_found(r);
+  else if (code == 0 && r->retry)
+    not_found(r);
   else
     answer_error(r, 409, "conflict",
-                 code == -1 || !r->retry ? "the job is locked by a worker" : "the job is not in the expected state",
+                 code == -1 || !r->retry ? "the job is locked by a worker"
+                                         : "the job is not in the expected state",
                  NULL, 0);
 }
 
 static void dr_viewed(req *r, redisReply *reply) {
-  if (reply_failed(r, reply)) return;
+  if (reply_failed(r, reply))
+    return;
   json_t *view = parse_view(reply, r->m.id, &r->p);
   if (!view) {
     not_found(r);
@@ -863,13 +942,16 @@ static void dr_viewed(req *r, redisReply *reply) {
   }
   erpq_cmd c;
   erpq_cmd_init(&c);
-  if (r->retry) erpq_bull_reprocess(&c, r->k, r->L->token, r->m.id, state, lifo, erpq_now_ms());
-  else erpq_bull_remove(&c, r->k, r->m.id);
+  if (r->retry)
+    erpq_bull_reprocess(&c, r->k, r->L->token, r->m.id, state, lifo, erpq_now_ms());
+  else
+    erpq_bull_remove(&c, r->k, r->m.id);
   redis_call(r, &c, dr_done);
 }
 
 static void queue_counted(req *r, redisReply *reply) {
-  if (reply_failed(r, reply)) return;
+  if (reply_failed(r, reply))
+    return;
   if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 7) {
     answer_error(r, 500, "internal", "unexpected reply", NULL, 0);
     return;
@@ -877,7 +959,9 @@ static void queue_counted(req *r, redisReply *reply) {
   json_t *counts = json_object();
   for (int i = 0; i < 6; i++)
     json_object_set_new(counts, erpq_bull_count_names[i],
-                        json_integer(reply->element[i]->type == REDIS_REPLY_INTEGER ? reply->element[i]->integer : 0));
+                        json_integer(reply->element[i]->type == REDIS_REPLY_INTEGER
+                                         ? reply->element[i]->integer
+                                         : 0));
   const redisReply *p = reply->element[6];
   answer_json(r, 200,
               json_pack("{s:s,s:o,s:b}", "queue", r->m.queue, "counts", counts, "paused",
@@ -887,7 +971,8 @@ static void queue_counted(req *r, redisReply *reply) {
 
 static void h_queue(req *r) {
   erpq_cmd cmds[7];
-  for (int i = 0; i < 7; i++) erpq_cmd_init(&cmds[i]);
+  for (int i = 0; i < 7; i++)
+    erpq_cmd_init(&cmds[i]);
   erpq_bull_counts(cmds, r->k);
   erpq_cmd_push_str(&cmds[6], "HEXISTS");
   erpq_cmd_push_str(&cmds[6], r->k->meta);
@@ -896,8 +981,10 @@ static void h_queue(req *r) {
 }
 
 static void paused_done(req *r, redisReply *reply) {
-  if (reply_failed(r, reply)) return;
-  answer_json(r, 200, json_pack("{s:s,s:b}", "queue", r->m.queue, "paused", r->m.route == R_PAUSE), 0);
+  if (reply_failed(r, reply))
+    return;
+  answer_json(r, 200, json_pack("{s:s,s:b}", "queue", r->m.queue, "paused", r->m.route == R_PAUSE),
+              0);
 }
 
 /* ---- Long-poll ------------------------------------------------------------------------
@@ -909,20 +996,26 @@ static void paused_done(req *r, redisReply *reply) {
  * its job again and either answers or registers again. */
 
 static void waiter_add(req *r) {
-  if (r->waiting) return;
+  if (r->waiting)
+    return;
   hloop *L = r->L;
   r->waiting = 1;
   r->wprev = NULL;
   r->wnext = L->waiters;
-  if (L->waiters) L->waiters->wprev = r;
+  if (L->waiters)
+    L->waiters->wprev = r;
   L->waiters = r;
 }
 
 static void waiter_remove(req *r) {
-  if (!r->waiting) return;
-  if (r->wprev) r->wprev->wnext = r->wnext;
-  else r->L->waiters = r->wnext;
-  if (r->wnext) r->wnext->wprev = r->wprev;
+  if (!r->waiting)
+    return;
+  if (r->wprev)
+    r->wprev->wnext = r->wnext;
+  else
+    r->L->waiters = r->wnext;
+  if (r->wnext)
+    r->wnext->wprev = r->wprev;
   r->wnext = r->wprev = NULL;
   r->waiting = 0;
 }
@@ -932,16 +1025,20 @@ static int can_wait(const req *r) { return !r->L->stopping && erpq_mono_ms() < r
 static void wait_viewed(req *r, redisReply *reply);
 
 static void wait_check(req *r) {
-  if (can_wait(r)) waiter_add(r);
+  if (can_wait(r))
+    waiter_add(r);
   r->refire = 0;
-  if (view_call(r, r->m.id, wait_viewed)) waiter_remove(r);
+  if (view_call(r, r->m.id, wait_viewed))
+    waiter_remove(r);
 }
 
 static void wait_viewed(req *r, redisReply *reply) {
-  json_t *view = reply && reply->type != REDIS_REPLY_ERROR ? parse_view(reply, r->m.id, &r->p) : NULL;
+  json_t *view =
+      reply && reply->type != REDIS_REPLY_ERROR ? parse_view(reply, r->m.id, &r->p) : NULL;
   if (!reply || reply->type == REDIS_REPLY_ERROR || !view || is_finished(view) || !can_wait(r)) {
     waiter_remove(r);
-    if (reply_failed(r, reply)) return;
+    if (reply_failed(r, reply))
+      return;
     if (!view) {
       not_found(r);
       return;
@@ -954,7 +1051,8 @@ static void wait_viewed(req *r, redisReply *reply) {
   json_decref(view);
   /* Fired while we were reading: read again, the job may have finished
    * after our read. */
-  if (r->refire || !r->waiting) wait_check(r);
+  if (r->refire || !r->waiting)
+    wait_check(r);
 }
 
 /* Fires a list of waiters already taken off L->waiters (linked by wnext). */
@@ -962,8 +1060,10 @@ static void fire_list(req *list) {
   for (req *r = list, *nx; r; r = nx) {
     nx = r->wnext;
     r->wnext = NULL;
-    if (r->calling) r->refire = 1; /* Its reply registers and reads again. */
-    else wait_check(r);
+    if (r->calling)
+      r->refire = 1; /* Its reply registers and reads again. */
+    else
+      wait_check(r);
   }
 }
 
@@ -973,7 +1073,8 @@ static void fire_all(hloop *L, int only_due) {
   req *due = NULL;
   for (req *r = L->waiters, *nx; r; r = nx) {
     nx = r->wnext;
-    if (only_due && r->wait_deadline > now) continue;
+    if (only_due && r->wait_deadline > now)
+      continue;
     waiter_remove(r);
     r->wnext = due;
     due = r;
@@ -988,7 +1089,8 @@ static void h_wait(req *r) {
     char *end;
     secs = strtod(t, &end);
     if (end == t || *end || !(secs >= 0 && secs <= WAIT_MAX_S)) {
-      answer_error(r, 400, "bad_timeout", "timeout must be a number of seconds from 0 to 60", NULL, 0);
+      answer_error(r, 400, "bad_timeout", "timeout must be a number of seconds from 0 to 60", NULL,
+                   0);
       return;
     }
   }
@@ -1001,29 +1103,35 @@ static void on_pmessage(redisAsyncContext *ac, void *reply_, void *priv) {
   (void)ac;
   hloop *L = priv;
   redisReply *rep = reply_;
-  if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 || rep->element[0]->type != REDIS_REPLY_STRING)
+  if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 ||
+      rep->element[0]->type != REDIS_REPLY_STRING)
     return;
   if (!strcmp(rep->element[0]->str, "psubscribe")) {
     /* Subscribed again after a reconnect: events may have been missed while
      * we were away, so every waiter reads its job once more. */
-    if (rep->element[2]->type == REDIS_REPLY_INTEGER && rep->element[2]->integer == 2) fire_all(L, 0);
+    if (rep->element[2]->type == REDIS_REPLY_INTEGER && rep->element[2]->integer == 2)
+      fire_all(L, 0);
     return;
   }
-  if (strcmp(rep->element[0]->str, "pmessage") || rep->elements != 4 || rep->element[2]->type != REDIS_REPLY_STRING ||
-      rep->element[3]->type != REDIS_REPLY_STRING || !L->waiters)
+  if (strcmp(rep->element[0]->str, "pmessage") || rep->elements != 4 ||
+      rep->element[2]->type != REDIS_REPLY_STRING || rep->element[3]->type != REDIS_REPLY_STRING ||
+      !L->waiters)
     return;
   const char *channel = rep->element[2]->str;
   size_t plen = strlen(S.prefix);
-  if (strncmp(channel, S.prefix, plen) || channel[plen] != ':') return;
+  if (strncmp(channel, S.prefix, plen) || channel[plen] != ':')
+    return;
   const char *q = channel + plen + 1;
   const char *end = strrchr(q, ':');
-  if (!end) return;
+  if (!end)
+    return;
   size_t qlen = (size_t)(end - q);
   json_t *ev = json_loads(rep->element[3]->str, 0, NULL);
   const json_t *jid = json_object_get(ev, "jobId");
   char idbuf[64];
   const char *id = NULL;
-  if (json_is_string(jid)) id = json_string_value(jid);
+  if (json_is_string(jid))
+    id = json_string_value(jid);
   else if (json_is_integer(jid)) {
     snprintf(idbuf, sizeof idbuf, "%" JSON_INTEGER_FORMAT, json_integer_value(jid));
     id = idbuf;
@@ -1050,7 +1158,8 @@ static void sub_ready(erpq_conn *c) {
   erpq_cmd_push_str(&cmd, "PSUBSCRIBE");
   erpq_cmd_pushf(&cmd, "%s:*:completed", S.prefix);
   erpq_cmd_pushf(&cmd, "%s:*:failed", S.prefix);
-  if (erpq_conn_send_raw(c, &cmd, on_pmessage, L)) erpq_conn_reset(c);
+  if (erpq_conn_send_raw(c, &cmd, on_pmessage, L))
+    erpq_conn_reset(c);
 }
 
 /* ---- /v1 ---------------------------------------------------------------------------- */
@@ -1096,7 +1205,9 @@ static void v1_dispatch(req *r) {
       json_array_foreach(grants, i, g) {
         const char *a = json_string_value(json_object_get(g, "action"));
         const char *q = json_string_value(json_object_get(g, "queue"));
-        if (a && q && (!strcmp(a, "*") || !strcmp(a, "enqueue")) && (!strcmp(q, "*") || !strcmp(q, m->queue))) any = 1;
+        if (a && q && (!strcmp(a, "*") || !strcmp(a, "enqueue")) &&
+            (!strcmp(q, "*") || !strcmp(q, m->queue)))
+          any = 1;
       }
     }
     if (!any) {
@@ -1129,9 +1240,12 @@ static void v1_dispatch(req *r) {
 }
 
 static void rate_checked(req *r, redisReply *reply) {
-  if (reply_failed(r, reply)) return;
-  if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) rate_limited(r);
-  else v1_dispatch(r);
+  if (reply_failed(r, reply))
+    return;
+  if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 1)
+    rate_limited(r);
+  else
+    v1_dispatch(r);
 }
 
 /* The count owed by a request answered without reaching its add: over the
@@ -1139,9 +1253,11 @@ static void rate_checked(req *r, redisReply *reply) {
 static void held_checked(req *r, redisReply *reply) {
   struct MHD_Response *held = r->held;
   r->held = NULL;
-  if ((!reply || reply->type == REDIS_REPLY_ERROR || (reply->type == REDIS_REPLY_INTEGER && reply->integer == 1))) {
+  if ((!reply || reply->type == REDIS_REPLY_ERROR ||
+       (reply->type == REDIS_REPLY_INTEGER && reply->integer == 1))) {
     MHD_destroy_response(held);
-    if (!reply_failed(r, reply)) rate_limited(r);
+    if (!reply_failed(r, reply))
+      rate_limited(r);
     return;
   }
   r->resp = held;
@@ -1153,7 +1269,8 @@ static int rate_call(req *r, step_fn next) {
   erpq_cmd c;
   erpq_cmd_init(&c);
   erpq_cmd_script_keys(&c, ERPQ_LUA_RATELIMIT, r->guard.keys, r->guard.n);
-  for (int i = 0; i < r->guard.n; i++) erpq_cmd_push_i64(&c, r->guard.limits[i]);
+  for (int i = 0; i < r->guard.n; i++)
+    erpq_cmd_push_i64(&c, r->guard.limits[i]);
   erpq_cmd_push_i64(&c, r->guard.ttl_s);
   return redis_call(r, &c, next);
 }
@@ -1165,8 +1282,9 @@ static int rate_call(req *r, step_fn next) {
  * answered before the add (401 cannot happen; 403, 404, 400, 413, 422),
  * the answer waits for the count. Every other request counts first. */
 static void handle_v1(req *r) {
-  r->authed = erpq_auth_verify_cached(&S.auth, MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization"),
-                                      (long long)time(NULL), &r->p, r->aerr, sizeof r->aerr) == 0;
+  r->authed = erpq_auth_verify_cached(
+                  &S.auth, MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization"),
+                  (long long)time(NULL), &r->p, r->aerr, sizeof r->aerr) == 0;
   const char *who[2] = {S.rate_ip ? r->addr : NULL, S.rate_subject && r->authed ? r->p.sub : NULL};
   const char *kind[2] = {"ip", "sub"};
   int limit[2] = {S.rate_ip, S.rate_subject};
@@ -1174,9 +1292,11 @@ static void handle_v1(req *r) {
   r->guard.n = 0;
   r->guard.ttl_s = 120;
   for (int i = 0; i < 2; i++) {
-    if (!who[i]) continue;
+    if (!who[i])
+      continue;
     int n = r->guard.n++;
-    snprintf(r->guard_keys[n], sizeof r->guard_keys[n], "%s:erpq:rl:%s:%s:%lld", S.prefix, kind[i], who[i], window);
+    snprintf(r->guard_keys[n], sizeof r->guard_keys[n], "%s:erpq:rl:%s:%s:%lld", S.prefix, kind[i],
+             who[i], window);
     r->guard.keys[n] = r->guard_keys[n];
     r->guard.limits[n] = limit[i];
   }
@@ -1185,7 +1305,8 @@ static void handle_v1(req *r) {
     return;
   }
   int enq = r->m.route == R_ADD || r->m.route == R_BULK;
-  if (!enq || !r->authed || MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Idempotency-Key")) {
+  if (!enq || !r->authed ||
+      MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Idempotency-Key")) {
     rate_call(r, rate_checked);
     return;
   }
@@ -1204,7 +1325,8 @@ static void handle_v1(req *r) {
 }
 
 static void readyz_done(req *r, redisReply *reply) {
-  if (!reply || reply->type == REDIS_REPLY_ERROR) redis_unavailable(r);
+  if (!reply || reply->type == REDIS_REPLY_ERROR)
+    redis_unavailable(r);
   else
     answer_json(r, 200, json_pack("{s:s}", "status", "ready"), 0);
 }
@@ -1212,14 +1334,19 @@ static void readyz_done(req *r, redisReply *reply) {
 static void handle(req *r, const char *url, const char *method) {
   route_match *m = &r->m;
   match_route(url, method, m);
-  if (m->route == R_NONE) return answer_error(r, 404, "not_found", "no such route", NULL, 0);
-  if (!m->method_ok) return answer_error(r, 405, "method_not_allowed", "method not allowed on this route", NULL, 0);
-  if (r->too_slow) return answer_error(r, 408, "request_timeout", "the request body took too long", NULL, 0);
-  if (m->route == R_HEALTHZ) return answer_json(r, 200, json_pack("{s:s}", "status", "ok"), 0);
+  if (m->route == R_NONE)
+    return answer_error(r, 404, "not_found", "no such route", NULL, 0);
+  if (!m->method_ok)
+    return answer_error(r, 405, "method_not_allowed", "method not allowed on this route", NULL, 0);
+  if (r->too_slow)
+    return answer_error(r, 408, "request_timeout", "the request body took too long", NULL, 0);
+  if (m->route == R_HEALTHZ)
+    return answer_json(r, 200, json_pack("{s:s}", "status", "ok"), 0);
   if (m->route == R_METRICS) {
     size_t len;
     char *t = erpq_metrics_text(&len);
-    if (!t) return answer_error(r, 500, "internal", "out of memory", NULL, 0);
+    if (!t)
+      return answer_error(r, 500, "internal", "out of memory", NULL, 0);
     return answer_raw(r, 200, "text/plain; version=0.0.4", t, len, 0);
   }
   if (m->route == R_READYZ) {
@@ -1245,27 +1372,32 @@ static void handle(req *r, const char *url, const char *method) {
  * data, its /24 (IPv4) or /48 (IPv6) network tells operations enough. */
 static void mask_addr(const struct sockaddr *sa, char *out, size_t n) {
   snprintf(out, n, "unknown");
-  if (!sa) return;
+  if (!sa)
+    return;
   char buf[INET6_ADDRSTRLEN];
   if (sa->sa_family == AF_INET) {
     struct in_addr a = ((const struct sockaddr_in *)sa)->sin_addr;
     a.s_addr &= htonl(0xFFFFFF00u);
-    if (inet_ntop(AF_INET, &a, buf, sizeof buf)) snprintf(out, n, "%s/24", buf);
+    if (inet_ntop(AF_INET, &a, buf, sizeof buf))
+      snprintf(out, n, "%s/24", buf);
   } else if (sa->sa_family == AF_INET6) {
     struct in6_addr a = ((const struct sockaddr_in6 *)sa)->sin6_addr;
     memset(a.s6_addr + 6, 0, 10);
-    if (inet_ntop(AF_INET6, &a, buf, sizeof buf)) snprintf(out, n, "%s/48", buf);
+    if (inet_ntop(AF_INET6, &a, buf, sizeof buf))
+      snprintf(out, n, "%s/48", buf);
   }
 }
 
 static conn_track *track_of(struct MHD_Connection *c) {
-  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
   return ci ? ci->socket_context : NULL;
 }
 
 static void track_request(struct MHD_Connection *c, int in_request) {
   conn_track *t = track_of(c);
-  if (!t) return;
+  if (!t)
+    return;
   t->in_request = in_request;
   t->since_ms = erpq_mono_ms();
 }
@@ -1275,30 +1407,37 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
   hloop *L = cls;
   if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
     conn_track *t = calloc(1, sizeof *t);
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (!t || !ci) {
       free(t);
       return;
     }
     t->fd = ci->connect_fd;
     t->since_ms = erpq_mono_ms();
-    const union MHD_ConnectionInfo *ai = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const union MHD_ConnectionInfo *ai =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     const struct sockaddr *sa = ai ? ai->client_addr : NULL;
     if (sa && sa->sa_family == AF_INET)
       inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, t->addr, sizeof t->addr);
     else if (sa && sa->sa_family == AF_INET6)
       inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, t->addr, sizeof t->addr);
-    if (!t->addr[0]) strcpy(t->addr, "unknown");
+    if (!t->addr[0])
+      strcpy(t->addr, "unknown");
     mask_addr(sa, t->net, sizeof t->net);
     t->next = L->tracks;
-    if (L->tracks) L->tracks->prev = t;
+    if (L->tracks)
+      L->tracks->prev = t;
     L->tracks = t;
     *socket_context = t;
   } else if (*socket_context) {
     conn_track *t = *socket_context;
-    if (t->prev) t->prev->next = t->next;
-    else L->tracks = t->next;
-    if (t->next) t->next->prev = t->prev;
+    if (t->prev)
+      t->prev->next = t->next;
+    else
+      L->tracks = t->next;
+    if (t->next)
+      t->next->prev = t->prev;
     free(t);
     *socket_context = NULL;
   }
@@ -1308,18 +1447,22 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
 
 static void req_free(req *r) {
   for (size_t i = 0; r->jobs && r->prep && i < r->njobs; i++)
-    if (r->prep[i]) erpq_newjob_free(&r->jobs[i]);
+    if (r->prep[i])
+      erpq_newjob_free(&r->jobs[i]);
   free(r->jobs);
   free(r->prep);
   json_decref(r->name);
-  if (r->resp) MHD_destroy_response(r->resp);
-  if (r->held) MHD_destroy_response(r->held);
+  if (r->resp)
+    MHD_destroy_response(r->resp);
+  if (r->held)
+    MHD_destroy_response(r->held);
   free(r->body);
   free(r);
 }
 
 /* Queues the prepared answer, counts and logs it. */
-static enum MHD_Result send_prepared(struct MHD_Connection *c, req *r, const char *url, const char *method) {
+static enum MHD_Result send_prepared(struct MHD_Connection *c, req *r, const char *url,
+                                     const char *method) {
   struct MHD_Response *resp = r->resp;
   r->resp = NULL;
   enum MHD_Result ok = MHD_queue_response(c, (unsigned)r->resp_status, resp);
@@ -1332,7 +1475,8 @@ static enum MHD_Result send_prepared(struct MHD_Connection *c, req *r, const cha
 
 static req *req_new(hloop *L, struct MHD_Connection *c) {
   req *r = calloc(1, sizeof *r);
-  if (!r) return NULL;
+  if (!r)
+    return NULL;
   r->L = L;
   r->conn = c;
   r->start_ms = erpq_mono_ms();
@@ -1343,22 +1487,24 @@ static req *req_new(hloop *L, struct MHD_Connection *c) {
   return r;
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-                                  const char *version, const char *upload_data, size_t *upload_size,
-                                  void **con_cls) {
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **con_cls) {
   (void)version;
   hloop *L = cls;
   req *r = *con_cls;
   if (!r) {
     r = req_new(L, c);
-    if (!r) return MHD_NO;
+    if (!r)
+      return MHD_NO;
     *con_cls = r;
     track_request(c, 1);
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
     /* An oversized body up to DISCARD_MAX is read and dropped (within the
      * body deadline) so that the client is sure to read our 413; a larger
      * one is refused at once and the connection closed. */
-    if (cl && strtoull(cl, NULL, 10) > MAX_BODY) r->too_big = 1;
+    if (cl && strtoull(cl, NULL, 10) > MAX_BODY)
+      r->too_big = 1;
     if (cl && strtoull(cl, NULL, 10) > DISCARD_MAX) {
       match_route(url, method, &r->m);
       answer_error(r, 413, "payload_too_large", "the request body is over 1 MiB", NULL, 0);
@@ -1366,7 +1512,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     return MHD_YES;
   }
-  if (r->resp) return send_prepared(c, r, url, method); /* Resumed with its answer. */
+  if (r->resp)
+    return send_prepared(c, r, url, method); /* Resumed with its answer. */
   if (r->answered) {
     *upload_size = 0; /* An early answer: drop the rest of the body. */
     return MHD_YES;
@@ -1389,9 +1536,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (r->len + *upload_size + 1 > r->cap) {
       size_t nc = r->cap ? r->cap : 4096;
-      while (nc < r->len + *upload_size + 1) nc *= 2;
+      while (nc < r->len + *upload_size + 1)
+        nc *= 2;
       char *nb = realloc(r->body, nc);
-      if (!nb) return MHD_NO;
+      if (!nb)
+        return MHD_NO;
       r->body = nb;
       r->cap = nc;
     }
@@ -1400,14 +1549,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     *upload_size = 0;
     return MHD_YES;
   }
-  if (r->calling || r->waiting) return MHD_YES; /* Not expected: still working. */
+  if (r->calling || r->waiting)
+    return MHD_YES; /* Not expected: still working. */
   if (r->too_big) {
     match_route(url, method, &r->m);
     answer_error(r, 413, "payload_too_large", "the request body is over 1 MiB", NULL, 0);
   } else {
     handle(r, url, method);
   }
-  if (r->resp) return send_prepared(c, r, url, method);
+  if (r->resp)
+    return send_prepared(c, r, url, method);
   if (r->calling || r->waiting) {
     MHD_suspend_connection(c);
     r->suspended = 1;
@@ -1418,10 +1569,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   return r->resp ? send_prepared(c, r, url, method) : MHD_NO;
 }
 
-static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
   (void)cls, (void)toe;
   req *r = *con_cls;
-  if (!r) return;
+  if (!r)
+    return;
   track_request(c, 0); /* Keep-alive: the next request's headers are timed from now. */
   *con_cls = NULL;
   waiter_remove(r);
@@ -1441,7 +1594,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
   char msg[512];
   vsnprintf(msg, sizeof msg, fmt, ap);
   size_t n = strlen(msg);
-  while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
+  while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+    msg[--n] = '\0';
   erpq_log(ERPQ_LOG_WARN, "http.server", "message", msg, NULL);
 }
 
@@ -1451,14 +1605,14 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
  * every ready connection, starts all their Redis calls (written together),
  * and answers every reply that came back, without a thread switch. */
 
-
 static void run_mhd(hloop *L);
 
 static void mhd_timer_cb(uv_timer_t *t) { run_mhd(t->data); }
 
 static void run_mhd(hloop *L) {
   L->need_run = 0;
-  if (!L->d) return;
+  if (!L->d)
+    return;
   MHD_run(L->d);
   /* MHD's next connection timeout; 0 when it has work left over. */
   MHD_UNSIGNED_LONG_LONG to = 0;
@@ -1476,7 +1630,8 @@ static void mhd_poll_cb(uv_poll_t *p, int status, int events) {
 /* After each poll phase: answer what the replies resumed, write the log. */
 static void check_cb(uv_check_t *c) {
   hloop *L = c->data;
-  if (L->need_run) run_mhd(L);
+  if (L->need_run)
+    run_mhd(L);
   log_flush(L);
 }
 
@@ -1486,17 +1641,20 @@ static void handle_closed(uv_handle_t *h) { (void)h; }
  * Redis connections gracefully and every handle; uv_run() then returns. */
 static void loop_finish(hloop *L) {
   L->finished = 1;
-  if (!L->quiesced) MHD_quiesce_daemon(L->d); /* The listening socket is shared: keep it open. */
+  if (!L->quiesced)
+    MHD_quiesce_daemon(L->d); /* The listening socket is shared: keep it open. */
   L->quiesced = 1;
   /* Fail what is still in flight and answer what still waits, so that no
    * connection is suspended when the daemon stops. */
-  if (L->calls_head) erpq_conn_reset(&L->redis);
+  if (L->calls_head)
+    erpq_conn_reset(&L->redis);
   for (req *r = L->waiters, *nx; r; r = nx) {
     nx = r->wnext;
     waiter_remove(r);
     redis_unavailable(r);
   }
-  if (L->need_run) run_mhd(L);
+  if (L->need_run)
+    run_mhd(L);
   log_flush(L);
   MHD_stop_daemon(L->d);
   L->d = NULL;
@@ -1513,7 +1671,8 @@ static void loop_finish(hloop *L) {
  * and watchdog, and the progress of a stop. */
 static void sweep_cb(uv_timer_t *t) {
   hloop *L = t->data;
-  if (L->finished) return;
+  if (L->finished)
+    return;
   int64_t now = erpq_mono_ms();
   if (L->calls_head && now - L->calls_head->call_ms > S.redis_timeout_ms) {
     char ms[32];
@@ -1532,14 +1691,16 @@ static void sweep_cb(uv_timer_t *t) {
     L->next_watchdog = now + WATCHDOG_MS;
     fire_all(L, 0);
   }
-  if (L->stopping && (L->suspended == 0 || now >= L->stop_deadline)) loop_finish(L);
+  if (L->stopping && (L->suspended == 0 || now >= L->stop_deadline))
+    loop_finish(L);
 }
 
 /* SIGTERM: stop accepting, let waiters answer with the state they see now,
  * let calls in flight finish (at most STOP_DRAIN_MS), then end the loop. */
 static void stop_cb(uv_async_t *a) {
   hloop *L = a->data;
-  if (L->stopping) return;
+  if (L->stopping)
+    return;
   L->stopping = 1;
   L->stop_deadline = erpq_mono_ms() + STOP_DRAIN_MS;
   MHD_quiesce_daemon(L->d);
@@ -1561,16 +1722,20 @@ typedef struct loop_limits {
 
 /* Sets up loop L around listening socket fd (nothing runs until uv_run).
  * Returns 0, or -1 with err and nothing left to free. */
-static int loop_init(hloop *L, int index, int fd, const loop_limits *lim, char *err, size_t errlen) {
+static int loop_init(hloop *L, int index, int fd, const loop_limits *lim, char *err,
+                     size_t errlen) {
   L->index = index;
-  if (uv_loop_init(&L->loop)) return snprintf(err, errlen, "cannot create an event loop"), -1;
-  L->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, L,
-                          MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
-                          MHD_OPTION_CONNECTION_LIMIT, lim->max_conn, MHD_OPTION_PER_IP_CONNECTION_LIMIT, lim->per_ip,
-                          MHD_OPTION_CONNECTION_TIMEOUT, lim->idle_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, L,
-                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
+  if (uv_loop_init(&L->loop))
+    return snprintf(err, errlen, "cannot create an event loop"), -1;
+  L->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL,
+                          NULL, on_request, L, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                          MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, lim->max_conn,
+                          MHD_OPTION_PER_IP_CONNECTION_LIMIT, lim->per_ip,
+                          MHD_OPTION_CONNECTION_TIMEOUT, lim->idle_s, MHD_OPTION_NOTIFY_COMPLETED,
+                          on_completed, L, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
                           MHD_OPTION_NOTIFY_CONNECTION, on_connection, L, MHD_OPTION_END);
-  const union MHD_DaemonInfo *di = L->d ? MHD_get_daemon_info(L->d, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
+  const union MHD_DaemonInfo *di =
+      L->d ? MHD_get_daemon_info(L->d, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
   if (!di) {
     if (L->d) {
       MHD_quiesce_daemon(L->d); /* The listening socket is shared: keep it open. */
@@ -1630,7 +1795,8 @@ static const char serve_usage[] =
     "Runs the HTTP API (see schemas/openapi.yaml) until SIGINT or SIGTERM.\n"
     "\n"
     "  --listen HOST:PORT       (env ERPQ_HTTP_ADDR; default 127.0.0.1:8080)\n"
-    "  --roles FILE             roles and queues (env ERPQ_ROLES_FILE; default schemas/roles.json)\n"
+    "  --roles FILE             roles and queues (env ERPQ_ROLES_FILE; default "
+    "schemas/roles.json)\n"
     "  --schemas DIR            job data schemas (env ERPQ_SCHEMA_DIR; default schemas/jobs)\n"
     "  --jwt-rs256-key FILE     also accept RS256 tokens signed for this PEM public key\n"
     "                           (env ERPQ_JWT_PUBLIC_KEY_FILE); HS256 uses the secret in\n"
@@ -1648,25 +1814,32 @@ static const char serve_usage[] =
     "                           default 6000; 0 = off)\n"
     "  --rate-ip N              requests per minute per client address (env ERPQ_RATE_IP;\n"
     "                           default 12000; 0 = off)\n"
-    "  --redis-timeout MS       a Redis call not answered within MS fails with 503 (default 1000)\n";
+    "  --redis-timeout MS       a Redis call not answered within MS fails with 503 (default "
+    "1000)\n";
 
 static int parse_listen(const char *s, struct sockaddr_in *sa) {
   const char *colon = strrchr(s, ':');
-  if (!colon) return -1;
+  if (!colon)
+    return -1;
   char host[128];
   size_t hl = (size_t)(colon - s);
-  if (hl >= sizeof host) return -1;
+  if (hl >= sizeof host)
+    return -1;
   memcpy(host, s, hl);
   host[hl] = '\0';
   char *end;
   long port = strtol(colon + 1, &end, 10);
-  if (!colon[1] || *end || port < 0 || port > 65535) return -1;
+  if (!colon[1] || *end || port < 0 || port > 65535)
+    return -1;
   memset(sa, 0, sizeof *sa);
   sa->sin_family = AF_INET;
   sa->sin_port = htons((uint16_t)port);
-  if (!hl || !strcmp(host, "*")) sa->sin_addr.s_addr = htonl(INADDR_ANY);
-  else if (!strcmp(host, "localhost")) sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  else if (inet_pton(AF_INET, host, &sa->sin_addr) != 1) return -1;
+  if (!hl || !strcmp(host, "*"))
+    sa->sin_addr.s_addr = htonl(INADDR_ANY);
+  else if (!strcmp(host, "localhost"))
+    sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  else if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
+    return -1;
   return 0;
 }
 
@@ -1674,7 +1847,8 @@ static int int_opt(const char *name, const char *v, long min, long max, long *ou
   char *end;
   long x = strtol(v, &end, 10);
   if (!*v || *end || x < min || x > max) {
-    fprintf(stderr, "erpq-producer serve: %s must be an integer from %ld to %ld, got '%s'\n", name, min, max, v);
+    fprintf(stderr, "erpq-producer serve: %s must be an integer from %ld to %ld, got '%s'\n", name,
+            min, max, v);
     return -1;
   }
   *out = x;
@@ -1684,7 +1858,8 @@ static int int_opt(const char *name, const char *v, long min, long max, long *ou
 /* The listening socket all loops accept from (non-blocking: they race). */
 static int listen_socket(const struct sockaddr_in *sa) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
+  if (fd < 0)
+    return -1;
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (bind(fd, (const struct sockaddr *)sa, sizeof *sa) || listen(fd, 1024)) {
@@ -1703,11 +1878,18 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
   erpq_schema_default_path("ERPQ_SCHEMA_DIR", "jobs", schemas_def, sizeof schemas_def);
   const char *roles = roles_def, *schemas = schemas_def;
   const char *rs_key = getenv("ERPQ_JWT_PUBLIC_KEY_FILE");
-  long threads = 1, maxconn = 1024, perip = 256, client_to = 10, body_to = 10, header_to = 10, leeway = 30, rto = 1000;
+  long threads = 1, maxconn = 1024, perip = 256, client_to = 10, body_to = 10, header_to = 10,
+       leeway = 30, rto = 1000;
   long rate_sub = 6000, rate_ip = 12000;
-  if (getenv("ERPQ_HTTP_THREADS") && int_opt("ERPQ_HTTP_THREADS", getenv("ERPQ_HTTP_THREADS"), 1, 64, &threads)) return 2;
-  if (getenv("ERPQ_RATE_SUBJECT") && int_opt("ERPQ_RATE_SUBJECT", getenv("ERPQ_RATE_SUBJECT"), 0, 100000000, &rate_sub)) return 2;
-  if (getenv("ERPQ_RATE_IP") && int_opt("ERPQ_RATE_IP", getenv("ERPQ_RATE_IP"), 0, 100000000, &rate_ip)) return 2;
+  if (getenv("ERPQ_HTTP_THREADS") &&
+      int_opt("ERPQ_HTTP_THREADS", getenv("ERPQ_HTTP_THREADS"), 1, 64, &threads))
+    return 2;
+  if (getenv("ERPQ_RATE_SUBJECT") &&
+      int_opt("ERPQ_RATE_SUBJECT", getenv("ERPQ_RATE_SUBJECT"), 0, 100000000, &rate_sub))
+    return 2;
+  if (getenv("ERPQ_RATE_IP") &&
+      int_opt("ERPQ_RATE_IP", getenv("ERPQ_RATE_IP"), 0, 100000000, &rate_ip))
+    return 2;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -1720,25 +1902,40 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
     }
     const char *v = argv[++i];
     int bad = 0;
-    if (!strcmp(a, "--listen")) listen = v;
-    else if (!strcmp(a, "--roles")) roles = v;
-    else if (!strcmp(a, "--schemas")) schemas = v;
-    else if (!strcmp(a, "--jwt-rs256-key")) rs_key = v;
-    else if (!strcmp(a, "--jwt-leeway")) bad = int_opt(a, v, 0, 300, &leeway);
-    else if (!strcmp(a, "--threads")) bad = int_opt(a, v, 1, 64, &threads);
-    else if (!strcmp(a, "--max-connections")) bad = int_opt(a, v, 1, 100000, &maxconn);
-    else if (!strcmp(a, "--per-ip-connections")) bad = int_opt(a, v, 0, 100000, &perip);
-    else if (!strcmp(a, "--client-timeout")) bad = int_opt(a, v, 1, 3600, &client_to);
-    else if (!strcmp(a, "--body-timeout")) bad = int_opt(a, v, 1, 3600, &body_to);
-    else if (!strcmp(a, "--header-timeout")) bad = int_opt(a, v, 1, 3600, &header_to);
-    else if (!strcmp(a, "--rate-subject")) bad = int_opt(a, v, 0, 100000000, &rate_sub);
-    else if (!strcmp(a, "--rate-ip")) bad = int_opt(a, v, 0, 100000000, &rate_ip);
-    else if (!strcmp(a, "--redis-timeout")) bad = int_opt(a, v, 10, 60000, &rto);
+    if (!strcmp(a, "--listen"))
+      listen = v;
+    else if (!strcmp(a, "--roles"))
+      roles = v;
+    else if (!strcmp(a, "--schemas"))
+      schemas = v;
+    else if (!strcmp(a, "--jwt-rs256-key"))
+      rs_key = v;
+    else if (!strcmp(a, "--jwt-leeway"))
+      bad = int_opt(a, v, 0, 300, &leeway);
+    else if (!strcmp(a, "--threads"))
+      bad = int_opt(a, v, 1, 64, &threads);
+    else if (!strcmp(a, "--max-connections"))
+      bad = int_opt(a, v, 1, 100000, &maxconn);
+    else if (!strcmp(a, "--per-ip-connections"))
+      bad = int_opt(a, v, 0, 100000, &perip);
+    else if (!strcmp(a, "--client-timeout"))
+      bad = int_opt(a, v, 1, 3600, &client_to);
+    else if (!strcmp(a, "--body-timeout"))
+      bad = int_opt(a, v, 1, 3600, &body_to);
+    else if (!strcmp(a, "--header-timeout"))
+      bad = int_opt(a, v, 1, 3600, &header_to);
+    else if (!strcmp(a, "--rate-subject"))
+      bad = int_opt(a, v, 0, 100000000, &rate_sub);
+    else if (!strcmp(a, "--rate-ip"))
+      bad = int_opt(a, v, 0, 100000000, &rate_ip);
+    else if (!strcmp(a, "--redis-timeout"))
+      bad = int_opt(a, v, 10, 60000, &rto);
     else {
       fprintf(stderr, "erpq-producer serve: unknown option %s (see serve --help)\n", a);
       return 2;
     }
-    if (bad) return 2;
+    if (bad)
+      return 2;
   }
   char err[1024];
   memset(&S, 0, sizeof S);
@@ -1793,8 +1990,10 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
   }
   nloops = (int)threads;
   loops = calloc((size_t)nloops, sizeof *loops);
-  if (!loops) goto out;
-  loop_limits lim = {(unsigned)((maxconn + nloops - 1) / nloops), (unsigned)perip, (unsigned)client_to};
+  if (!loops)
+    goto out;
+  loop_limits lim = {(unsigned)((maxconn + nloops - 1) / nloops), (unsigned)perip,
+                     (unsigned)client_to};
   for (; nstarted < nloops; nstarted++) {
     if (loop_init(&loops[nstarted], nstarted, fd, &lim, err, sizeof err)) {
       fprintf(stderr, "erpq-producer serve: %s\n", err);
@@ -1803,15 +2002,18 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
     }
   }
   if (nstarted == nloops) {
-    for (int i = 0; i < nloops; i++) pthread_create(&loops[i].thread, NULL, loop_main, &loops[i]);
+    for (int i = 0; i < nloops; i++)
+      pthread_create(&loops[i].thread, NULL, loop_main, &loops[i]);
     char th[16], ns[16];
     snprintf(th, sizeof th, "%d", nloops);
     snprintf(ns, sizeof ns, "%zu", erpq_schema_set_count(S.schemas));
     erpq_log(ERPQ_LOG_INFO, "http.listening", "addr", listen, "#threads", th, "#schemas", ns, NULL);
     int sig = 0;
     sigwait(&set, &sig);
-    for (int i = 0; i < nloops; i++) uv_async_send(&loops[i].stop_async);
-    for (int i = 0; i < nloops; i++) pthread_join(loops[i].thread, NULL);
+    for (int i = 0; i < nloops; i++)
+      uv_async_send(&loops[i].stop_async);
+    for (int i = 0; i < nloops; i++)
+      pthread_join(loops[i].thread, NULL);
     rc = 0;
     for (int i = 0; i < nloops; i++)
       if (loop_free(&loops[i])) {
@@ -1829,7 +2031,8 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
     }
   }
 out:
-  if (fd >= 0) close(fd);
+  if (fd >= 0)
+    close(fd);
   free(loops);
   erpq_metrics_free();
   erpq_schema_set_free(S.schemas);

@@ -7,22 +7,35 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static const char *const route_names[R_COUNT] = {
-    "unmatched", "/healthz", "/readyz", "/metrics", "/v1/queues/{queue}",
-    "/v1/queues/{queue}/pause", "/v1/queues/{queue}/resume", "/v1/queues/{queue}/jobs",
-    "/v1/queues/{queue}/jobs/bulk", "/v1/queues/{queue}/jobs/{id}", "/v1/queues/{queue}/jobs/{id}",
-    "/v1/queues/{queue}/jobs/{id}/wait", "/v1/queues/{queue}/jobs/{id}/retry"};
-static const char *const route_methods[R_COUNT] = {"", "GET", "GET", "GET", "GET", "POST", "POST",
-                                                   "POST", "POST", "GET", "DELETE", "GET", "POST"};
+static const char *const route_names[R_COUNT] = {"unmatched",
+                                                 "/healthz",
+                                                 "/readyz",
+                                                 "/metrics",
+                                                 "/v1/queues/{queue}",
+                                                 "/v1/queues/{queue}/pause",
+                                                 "/v1/queues/{queue}/resume",
+                                                 "/v1/queues/{queue}/jobs",
+                                                 "/v1/queues/{queue}/jobs/bulk",
+                                                 "/v1/queues/{queue}/jobs/{id}",
+                                                 "/v1/queues/{queue}/jobs/{id}",
+                                                 "/v1/queues/{queue}/jobs/{id}/wait",
+                                                 "/v1/queues/{queue}/jobs/{id}/retry"};
+static const char *const route_methods[R_COUNT] = {
+    "", "GET", "GET", "GET", "GET", "POST", "POST", "POST", "POST", "GET", "DELETE", "GET", "POST"};
 
-const char *erpq_route_name(int route) { return route >= 0 && route < R_COUNT ? route_names[route] : "unmatched"; }
-const char *erpq_route_method(int route) { return route >= 0 && route < R_COUNT ? route_methods[route] : ""; }
+const char *erpq_route_name(int route) {
+  return route >= 0 && route < R_COUNT ? route_names[route] : "unmatched";
+}
+const char *erpq_route_method(int route) {
+  return route >= 0 && route < R_COUNT ? route_methods[route] : "";
+}
 
-static const int statuses[] = {200, 201, 400, 401, 403, 404, 405, 408, 409, 413, 422, 429, 500, 503};
+static const int statuses[] = {200, 201, 400, 401, 403, 404, 405,
+                               408, 409, 413, 422, 429, 500, 503};
 #define NSTATUS (sizeof statuses / sizeof statuses[0])
 static atomic_ulong m_requests[R_COUNT][NSTATUS + 1];
 static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                 0.25,   0.5,   1,      2.5,   5,    10,   30,    60};
+                                 0.25,   0.5,   1,      2.5,   5,    10,    30,   60};
 #define NBUCKETS (sizeof buckets / sizeof buckets[0])
 static atomic_ulong m_bucket[R_COUNT][NBUCKETS + 1];
 static atomic_ulong m_dur_us[R_COUNT], m_dur_count[R_COUNT];
@@ -31,7 +44,8 @@ static json_t *m_enqueued; /* queue -> count, under m_mu. */
 
 void erpq_metrics_init(void) {
   pthread_mutex_lock(&m_mu);
-  if (!m_enqueued) m_enqueued = json_object();
+  if (!m_enqueued)
+    m_enqueued = json_object();
   pthread_mutex_unlock(&m_mu);
 }
 
@@ -43,10 +57,12 @@ void erpq_metrics_free(void) {
 }
 
 void erpq_metrics_request(int route, int status, double secs) {
-  if (route < 0 || route >= R_COUNT) route = R_NONE;
+  if (route < 0 || route >= R_COUNT)
+    route = R_NONE;
   size_t si = NSTATUS;
   for (size_t i = 0; i < NSTATUS; i++)
-    if (statuses[i] == status) si = i;
+    if (statuses[i] == status)
+      si = i;
   atomic_fetch_add(&m_requests[route][si], 1);
   size_t b = NBUCKETS;
   for (size_t i = 0; i < NBUCKETS; i++)
@@ -81,13 +97,15 @@ static void sb_printf(sbuf *s, const char *fmt, ...) {
     va_start(ap, fmt);
     int n = vsnprintf(s->b ? s->b + s->len : NULL, s->b ? s->cap - s->len : 0, fmt, ap);
     va_end(ap);
-    if (n < 0) return;
+    if (n < 0)
+      return;
     if (s->b && s->len + (size_t)n < s->cap) {
       s->len += (size_t)n;
       return;
     }
     size_t nc = s->cap ? s->cap * 2 : 4096;
-    while (nc < s->len + (size_t)n + 1) nc *= 2;
+    while (nc < s->len + (size_t)n + 1)
+      nc *= 2;
     char *nb = realloc(s->b, nc);
     if (!nb) {
       s->oom = 1;
@@ -100,9 +118,12 @@ static void sb_printf(sbuf *s, const char *fmt, ...) {
 
 static void prom_label(sbuf *s, const char *v) {
   for (; *v; v++) {
-    if (*v == '"' || *v == '\\') sb_printf(s, "\\%c", *v);
-    else if (*v == '\n') sb_printf(s, "\\n");
-    else sb_printf(s, "%c", *v);
+    if (*v == '"' || *v == '\\')
+      sb_printf(s, "\\%c", *v);
+    else if (*v == '\n')
+      sb_printf(s, "\\n");
+    else
+      sb_printf(s, "%c", *v);
   }
 }
 
@@ -113,7 +134,8 @@ char *erpq_metrics_text(size_t *len) {
   for (int r = 0; r < R_COUNT; r++)
     for (size_t i = 0; i <= NSTATUS; i++) {
       unsigned long v = atomic_load(&m_requests[r][i]);
-      if (!v) continue;
+      if (!v)
+        continue;
       sb_printf(&s, "erpq_http_requests_total{route=\"%s\",method=\"%s\",status=\"%s%d\"} %lu\n",
                 route_names[r], r ? route_methods[r] : "any", i < NSTATUS ? "" : "other",
                 i < NSTATUS ? statuses[i] : 0, v);
@@ -121,21 +143,26 @@ char *erpq_metrics_text(size_t *len) {
   sb_printf(&s, "# HELP erpq_http_request_duration_seconds Time from request start to response.\n"
                 "# TYPE erpq_http_request_duration_seconds histogram\n");
   for (int r = 0; r < R_COUNT; r++) {
-    if (!atomic_load(&m_dur_count[r])) continue;
+    if (!atomic_load(&m_dur_count[r]))
+      continue;
     const char *m = r ? route_methods[r] : "any";
     unsigned long cum = 0;
     for (size_t i = 0; i < NBUCKETS; i++) {
       cum += atomic_load(&m_bucket[r][i]);
-      sb_printf(&s, "erpq_http_request_duration_seconds_bucket{route=\"%s\",method=\"%s\",le=\"%g\"} %lu\n",
-                route_names[r], m, buckets[i], cum);
+      sb_printf(
+          &s,
+          "erpq_http_request_duration_seconds_bucket{route=\"%s\",method=\"%s\",le=\"%g\"} %lu\n",
+          route_names[r], m, buckets[i], cum);
     }
     cum += atomic_load(&m_bucket[r][NBUCKETS]);
-    sb_printf(&s, "erpq_http_request_duration_seconds_bucket{route=\"%s\",method=\"%s\",le=\"+Inf\"} %lu\n",
-              route_names[r], m, cum);
-    sb_printf(&s, "erpq_http_request_duration_seconds_sum{route=\"%s\",method=\"%s\"} %.6f\n", route_names[r], m,
-              (double)atomic_load(&m_dur_us[r]) / 1e6);
-    sb_printf(&s, "erpq_http_request_duration_seconds_count{route=\"%s\",method=\"%s\"} %lu\n", route_names[r], m,
-              atomic_load(&m_dur_count[r]));
+    sb_printf(
+        &s,
+        "erpq_http_request_duration_seconds_bucket{route=\"%s\",method=\"%s\",le=\"+Inf\"} %lu\n",
+        route_names[r], m, cum);
+    sb_printf(&s, "erpq_http_request_duration_seconds_sum{route=\"%s\",method=\"%s\"} %.6f\n",
+              route_names[r], m, (double)atomic_load(&m_dur_us[r]) / 1e6);
+    sb_printf(&s, "erpq_http_request_duration_seconds_count{route=\"%s\",method=\"%s\"} %lu\n",
+              route_names[r], m, atomic_load(&m_dur_count[r]));
   }
   sb_printf(&s, "# HELP erpq_jobs_enqueued_total Jobs enqueued over HTTP by queue.\n"
                 "# TYPE erpq_jobs_enqueued_total counter\n");

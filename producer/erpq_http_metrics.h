@@ -19,8 +19,20 @@
 #include <stddef.h>
 
 typedef enum erpq_route {
-  R_NONE, R_HEALTHZ, R_READYZ, R_METRICS, R_QUEUE, R_PAUSE, R_RESUME, R_ADD, R_BULK,
-  R_JOB, R_DELETE, R_WAIT, R_RETRY, R_COUNT
+  R_NONE,
+  R_HEALTHZ,
+  R_READYZ,
+  R_METRICS,
+  R_QUEUE,
+  R_PAUSE,
+  R_RESUME,
+  R_ADD,
+  R_BULK,
+  R_JOB,
+  R_DELETE,
+  R_WAIT,
+  R_RETRY,
+  R_COUNT
 } erpq_route;
 
 /* The route's path template, and its method ("" for R_NONE). */
