@@ -298,12 +298,21 @@ int erpq_conn_send_raw(erpq_conn *c, erpq_cmd *cmd, redisCallbackFn *fn, void *p
 }
 
 void erpq_conn_reset(erpq_conn *c) {
-  if (c->ac) {
+  redisAsyncContext *ac = c->ac;
+  if (!ac) return;
+  if (ac->c.flags & REDIS_CONNECTED) {
     /* redisAsyncFree calls pending callbacks with NULL and then our
      * disconnect callback, which schedules the reconnect. */
-    redisAsyncContext *ac = c->ac;
     redisAsyncFree(ac);
+    return;
   }
+  /* Still connecting (commands may be queued with send_while_connecting):
+   * hiredis calls no disconnect callback for a context that never
+   * connected, so forget it here before its callbacks run. */
+  c->ac = NULL;
+  c->state = ERPQ_CONN_DOWN;
+  redisAsyncFree(ac);
+  schedule_retry(c);
 }
 
 void erpq_conn_close(erpq_conn *c) {

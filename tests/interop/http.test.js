@@ -454,6 +454,44 @@ test('Redis frozen: calls in flight answer 503 after --redis-timeout, and the se
   s.child.kill('SIGTERM');
 });
 
+test('Redis unreachable mid-connect (SYNs dropped): calls answer 503 after --redis-timeout, no crash', async () => {
+  // A listener with a full backlog that never accepts: connects to it hang,
+  // as to a host that drops packets.
+  const port = await h.freePort();
+  const hang = spawn('/usr/bin/python3', ['-c', `
+import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", ${port})); s.listen(0)
+fill = []
+for i in range(3):
+    c = socket.socket(); c.setblocking(False)
+    try: c.connect(("127.0.0.1", ${port}))
+    except BlockingIOError: pass
+    fill.append(c)
+print("ready", flush=True)
+time.sleep(120)
+`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await new Promise((resolve, reject) => {
+      hang.stdout.on('data', d => { if (String(d).includes('ready')) resolve(); });
+      hang.on('exit', code => reject(new Error(`listener exited ${code}`)));
+    });
+    const s = await startServer({ redisUrl: `redis://127.0.0.1:${port}/0`, args: ['--redis-timeout', '300'] });
+    for (let i = 0; i < 4; i++) {
+      const t0 = Date.now();
+      const r = await call('POST', `/v1/queues/${QR}/jobs`, { token: T.backend, server: s, body: { name: 'other', data: {} } });
+      assertError(r, 503, 'redis_unavailable');
+      assert.ok(Date.now() - t0 < 3000, 'answered within the timeout (or at once while down)');
+    }
+    assert.equal((await call('GET', '/healthz', { server: s })).status, 200);
+    const exited = new Promise(resolve => s.child.on('exit', code => resolve(code)));
+    s.child.kill('SIGTERM');
+    assert.equal(await exited, 0);
+  } finally {
+    hang.kill('SIGKILL');
+  }
+});
+
 test('several event loops: 300 requests at once each get their own job; long-polls on both loops answer', async () => {
   const s = await startServer({ args: ['--threads', '2', '--rate-subject', '0', '--rate-ip', '0'] });
   const rc = h.redis();
