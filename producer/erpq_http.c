@@ -23,6 +23,7 @@
 #include "erpq_conn.h"
 #include "erpq_err.h"
 #include "erpq_http_auth.h"
+#include "erpq_http_client.h"
 #include "erpq_http_metrics.h"
 #include "erpq_jsonschema.h"
 #include "erpq_log.h"
@@ -56,6 +57,7 @@ typedef struct server {
   int body_timeout_s;
   int header_timeout_s;
   erpq_auth auth;
+  erpq_proxies proxies;
   erpq_policy policy;
   erpq_schema_set *schemas;
 } server;
@@ -84,8 +86,11 @@ typedef struct conn_track {
   int fd;
   int in_request;
   int64_t since_ms;
-  char addr[64]; /* The client's address, for the rate limit. */
-  char net[64];  /* Its network (/24, /48), for the log. */
+  struct sockaddr_storage peer;
+  int has_peer;
+  int peer_trusted; /* A trusted proxy: each request names its client. */
+  char addr[64];    /* The peer's address, for the rate limit. */
+  char net[64];     /* Its network (/24, /48), for the log. */
 } conn_track;
 
 typedef struct route_match {
@@ -1368,26 +1373,6 @@ static void handle(req *r, const char *url, const char *method) {
  * read fail: the library still closes the descriptor itself, and the entry
  * leaves the list (on this same thread) before that happens. */
 
-/* The client's network for the access log: an address can be personal
- * data, its /24 (IPv4) or /48 (IPv6) network tells operations enough. */
-static void mask_addr(const struct sockaddr *sa, char *out, size_t n) {
-  snprintf(out, n, "unknown");
-  if (!sa)
-    return;
-  char buf[INET6_ADDRSTRLEN];
-  if (sa->sa_family == AF_INET) {
-    struct in_addr a = ((const struct sockaddr_in *)sa)->sin_addr;
-    a.s_addr &= htonl(0xFFFFFF00u);
-    if (inet_ntop(AF_INET, &a, buf, sizeof buf))
-      snprintf(out, n, "%s/24", buf);
-  } else if (sa->sa_family == AF_INET6) {
-    struct in6_addr a = ((const struct sockaddr_in6 *)sa)->sin6_addr;
-    memset(a.s6_addr + 6, 0, 10);
-    if (inet_ntop(AF_INET6, &a, buf, sizeof buf))
-      snprintf(out, n, "%s/48", buf);
-  }
-}
-
 static conn_track *track_of(struct MHD_Connection *c) {
   const union MHD_ConnectionInfo *ci =
       MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -1418,13 +1403,14 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     const union MHD_ConnectionInfo *ai =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     const struct sockaddr *sa = ai ? ai->client_addr : NULL;
-    if (sa && sa->sa_family == AF_INET)
-      inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, t->addr, sizeof t->addr);
-    else if (sa && sa->sa_family == AF_INET6)
-      inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, t->addr, sizeof t->addr);
-    if (!t->addr[0])
-      strcpy(t->addr, "unknown");
-    mask_addr(sa, t->net, sizeof t->net);
+    if (sa && (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)) {
+      memcpy(&t->peer, sa,
+             sa->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
+      t->has_peer = 1;
+      t->peer_trusted = erpq_proxies_trust(&S.proxies, sa);
+    }
+    erpq_client_of(&S.proxies, t->has_peer ? (const struct sockaddr *)&t->peer : NULL, NULL,
+                   t->addr, sizeof t->addr, t->net, sizeof t->net);
     t->next = L->tracks;
     if (L->tracks)
       L->tracks->prev = t;
@@ -1482,8 +1468,15 @@ static req *req_new(hloop *L, struct MHD_Connection *c) {
   r->start_ms = erpq_mono_ms();
   r->start_us = mono_us();
   const conn_track *t = track_of(c);
-  snprintf(r->addr, sizeof r->addr, "%s", t ? t->addr : "unknown");
-  snprintf(r->net, sizeof r->net, "%s", t ? t->net : "unknown");
+  const char *xff =
+      t && t->peer_trusted ? MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Forwarded-For") : NULL;
+  if (xff) {
+    erpq_client_of(&S.proxies, (const struct sockaddr *)&t->peer, xff, r->addr, sizeof r->addr,
+                   r->net, sizeof r->net);
+  } else {
+    snprintf(r->addr, sizeof r->addr, "%s", t ? t->addr : "unknown");
+    snprintf(r->net, sizeof r->net, "%s", t ? t->net : "unknown");
+  }
   return r;
 }
 
@@ -1814,8 +1807,9 @@ static const char serve_usage[] =
     "                           default 6000; 0 = off)\n"
     "  --rate-ip N              requests per minute per client address (env ERPQ_RATE_IP;\n"
     "                           default 12000; 0 = off)\n"
-    "  --redis-timeout MS       a Redis call not answered within MS fails with 503 (default "
-    "1000)\n";
+    "  --redis-timeout MS       a Redis call not answered within MS fails with 503 (default 1000)\n"
+    "  --trusted-proxies LIST   reverse proxies (CIDRs, comma-separated) whose X-Forwarded-For\n"
+    "                           names the client (env ERPQ_TRUSTED_PROXIES; default none)\n";
 
 static int parse_listen(const char *s, struct sockaddr_in *sa) {
   const char *colon = strrchr(s, ':');
@@ -1878,6 +1872,7 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
   erpq_schema_default_path("ERPQ_SCHEMA_DIR", "jobs", schemas_def, sizeof schemas_def);
   const char *roles = roles_def, *schemas = schemas_def;
   const char *rs_key = getenv("ERPQ_JWT_PUBLIC_KEY_FILE");
+  const char *proxies = getenv("ERPQ_TRUSTED_PROXIES");
   long threads = 1, maxconn = 1024, perip = 256, client_to = 10, body_to = 10, header_to = 10,
        leeway = 30, rto = 1000;
   long rate_sub = 6000, rate_ip = 12000;
@@ -1910,6 +1905,8 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
       schemas = v;
     else if (!strcmp(a, "--jwt-rs256-key"))
       rs_key = v;
+    else if (!strcmp(a, "--trusted-proxies"))
+      proxies = v;
     else if (!strcmp(a, "--jwt-leeway"))
       bad = int_opt(a, v, 0, 300, &leeway);
     else if (!strcmp(a, "--threads"))
@@ -1954,7 +1951,12 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
   S.rate_ip = (int)rate_ip;
   S.body_timeout_s = (int)body_to;
   S.header_timeout_s = (int)header_to;
+  if (erpq_proxies_parse(&S.proxies, proxies, err, sizeof err)) {
+    fprintf(stderr, "erpq-producer serve: %s\n", err);
+    return 2;
+  }
   if (erpq_auth_init(&S.auth, rs_key, (int)leeway, err, sizeof err)) {
+    erpq_proxies_free(&S.proxies);
     fprintf(stderr, "erpq-producer serve: %s\n", err);
     return 2;
   }
@@ -2038,5 +2040,6 @@ out:
   erpq_schema_set_free(S.schemas);
   erpq_policy_free(&S.policy);
   erpq_auth_free(&S.auth);
+  erpq_proxies_free(&S.proxies);
   return rc;
 }

@@ -37,7 +37,8 @@
  * (429; counted in Redis per fixed one-minute window, per client address
  * for every request and per token subject once the token is valid, so
  * several API processes share them; an invalid token still counts against
- * its address), token (401), permission (403), queue (404), JSON (400), job
+ * its address; behind --trusted-proxies the address comes from
+ * X-Forwarded-For, see erpq_http_client.h), token (401), permission (403), queue (404), JSON (400), job
  * permission and school (403), validation (422), then the operation. A
  * plain enqueue counts inside its add script; if it is answered before the
  * add, the answer waits for the count (see handle_v1()).

@@ -367,6 +367,26 @@ test('enqueue rate limits ride in the add: refused adds add nothing; refused req
   s.child.kill('SIGTERM');
 });
 
+test('behind a trusted proxy, X-Forwarded-For names the client for rate limits and the log', async () => {
+  const s = await startServer({ args: ['--rate-subject', '0', '--rate-ip', '2', '--trusted-proxies', '127.0.0.1/32'],
+    prefix: `xff${process.pid}${Date.now()}` });
+  const get = ip => call('GET', `/v1/queues/${QR}`, { token: T.backend, server: s, headers: { 'x-forwarded-for': ip } });
+  const a = [];
+  for (let i = 0; i < 3; i++) a.push((await get('1.2.3.4, 203.0.113.7')).status);
+  assert.deepEqual(a, [200, 200, 429], 'the client 203.0.113.7 is limited, whatever it wrote on its left');
+  assert.equal((await get('203.0.113.8')).status, 200, 'another client has its own counter');
+  assert.match(s.out, /"client":"203\.0\.113\.0\/24"/);
+  s.child.kill('SIGTERM');
+  // Without --trusted-proxies the header is ignored: every request is 127.0.0.1's.
+  const plain = await startServer({ args: ['--rate-subject', '0', '--rate-ip', '2'], prefix: `xfn${process.pid}${Date.now()}` });
+  const b = [];
+  for (const ip of ['203.0.113.7', '203.0.113.8', '203.0.113.9'])
+    b.push((await call('GET', `/v1/queues/${QR}`, { token: T.backend, server: plain, headers: { 'x-forwarded-for': ip } })).status);
+  assert.deepEqual(b, [200, 200, 429]);
+  assert.doesNotMatch(plain.out, /203\.0\.113/);
+  plain.child.kill('SIGTERM');
+});
+
 test('a slow client (one byte a second) does not hold up others and is timed out', async () => {
   const s = await startServer({ args: ['--body-timeout', '3', '--header-timeout', '3', '--client-timeout', '5', '--rate-subject', '0', '--rate-ip', '0'] });
   const body = JSON.stringify({ name: 'other', data: { n: 1 } });
