@@ -3,8 +3,9 @@
 # Express server doing the same with bull 4.16.5's queue.add(), both posting
 # {"name":"noop","data":{...}} with an HS256 bearer token, driven by wrk at
 # CONNECTIONS connections for DURATION, on one private redis-server.
-# Each server is measured REPEAT times; the run with the median requests/s
-# is reported with its p50 and p99 latency, and the ratio of the medians.
+# Each server is measured REPEAT times, each run on an emptied Redis; the
+# run with the median requests/s is reported with its p50 and p99 latency,
+# and the ratio of the medians. The jobs column counts the last run's.
 #
 # Our server runs as configured by default, with its checks on: token,
 # roles, schema (none for noop), and the Redis rate limits, set far above
@@ -95,6 +96,9 @@ run() {
   wrk -t2 -c16 -d2s -s "$WORK/post.lua" "$url" >/dev/null 2>&1 || true   # warm-up
   : >"$WORK/runs-$name.txt"
   for ((i = 1; i <= REPEAT; i++)); do
+    # Each run starts on an empty Redis, so that no run pays for the jobs
+    # earlier runs left (a keyspace of a million jobs resizes its tables).
+    redis-cli -p "$RPORT" flushall >/dev/null
     out=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$WORK/post.lua" "$url")
     echo "$out" >"$WORK/wrk-$name-$i.txt"
     rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
@@ -118,6 +122,7 @@ PIDS+=($!)
 wait_http "http://127.0.0.1:$APORT/healthz"
 [[ $(probe "http://127.0.0.1:$APORT/v1/queues/$QUEUE/jobs") == 201 ]] || die "erpq-producer serve does not enqueue"
 ERPQ=$(run erpq "http://127.0.0.1:$APORT/v1/queues/$QUEUE/jobs")
+enq=$(redis-cli -p "$RPORT" llen "bull:$QUEUE:wait")
 kill "${PIDS[-1]}"
 
 NPORT=$(free_port)
@@ -127,7 +132,6 @@ for _ in $(seq 1 200); do grep -q ready "$WORK/node.log" 2>/dev/null && break; s
 [[ $(probe "http://127.0.0.1:$NPORT/v1/queues/$QUEUE-node/jobs") == 201 ]] || die "the Express peer does not enqueue"
 NODEJS=$(run node "http://127.0.0.1:$NPORT/v1/queues/$QUEUE-node/jobs")
 
-enq=$(redis-cli -p "$RPORT" llen "bull:$QUEUE:wait")
 enq_node=$(redis-cli -p "$RPORT" llen "bull:$QUEUE-node:wait")
 printf '\nHTTP enqueue, %s connections, %s x %s runs per server (median shown), wrk %s threads,\n' \
   "$CONNECTIONS" "$DURATION" "$REPEAT" "$WRK_THREADS"
