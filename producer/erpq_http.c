@@ -127,6 +127,8 @@ struct req {
   erpq_principal p;
   char aerr[200];
   const erpq_keys *k;
+  erpq_keys own_k; /* k points here when the loop's cache is full. */
+  int has_own_k;
   /* The Redis call in flight, if any. */
   int calling;
   step_fn next;
@@ -308,9 +310,9 @@ static void answer_json(req *r, int status, json_t *o, int retry_after) {
   char *s = o ? erpq_json_dump(o) : NULL;
   json_decref(o);
   if (!s) {
-    answer_raw(r, 500, "application/json",
-               strdup("{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}\n"), 58,
-               0);
+    static const char oom[] = "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}\n";
+    char *b = strdup(oom);
+    answer_raw(r, 500, "application/json", b, b ? sizeof oom - 1 : 0, 0);
     return;
   }
   size_t n = strlen(s);
@@ -513,14 +515,20 @@ static void match_route(const char *url, const char *method, route_match *m) {
   m->method_ok = !strcmp(method, want) || (!strcmp(want, "GET") && !strcmp(method, "HEAD"));
 }
 
-/* The queue's keys, computed once per loop (queues come from the roles
- * file, so there are few); NULL when out of memory or the name is bad. */
-static const erpq_keys *loop_keys(hloop *L, const char *queue) {
+/* The queue's keys, computed once per loop for the first KEYS_CACHE queues
+ * (queues come from the roles file, so there are few) and per request
+ * beyond that. NULL when out of memory or the name is bad. */
+static const erpq_keys *loop_keys(req *r, const char *queue) {
+  hloop *L = r->L;
   for (int i = 0; i < L->nkeys; i++)
     if (!strcmp(L->keys[i].queue, queue))
       return &L->keys[i].k;
-  if (L->nkeys == KEYS_CACHE)
-    return NULL;
+  if (L->nkeys == KEYS_CACHE) {
+    if (erpq_keys_init(&r->own_k, S.prefix, queue))
+      return NULL;
+    r->has_own_k = 1;
+    return &r->own_k;
+  }
   int i = L->nkeys;
   if (erpq_keys_init(&L->keys[i].k, S.prefix, queue))
     return NULL;
@@ -1220,7 +1228,7 @@ static void v1_dispatch(req *r) {
       return;
     }
   }
-  if (!erpq_policy_queue_known(&S.policy, m->queue) || !(r->k = loop_keys(r->L, m->queue))) {
+  if (!erpq_policy_queue_known(&S.policy, m->queue) || !(r->k = loop_keys(r, m->queue))) {
     answer_error(r, 404, "queue_not_found", "no such queue", NULL, 0);
     return;
   }
@@ -1442,6 +1450,8 @@ static void req_free(req *r) {
     MHD_destroy_response(r->resp);
   if (r->held)
     MHD_destroy_response(r->held);
+  if (r->has_own_k)
+    erpq_keys_free(&r->own_k);
   free(r->body);
   free(r);
 }
