@@ -1884,17 +1884,37 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
   const char *rs_key = getenv("ERPQ_JWT_PUBLIC_KEY_FILE");
   const char *proxies = getenv("ERPQ_TRUSTED_PROXIES");
   long threads = 1, maxconn = 1024, perip = 256, client_to = 10, body_to = 10, header_to = 10,
-       leeway = 30, rto = 1000;
-  long rate_sub = 6000, rate_ip = 12000;
-  if (getenv("ERPQ_HTTP_THREADS") &&
-      int_opt("ERPQ_HTTP_THREADS", getenv("ERPQ_HTTP_THREADS"), 1, 64, &threads))
-    return 2;
-  if (getenv("ERPQ_RATE_SUBJECT") &&
-      int_opt("ERPQ_RATE_SUBJECT", getenv("ERPQ_RATE_SUBJECT"), 0, 100000000, &rate_sub))
-    return 2;
-  if (getenv("ERPQ_RATE_IP") &&
-      int_opt("ERPQ_RATE_IP", getenv("ERPQ_RATE_IP"), 0, 100000000, &rate_ip))
-    return 2;
+       leeway = 30, rto = 1000, rate_sub = 6000, rate_ip = 12000;
+  /* Integer options: flag, environment variable (or NULL), range, value. */
+  const struct {
+    const char *flag, *env;
+    long min, max;
+    long *v;
+  } ints[] = {
+      {"--threads", "ERPQ_HTTP_THREADS", 1, 64, &threads},
+      {"--max-connections", NULL, 1, 100000, &maxconn},
+      {"--per-ip-connections", NULL, 0, 100000, &perip},
+      {"--client-timeout", NULL, 1, 3600, &client_to},
+      {"--body-timeout", NULL, 1, 3600, &body_to},
+      {"--header-timeout", NULL, 1, 3600, &header_to},
+      {"--jwt-leeway", NULL, 0, 300, &leeway},
+      {"--redis-timeout", NULL, 10, 60000, &rto},
+      {"--rate-subject", "ERPQ_RATE_SUBJECT", 0, 100000000, &rate_sub},
+      {"--rate-ip", "ERPQ_RATE_IP", 0, 100000000, &rate_ip},
+  };
+  const size_t nints = sizeof ints / sizeof ints[0];
+  for (size_t k = 0; k < nints; k++)
+    if (ints[k].env && getenv(ints[k].env) &&
+        int_opt(ints[k].env, getenv(ints[k].env), ints[k].min, ints[k].max, ints[k].v))
+      return 2;
+  /* String options: flag, value. */
+  const struct {
+    const char *flag;
+    const char **v;
+  } strs[] = {{"--listen", &listen},          {"--roles", &roles},
+              {"--schemas", &schemas},        {"--jwt-rs256-key", &rs_key},
+              {"--trusted-proxies", &proxies}};
+  const size_t nstrs = sizeof strs / sizeof strs[0];
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -1906,43 +1926,22 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
       return 2;
     }
     const char *v = argv[++i];
-    int bad = 0;
-    if (!strcmp(a, "--listen"))
-      listen = v;
-    else if (!strcmp(a, "--roles"))
-      roles = v;
-    else if (!strcmp(a, "--schemas"))
-      schemas = v;
-    else if (!strcmp(a, "--jwt-rs256-key"))
-      rs_key = v;
-    else if (!strcmp(a, "--trusted-proxies"))
-      proxies = v;
-    else if (!strcmp(a, "--jwt-leeway"))
-      bad = int_opt(a, v, 0, 300, &leeway);
-    else if (!strcmp(a, "--threads"))
-      bad = int_opt(a, v, 1, 64, &threads);
-    else if (!strcmp(a, "--max-connections"))
-      bad = int_opt(a, v, 1, 100000, &maxconn);
-    else if (!strcmp(a, "--per-ip-connections"))
-      bad = int_opt(a, v, 0, 100000, &perip);
-    else if (!strcmp(a, "--client-timeout"))
-      bad = int_opt(a, v, 1, 3600, &client_to);
-    else if (!strcmp(a, "--body-timeout"))
-      bad = int_opt(a, v, 1, 3600, &body_to);
-    else if (!strcmp(a, "--header-timeout"))
-      bad = int_opt(a, v, 1, 3600, &header_to);
-    else if (!strcmp(a, "--rate-subject"))
-      bad = int_opt(a, v, 0, 100000000, &rate_sub);
-    else if (!strcmp(a, "--rate-ip"))
-      bad = int_opt(a, v, 0, 100000000, &rate_ip);
-    else if (!strcmp(a, "--redis-timeout"))
-      bad = int_opt(a, v, 10, 60000, &rto);
-    else {
+    int known = 0;
+    for (size_t k = 0; k < nstrs && !known; k++)
+      if (!strcmp(a, strs[k].flag)) {
+        *strs[k].v = v;
+        known = 1;
+      }
+    for (size_t k = 0; k < nints && !known; k++)
+      if (!strcmp(a, ints[k].flag)) {
+        if (int_opt(a, v, ints[k].min, ints[k].max, ints[k].v))
+          return 2;
+        known = 1;
+      }
+    if (!known) {
       fprintf(stderr, "erpq-producer serve: unknown option %s (see serve --help)\n", a);
       return 2;
     }
-    if (bad)
-      return 2;
   }
   char err[1024];
   memset(&S, 0, sizeof S);
