@@ -902,14 +902,21 @@ static void h_bulk(req *r) {
 
 /* ---- Reading, deleting, retrying ------------------------------------------------------ */
 
-static void job_viewed(req *r, redisReply *reply) {
+/* The job view of a state reply for r's job, or NULL once it has answered
+ * (503/500 for a failed call, 404 for no job or another school's). */
+static json_t *view_or_answer(req *r, const redisReply *reply) {
   if (reply_failed(r, reply))
-    return;
+    return NULL;
   json_t *view = parse_view(reply, r->m.id, &r->p);
-  if (!view) {
+  if (!view)
     not_found(r);
+  return view;
+}
+
+static void job_viewed(req *r, redisReply *reply) {
+  json_t *view = view_or_answer(r, reply);
+  if (!view)
     return;
-  }
   json_object_set_new(view, "queue", json_string(r->m.queue));
   answer_json(r, 200, view, 0);
 }
@@ -937,13 +944,9 @@ static void dr_done(req *r, redisReply *reply) {
 }
 
 static void dr_viewed(req *r, redisReply *reply) {
-  if (reply_failed(r, reply))
+  json_t *view = view_or_answer(r, reply);
+  if (!view)
     return;
-  json_t *view = parse_view(reply, r->m.id, &r->p);
-  if (!view) {
-    not_found(r);
-    return;
-  }
   const char *st = json_string_value(json_object_get(view, "state"));
   char state[32];
   snprintf(state, sizeof state, "%s", st ? st : "");
