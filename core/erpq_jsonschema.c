@@ -1,5 +1,7 @@
 #include "erpq_jsonschema.h"
 
+#include "erpq_buf.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -404,28 +406,18 @@ const json_t *erpq_schema_set_get(const erpq_schema_set *s, const char *name) {
 size_t erpq_schema_set_count(const erpq_schema_set *s) { return s ? json_object_size(s->by_name) : 0; }
 
 char *erpq_schema_problems_text(const json_t *problems) {
-  size_t cap = 256, len = 0;
-  char *out = malloc(cap);
-  if (!out) return NULL;
-  out[0] = '\0';
+  erpq_buf b = {0};
   size_t i;
   const json_t *p;
   json_array_foreach(problems, i, p) {
     const char *path = json_string_value(json_object_get(p, "path"));
     const char *msg = json_string_value(json_object_get(p, "message"));
-    size_t need = len + strlen(path ? path : "") + strlen(msg ? msg : "") + 8;
-    if (need > cap) {
-      while (cap < need) cap *= 2;
-      char *o = realloc(out, cap);
-      if (!o) {
-        free(out);
-        return NULL;
-      }
-      out = o;
-    }
-    len += (size_t)snprintf(out + len, cap - len, "%s%s: %s", i ? "; " : "", path ? path : "", msg ? msg : "");
+    if (i) erpq_buf_add(&b, "; ", 2);
+    erpq_buf_adds(&b, path ? path : "");
+    erpq_buf_add(&b, ": ", 2);
+    erpq_buf_adds(&b, msg ? msg : "");
   }
-  return out;
+  return erpq_buf_take(&b);
 }
 
 void erpq_schema_default_path(const char *env, const char *sub, char *buf, size_t buflen) {

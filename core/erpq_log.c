@@ -1,5 +1,7 @@
 #include "erpq_log.h"
 
+#include "erpq_util.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -25,65 +27,48 @@ int erpq_log_parse_level(const char *s, erpq_log_level *out) {
   return -1;
 }
 
-typedef struct {
-  char *buf;
-  size_t len, cap;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n) {
-  if (b->len + n + 1 > b->cap) {
-    size_t nc = b->cap ? b->cap : 256;
-    while (nc < b->len + n + 1) nc *= 2;
-    char *p = realloc(b->buf, nc);
-    if (!p) return;
-    b->buf = p;
-    b->cap = nc;
-  }
-  memcpy(b->buf + b->len, s, n);
-  b->len += n;
-  b->buf[b->len] = '\0';
-}
-
-static void sb_str(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
-
-static void sb_json_str(sbuf *b, const char *s) {
-  sb_put(b, "\"", 1);
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+/* Appends s as a JSON string: quotes, escapes, and invalid UTF-8 repaired
+ * (a log line must stay valid JSON whatever a path or a message holds). */
+static void json_str(erpq_buf *b, const char *s) {
+  char *fixed = NULL;
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+    if (*p >= 0x80) {
+      fixed = strdup(s);
+      if (fixed) s = erpq_utf8_fix(fixed);
+      break;
+    }
+  erpq_buf_add(b, "\"", 1);
+  const char *run = s;
+  for (const unsigned char *p = (const unsigned char *)s;; p++) {
+    if (*p && *p >= 0x20 && *p != '"' && *p != '\\') continue;
+    erpq_buf_add(b, run, (size_t)((const char *)p - run));
+    if (!*p) break;
     char esc[8];
     switch (*p) {
-    case '"': sb_put(b, "\\\"", 2); break;
-    case '\\': sb_put(b, "\\\\", 2); break;
-    case '\n': sb_put(b, "\\n", 2); break;
-    case '\r': sb_put(b, "\\r", 2); break;
-    case '\t': sb_put(b, "\\t", 2); break;
+    case '"': erpq_buf_add(b, "\\\"", 2); break;
+    case '\\': erpq_buf_add(b, "\\\\", 2); break;
+    case '\n': erpq_buf_add(b, "\\n", 2); break;
+    case '\r': erpq_buf_add(b, "\\r", 2); break;
+    case '\t': erpq_buf_add(b, "\\t", 2); break;
     default:
-      if (*p < 0x20) {
-        snprintf(esc, sizeof esc, "\\u%04x", *p);
-        sb_str(b, esc);
-      } else {
-        sb_put(b, (const char *)p, 1);
-      }
+      snprintf(esc, sizeof esc, "\\u%04x", *p);
+      erpq_buf_adds(b, esc);
     }
+    run = (const char *)p + 1;
   }
-  sb_put(b, "\"", 1);
+  erpq_buf_add(b, "\"", 1);
+  free(fixed);
 }
 
-static void vlog(erpq_log_level level, const char *event, va_list ap) {
-  if (level < min_level) return;
-  sbuf b = {0};
+static void vappend(erpq_buf *b, erpq_log_level level, const char *event, va_list ap) {
   struct timeval tv;
   gettimeofday(&tv, NULL);
   struct tm tm;
   gmtime_r(&tv.tv_sec, &tm);
-  char ts[64];
-  snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
-  sb_str(&b, "{\"ts\":\"");
-  sb_str(&b, ts);
-  sb_str(&b, "\",\"level\":\"");
-  sb_str(&b, names[level]);
-  sb_str(&b, "\",\"event\":");
-  sb_json_str(&b, event);
+  erpq_buf_addf(b, "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\",\"level\":\"%s\",\"event\":",
+                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                (int)(tv.tv_usec / 1000), names[level]);
+  json_str(b, event);
   for (;;) {
     const char *k = va_arg(ap, const char *);
     if (!k) break;
@@ -91,18 +76,31 @@ static void vlog(erpq_log_level level, const char *event, va_list ap) {
     if (!v) continue;
     int raw = k[0] == '#';
     if (raw) k++;
-    sb_put(&b, ",", 1);
-    sb_json_str(&b, k);
-    sb_put(&b, ":", 1);
+    erpq_buf_add(b, ",", 1);
+    json_str(b, k);
+    erpq_buf_add(b, ":", 1);
     if (raw)
-      sb_str(&b, v);
+      erpq_buf_adds(b, v);
     else
-      sb_json_str(&b, v);
+      json_str(b, v);
   }
-  sb_str(&b, "}\n");
-  if (!b.buf) return;
-  erpq_log_write_lines(b.buf, b.len);
-  free(b.buf);
+  erpq_buf_add(b, "}\n", 2);
+}
+
+void erpq_log_append(erpq_buf *b, erpq_log_level level, const char *event, ...) {
+  if (level < min_level) return;
+  va_list ap;
+  va_start(ap, event);
+  vappend(b, level, event, ap);
+  va_end(ap);
+}
+
+static void vlog(erpq_log_level level, const char *event, va_list ap) {
+  if (level < min_level) return;
+  erpq_buf b = {0};
+  vappend(&b, level, event, ap);
+  if (!b.oom) erpq_log_write_lines(b.s, b.len);
+  erpq_buf_free(&b);
 }
 
 void erpq_log_write_lines(const char *buf, size_t len) {

@@ -1,5 +1,6 @@
 #include "erpq_repeat.h"
 
+#include "erpq_buf.h"
 #include "erpq_cron.h"
 #include "erpq_err.h"
 
@@ -14,58 +15,6 @@
 #include <string.h>
 
 #define DEFAULT_JOB_NAME "__default__"
-
-/* ---- A growable string ---------------------------------------------------- */
-
-typedef struct {
-  char *s;
-  size_t len, cap;
-  int oom;
-} sbuf;
-
-static void sb_addn(sbuf *b, const char *s, size_t n) {
-  if (b->oom) return;
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < b->len + n + 1) cap *= 2;
-    char *p = realloc(b->s, cap);
-    if (!p) {
-      b->oom = 1;
-      return;
-    }
-    b->s = p;
-    b->cap = cap;
-  }
-  memcpy(b->s + b->len, s, n);
-  b->len += n;
-  b->s[b->len] = '\0';
-}
-
-static void sb_add(sbuf *b, const char *s) { sb_addn(b, s, strlen(s)); }
-
-static void sb_addf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_addf(sbuf *b, const char *fmt, ...) {
-  char tmp[128];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-  va_end(ap);
-  if (n >= 0) sb_addn(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
-/* Returns the string (owned by the caller) or NULL when memory ran out. */
-static char *sb_take(sbuf *b) {
-  if (b->oom || !b->s) {
-    if (!b->oom) {
-      char *e = strdup("");
-      free(b->s);
-      return e;
-    }
-    free(b->s);
-    return NULL;
-  }
-  return b->s;
-}
 
 /* ---- JavaScript value semantics on JSON ----------------------------------- */
 
@@ -105,30 +54,30 @@ static double js_number(const json_t *v) {
 }
 
 /* Appends JavaScript String(v); NULL stands for undefined. */
-static void js_string(sbuf *b, const json_t *v) {
+static void js_string(erpq_buf *b, const json_t *v) {
   char num[40];
   if (!v) {
-    sb_add(b, "undefined");
+    erpq_buf_adds(b, "undefined");
     return;
   }
   switch (json_typeof(v)) {
-    case JSON_NULL: sb_add(b, "null"); break;
-    case JSON_TRUE: sb_add(b, "true"); break;
-    case JSON_FALSE: sb_add(b, "false"); break;
-    case JSON_INTEGER: sb_addf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v)); break;
+    case JSON_NULL: erpq_buf_adds(b, "null"); break;
+    case JSON_TRUE: erpq_buf_adds(b, "true"); break;
+    case JSON_FALSE: erpq_buf_adds(b, "false"); break;
+    case JSON_INTEGER: erpq_buf_addf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v)); break;
     case JSON_REAL:
       erpq_js_number_to_string(json_real_value(v), num, sizeof num);
-      sb_add(b, num);
+      erpq_buf_adds(b, num);
       break;
-    case JSON_STRING: sb_addn(b, json_string_value(v), json_string_length(v)); break;
+    case JSON_STRING: erpq_buf_add(b, json_string_value(v), json_string_length(v)); break;
     case JSON_ARRAY:
       for (size_t i = 0; i < json_array_size(v); i++) {
         const json_t *e = json_array_get(v, i);
-        if (i) sb_add(b, ",");
+        if (i) erpq_buf_adds(b, ",");
         if (!json_is_null(e)) js_string(b, e);
       }
       break;
-    default: sb_add(b, "[object Object]");
+    default: erpq_buf_adds(b, "[object Object]");
   }
 }
 
@@ -138,8 +87,8 @@ static void js_number_str(double v, char *buf, size_t len) {
 
 /* ---- JSON.stringify --------------------------------------------------------- */
 
-static void stringify_str(sbuf *b, const char *s, size_t n) {
-  sb_add(b, "\"");
+static void stringify_str(erpq_buf *b, const char *s, size_t n) {
+  erpq_buf_adds(b, "\"");
   size_t run = 0;
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
@@ -160,63 +109,63 @@ static void stringify_str(sbuf *b, const char *s, size_t n) {
         }
     }
     if (esc) {
-      sb_addn(b, s + i - run, run);
+      erpq_buf_add(b, s + i - run, run);
       run = 0;
-      sb_add(b, esc);
+      erpq_buf_adds(b, esc);
     } else {
       run++;
     }
   }
-  sb_addn(b, s + n - run, run);
-  sb_add(b, "\"");
+  erpq_buf_add(b, s + n - run, run);
+  erpq_buf_adds(b, "\"");
 }
 
-static void stringify(sbuf *b, const json_t *v) {
+static void stringify(erpq_buf *b, const json_t *v) {
   char num[40];
   switch (json_typeof(v)) {
-    case JSON_NULL: sb_add(b, "null"); break;
-    case JSON_TRUE: sb_add(b, "true"); break;
-    case JSON_FALSE: sb_add(b, "false"); break;
-    case JSON_INTEGER: sb_addf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v)); break;
+    case JSON_NULL: erpq_buf_adds(b, "null"); break;
+    case JSON_TRUE: erpq_buf_adds(b, "true"); break;
+    case JSON_FALSE: erpq_buf_adds(b, "false"); break;
+    case JSON_INTEGER: erpq_buf_addf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v)); break;
     case JSON_REAL:
       if (!isfinite(json_real_value(v))) {
-        sb_add(b, "null");
+        erpq_buf_adds(b, "null");
       } else {
         js_number_str(json_real_value(v), num, sizeof num);
-        sb_add(b, num);
+        erpq_buf_adds(b, num);
       }
       break;
     case JSON_STRING: stringify_str(b, json_string_value(v), json_string_length(v)); break;
     case JSON_ARRAY:
-      sb_add(b, "[");
+      erpq_buf_adds(b, "[");
       for (size_t i = 0; i < json_array_size(v); i++) {
-        if (i) sb_add(b, ",");
+        if (i) erpq_buf_adds(b, ",");
         stringify(b, json_array_get(v, i));
       }
-      sb_add(b, "]");
+      erpq_buf_adds(b, "]");
       break;
     case JSON_OBJECT: {
-      sb_add(b, "{");
+      erpq_buf_adds(b, "{");
       const char *k;
       json_t *e;
       int first = 1;
       json_object_foreach((json_t *)v, k, e) {
-        if (!first) sb_add(b, ",");
+        if (!first) erpq_buf_adds(b, ",");
         first = 0;
         stringify_str(b, k, strlen(k));
-        sb_add(b, ":");
+        erpq_buf_adds(b, ":");
         stringify(b, e);
       }
-      sb_add(b, "}");
+      erpq_buf_adds(b, "}");
       break;
     }
   }
 }
 
 char *erpq_repeat_json_stringify(const json_t *v) {
-  sbuf b = {0};
+  erpq_buf b = {0};
   if (v) stringify(&b, v);
-  return sb_take(&b);
+  return erpq_buf_take(&b);
 }
 
 /* ---- MD5 -------------------------------------------------------------------- */
@@ -434,12 +383,12 @@ int erpq_repeat_next_millis(const json_t *repeat, int64_t millis, int64_t *next_
     if (rc < 0) return rc;
     if (rc == 0 && s > millis) current = s;
   }
-  sbuf expr = {0};
+  erpq_buf expr = {0};
   if (cron && (json_is_object(cron) || json_is_array(cron))) {
     return erpq_fail(err, errlen, ERPQ_E_ARG, "repeat.cron must be a string");
   }
   js_string(&expr, cron);
-  char *ex = sb_take(&expr);
+  char *ex = erpq_buf_take(&expr);
   if (!ex) return erpq_fail(err, errlen, -ENOMEM, "out of memory");
   erpq_cron *c = NULL;
   erpq_tz *tz = NULL;
@@ -486,48 +435,48 @@ out:
 
 /* ---- Keys and ids ----------------------------------------------------------- */
 
-static int job_id_part(sbuf *b, const json_t *repeat) {
+static int job_id_part(erpq_buf *b, const json_t *repeat) {
   const json_t *id = json_object_get(repeat, "jobId");
   if (js_truthy(id)) {
     if (json_is_object(id)) return -1;
     js_string(b, id);
   }
-  sb_add(b, ":");
+  erpq_buf_adds(b, ":");
   return 0;
 }
 
 /* getRepeatKey(name, repeat, jobIdPart). */
 static int build_key(const char *name, const json_t *repeat, const char *id_part, char **key,
                      char *err, size_t errlen) {
-  sbuf b = {0};
-  sb_add(&b, name);
-  sb_add(&b, ":");
-  sb_add(&b, id_part);
+  erpq_buf b = {0};
+  erpq_buf_adds(&b, name);
+  erpq_buf_adds(&b, ":");
+  erpq_buf_adds(&b, id_part);
   const json_t *end = json_object_get(repeat, "endDate");
   if (js_truthy(end)) {
     int64_t ms;
     int rc = erpq_js_date_ms(end, NULL, &ms, err, errlen);
     if (rc < 0) {
-      free(b.s);
+      erpq_buf_free(&b);
       return rc;
     }
     if (rc == 1) {
-      sb_add(&b, "NaN");
+      erpq_buf_adds(&b, "NaN");
     } else {
-      sb_addf(&b, "%" PRId64, ms);
+      erpq_buf_addf(&b, "%" PRId64, ms);
     }
   }
-  sb_add(&b, ":");
+  erpq_buf_adds(&b, ":");
   const json_t *cron = json_object_get(repeat, "cron");
   if (js_truthy(cron)) {
     const json_t *tz = json_object_get(repeat, "tz");
     if (js_truthy(tz)) js_string(&b, tz);
-    sb_add(&b, ":");
+    erpq_buf_adds(&b, ":");
     js_string(&b, cron);
   } else {
     js_string(&b, json_object_get(repeat, "every"));
   }
-  *key = sb_take(&b);
+  *key = erpq_buf_take(&b);
   return *key ? 0 : erpq_fail(err, errlen, -ENOMEM, "out of memory");
 }
 
@@ -536,32 +485,32 @@ static char *build_job_id(const char *name, const char *id_part, const char *key
                           const char *millis) {
   char kh[33], h[33];
   erpq_md5_hex(key, strlen(key), kh);
-  sbuf b = {0};
-  sb_add(&b, name);
-  sb_add(&b, id_part);
-  sb_add(&b, kh);
-  char *ns = sb_take(&b);
+  erpq_buf b = {0};
+  erpq_buf_adds(&b, name);
+  erpq_buf_adds(&b, id_part);
+  erpq_buf_adds(&b, kh);
+  char *ns = erpq_buf_take(&b);
   if (!ns) return NULL;
   erpq_md5_hex(ns, strlen(ns), h);
   free(ns);
-  sbuf r = {0};
-  sb_add(&r, "repeat:");
-  sb_add(&r, h);
-  sb_add(&r, ":");
-  sb_add(&r, millis);
-  return sb_take(&r);
+  erpq_buf r = {0};
+  erpq_buf_adds(&r, "repeat:");
+  erpq_buf_adds(&r, h);
+  erpq_buf_adds(&r, ":");
+  erpq_buf_adds(&r, millis);
+  return erpq_buf_take(&r);
 }
 
 int erpq_repeat_key(const char *name, const json_t *repeat, char **key_out, char *err,
                     size_t errlen) {
   *key_out = NULL;
   if (!json_is_object(repeat)) return erpq_fail(err, errlen, ERPQ_E_ARG, "repeat options are not an object");
-  sbuf id = {0};
+  erpq_buf id = {0};
   if (job_id_part(&id, repeat) < 0) {
-    free(id.s);
+    erpq_buf_free(&id);
     return erpq_fail(err, errlen, ERPQ_E_ARG, "repeat.jobId is an object");
   }
-  char *idp = sb_take(&id);
+  char *idp = erpq_buf_take(&id);
   if (!idp) return erpq_fail(err, errlen, -ENOMEM, "out of memory");
   int rc = build_key(name ? name : DEFAULT_JOB_NAME, repeat, idp, key_out, err, errlen);
   free(idp);
@@ -574,9 +523,9 @@ int erpq_repeat_removal(const char *name, const json_t *repeat, char **key_out,
   if (!name) name = DEFAULT_JOB_NAME;
   int rc = erpq_repeat_key(name, repeat, key_out, err, errlen);
   if (rc < 0) return rc;
-  sbuf id = {0};
+  erpq_buf id = {0};
   job_id_part(&id, repeat);
-  char *idp = sb_take(&id);
+  char *idp = erpq_buf_take(&id);
   *job_id_out = idp ? build_job_id(name, idp, *key_out, "") : NULL;
   free(idp);
   if (!*job_id_out) {
@@ -649,9 +598,9 @@ static int merge_defaults(json_t *target, const json_t *source) {
 /* JavaScript parseInt(v) as a JSON value (NaN becomes null, as
  * JSON.stringify writes it). */
 static json_t *js_parse_int(const json_t *v) {
-  sbuf b = {0};
+  erpq_buf b = {0};
   js_string(&b, v);
-  char *s = sb_take(&b);
+  char *s = erpq_buf_take(&b);
   if (!s) return NULL;
   const char *p = s;
   while (*p == ' ' || (*p >= '\t' && *p <= '\r')) p++;
@@ -828,13 +777,13 @@ int erpq_repeat_compute(const char *name, const json_t *opts, int64_t now_ms,
   int64_t next = 0;
   if ((rc = erpq_repeat_next_millis(repeat, now, &next, err, errlen)) <= 0) goto out;
 
-  sbuf id = {0};
+  erpq_buf id = {0};
   if (job_id_part(&id, repeat) < 0) {
-    free(id.s);
+    erpq_buf_free(&id);
     rc = erpq_fail(err, errlen, ERPQ_E_ARG, "repeat.jobId is an object");
     goto out;
   }
-  if (!(idp = sb_take(&id))) goto oom;
+  if (!(idp = erpq_buf_take(&id))) goto oom;
   if ((rc = build_key(name, repeat, idp, &out->key, err, errlen)) < 0) goto out;
   char millis[32];
   snprintf(millis, sizeof millis, "%" PRId64, next);

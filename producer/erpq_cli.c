@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "erpq_buf.h"
 #include "erpq_bull.h"
 #include "erpq_err.h"
 #include "erpq_opts.h"
@@ -49,40 +50,13 @@ static int exit_for(int rc) {
 
 /* ---- Input helpers -------------------------------------------------------- */
 
-static char *read_stream(FILE *f, size_t *len) {
-  size_t cap = 4096, n = 0;
-  char *buf = malloc(cap);
-  if (!buf) return NULL;
-  for (;;) {
-    if (n + 1 >= cap) {
-      char *b = realloc(buf, cap * 2);
-      if (!b) {
-        free(buf);
-        return NULL;
-      }
-      buf = b;
-      cap *= 2;
-    }
-    size_t got = fread(buf + n, 1, cap - n - 1, f);
-    n += got;
-    if (got == 0) break;
-  }
-  if (ferror(f)) {
-    free(buf);
-    return NULL;
-  }
-  buf[n] = '\0';
-  if (len) *len = n;
-  return buf;
-}
-
 static char *read_path(const char *path, size_t *len, char *err, size_t errlen) {
   FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
   if (!f) {
     erpq_fail(err, errlen, ERPQ_E_ARG, "cannot open '%s': %s", path, strerror(errno));
     return NULL;
   }
-  char *s = read_stream(f, len);
+  char *s = erpq_buf_read_all(f, len);
   int e = errno;
   if (f != stdin) fclose(f);
   if (!s) erpq_fail(err, errlen, ERPQ_E_ARG, "cannot read '%s': %s", path, strerror(e));
@@ -198,6 +172,12 @@ static int read_state(session *ss, const char *id, redisReply **r, const char **
 static int not_found(const session *ss, const char *id) {
   erpq_cli_error("job %s not found in queue %s", id, ss->k.queue);
   return ERPQ_EXIT_FAIL;
+}
+
+/* read_state() for a job that must exist: a missing one is an error. */
+static int read_existing_state(session *ss, const char *id, redisReply **r, const char **state) {
+  int ex = read_state(ss, id, r, state);
+  return !ex && !*r ? not_found(ss, id) : ex;
 }
 
 /* ---- add ------------------------------------------------------------------- */
@@ -572,8 +552,7 @@ int erpq_cli_status(const erpq_cli *cli, const char *queue, const char *id) {
   if (ex) return ex;
   redisReply *r = NULL;
   const char *state = NULL;
-  ex = read_state(&ss, id, &r, &state);
-  if (!ex && !r) ex = not_found(&ss, id);
+  ex = read_existing_state(&ss, id, &r, &state);
   if (!ex) {
     json_t *o = erpq_bull_parse_state(r, id);
     if (o) {
@@ -666,8 +645,7 @@ int erpq_cli_retry(const erpq_cli *cli, const char *queue, const char *id, const
   if (ex) return ex;
   redisReply *r = NULL;
   const char *cur = NULL;
-  ex = read_state(&ss, id, &r, &cur);
-  if (!ex && !r) ex = not_found(&ss, id);
+  ex = read_existing_state(&ss, id, &r, &cur);
   int lifo = 0;
   if (!ex) {
     /* bull's reprocessJob touches the hash before it finds the job is not
@@ -722,8 +700,7 @@ int erpq_cli_remove(const erpq_cli *cli, const char *queue, const char *id) {
   if (ex) return ex;
   redisReply *r = NULL;
   const char *cur = NULL;
-  ex = read_state(&ss, id, &r, &cur);
-  if (!ex && !r) ex = not_found(&ss, id);
+  ex = read_existing_state(&ss, id, &r, &cur);
   if (r) freeReplyObject(r);
   r = NULL;
   if (!ex) {

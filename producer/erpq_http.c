@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "erpq_buf.h"
 #include "erpq_bull.h"
 #include "erpq_config.h"
 #include "erpq_conn.h"
@@ -104,8 +105,7 @@ struct req {
   hloop *L;
   struct MHD_Connection *conn;
   int64_t start_ms, start_us;
-  char *body;
-  size_t len, cap;
+  erpq_buf body;
   int too_big, too_slow;
   int answered;              /* The status once queued, negated once logged. */
   struct MHD_Response *resp; /* A prepared answer not yet queued. */
@@ -173,10 +173,7 @@ struct hloop {
   } keys[KEYS_CACHE];
   int nkeys;
   char token[37]; /* This loop's client token, as a bull Queue has one. */
-  time_t log_sec;
-  char log_date[64];
-  char *log;
-  size_t log_len, log_cap;
+  erpq_buf log;    /* Access-log lines of this loop turn. */
 };
 
 /* ---- Access log ------------------------------------------------------------------
@@ -186,78 +183,22 @@ struct hloop {
  * collect in the loop's buffer and are written once per loop iteration. */
 
 static void log_flush(hloop *L) {
-  if (!L->log_len)
-    return;
-  erpq_log_write_lines(L->log, L->log_len);
-  L->log_len = 0;
-}
-
-static void log_append(hloop *L, const char *s, size_t n) {
-  if (L->log_len + n > L->log_cap) {
-    size_t nc = L->log_cap ? L->log_cap : 16384;
-    while (nc < L->log_len + n)
-      nc *= 2;
-    char *nb = realloc(L->log, nc);
-    if (!nb) {
-      log_flush(L);
-      erpq_log_write_lines(s, n);
-      return;
-    }
-    L->log = nb;
-    L->log_cap = nc;
-  }
-  memcpy(L->log + L->log_len, s, n);
-  L->log_len += n;
-  if (L->log_len >= LOG_FLUSH_AT)
-    log_flush(L);
-}
-
-/* Appends s (at most 512 bytes of it, made valid UTF-8) as the inside of a
- * JSON string. out has room for 6 * 512 + 1 bytes. */
-static size_t json_esc(char *out, const char *s) {
-  char tmp[513];
-  size_t n = strnlen(s, 512);
-  memcpy(tmp, s, n);
-  tmp[n] = '\0';
-  erpq_utf8_fix(tmp);
-  size_t o = 0;
-  for (const unsigned char *p = (const unsigned char *)tmp; *p; p++) {
-    if (*p == '"' || *p == '\\') {
-      out[o++] = '\\';
-      out[o++] = (char)*p;
-    } else if (*p < 0x20) {
-      o += (size_t)sprintf(out + o, "\\u%04x", *p);
-    } else {
-      out[o++] = (char)*p;
-    }
-  }
-  out[o] = '\0';
-  return o;
+  if (L->log.len && !L->log.oom) /* Out of memory: a line may be cut; drop the batch. */
+    erpq_log_write_lines(L->log.s, L->log.len);
+  erpq_buf_reset(&L->log);
 }
 
 static void access_log(req *r, const char *method, const char *path, int status) {
   hloop *L = r->L;
-  struct timeval tv;
-  gettimeofday(&tv, NULL);
-  if (tv.tv_sec != L->log_sec) { /* The date part changes once a second. */
-    struct tm tm;
-    gmtime_r(&tv.tv_sec, &tm);
-    snprintf(L->log_date, sizeof L->log_date, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-    L->log_sec = tv.tv_sec;
-  }
-  char m[6 * 512 + 1], pth[6 * 512 + 1], line[8192];
-  json_esc(m, method);
-  json_esc(pth, path);
+  char st[16], ms[32];
   long long cs = (long long)(mono_us() - r->start_us) / 10; /* Hundredths of a millisecond. */
-  int n = snprintf(
-      line, sizeof line,
-      "{\"ts\":\"%s.%03dZ\",\"level\":\"info\",\"event\":\"http.request\",\"method\":\"%s\","
-      "\"route\":\"%s\",\"status\":%d,\"ms\":%lld.%02lld,\"client\":\"%s\",\"path\":\"%s\"}\n",
-      L->log_date, (int)(tv.tv_usec / 1000), m, erpq_route_name(r->m.route), status, cs / 100,
-      cs % 100, r->net, pth);
-  if (n > 0 && (size_t)n < sizeof line)
-    log_append(L, line, (size_t)n);
+  snprintf(st, sizeof st, "%d", status);
+  snprintf(ms, sizeof ms, "%lld.%02lld", cs / 100, cs % 100);
+  erpq_log_append(&L->log, ERPQ_LOG_INFO, "http.request", "method", method, "route",
+                  erpq_route_name(r->m.route), "#status", st, "#ms", ms, "client", r->net, "path",
+                  path, NULL);
+  if (L->log.len >= LOG_FLUSH_AT || L->log.oom)
+    log_flush(L);
 }
 
 /* ---- Answers --------------------------------------------------------------------
@@ -604,10 +545,10 @@ static void not_found(req *r) {
 
 static json_t *parse_body(req *r) {
   json_error_t je;
-  json_t *v = r->len ? json_loadb(r->body, r->len, 0, &je) : NULL;
+  json_t *v = r->body.len ? json_loadb(r->body.s, r->body.len, 0, &je) : NULL;
   if (!v) {
     char msg[300];
-    if (!r->len)
+    if (!r->body.len)
       snprintf(msg, sizeof msg, "the request body must be JSON");
     else
       snprintf(msg, sizeof msg, "malformed JSON: %s (line %d, column %d)", je.text, je.line,
@@ -1455,7 +1396,7 @@ static void req_free(req *r) {
     MHD_destroy_response(r->held);
   if (r->has_own_k)
     erpq_keys_free(&r->own_k);
-  free(r->body);
+  erpq_buf_free(&r->body);
   free(r);
 }
 
@@ -1535,25 +1476,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
       access_log(r, method, url, 408);
       return MHD_NO;
     }
-    if (r->too_big || r->len + *upload_size > MAX_BODY) {
+    if (r->too_big || r->body.len + *upload_size > MAX_BODY) {
       r->too_big = 1;
       *upload_size = 0;
       return MHD_YES;
     }
-    if (r->len + *upload_size + 1 > r->cap) {
-      size_t nc = r->cap ? r->cap : 4096;
-      while (nc < r->len + *upload_size + 1)
-        nc *= 2;
-      char *nb = realloc(r->body, nc);
-      if (!nb)
-        return MHD_NO;
-      r->body = nb;
-      r->cap = nc;
-    }
-    memcpy(r->body + r->len, upload_data, *upload_size);
-    r->len += *upload_size;
+    erpq_buf_add(&r->body, upload_data, *upload_size);
     *upload_size = 0;
-    return MHD_YES;
+    return r->body.oom ? MHD_NO : MHD_YES;
   }
   if (r->calling || r->waiting)
     return MHD_YES; /* Not expected: still working. */
@@ -1788,8 +1718,7 @@ static int loop_free(hloop *L) {
     free(L->keys[i].queue);
   }
   L->nkeys = 0;
-  free(L->log);
-  L->log = NULL;
+  erpq_buf_free(&L->log);
   return uv_loop_close(&L->loop);
 }
 

@@ -9,32 +9,16 @@
 #include <string.h>
 #include <strings.h>
 
+#include "erpq_buf.h"
 #include "erpq_err.h"
 
+/* The whole file (malloc'ed, NUL-terminated, owned by the caller), or NULL. */
 static unsigned char *read_file(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");
   if (!f) return NULL;
-  size_t cap = 4096, n = 0;
-  unsigned char *b = malloc(cap + 1);
-  while (b) {
-    size_t got = fread(b + n, 1, cap - n, f);
-    n += got;
-    if (n < cap) break;
-    unsigned char *nb = realloc(b, cap * 2 + 1);
-    if (!nb) {
-      free(b);
-      b = NULL;
-      break;
-    }
-    b = nb;
-    cap *= 2;
-  }
+  char *s = erpq_buf_read_all(f, len);
   fclose(f);
-  if (b) {
-    b[n] = '\0';
-    *len = n;
-  }
-  return b;
+  return (unsigned char *)s;
 }
 
 int erpq_auth_init(erpq_auth *a, const char *rs256_key_file, int leeway_s, char *err, size_t errlen) {

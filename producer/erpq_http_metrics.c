@@ -1,8 +1,9 @@
 #include "erpq_http_metrics.h"
 
+#include "erpq_buf.h"
+
 #include <jansson.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,63 +85,31 @@ void erpq_metrics_enqueued(const char *queue, size_t n) {
   pthread_mutex_unlock(&m_mu);
 }
 
-typedef struct sbuf {
-  char *b;
-  size_t len, cap;
-  int oom;
-} sbuf;
-
-static void sb_printf(sbuf *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *s, const char *fmt, ...) {
-  while (!s->oom) {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(s->b ? s->b + s->len : NULL, s->b ? s->cap - s->len : 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-      return;
-    if (s->b && s->len + (size_t)n < s->cap) {
-      s->len += (size_t)n;
-      return;
-    }
-    size_t nc = s->cap ? s->cap * 2 : 4096;
-    while (nc < s->len + (size_t)n + 1)
-      nc *= 2;
-    char *nb = realloc(s->b, nc);
-    if (!nb) {
-      s->oom = 1;
-      return;
-    }
-    s->b = nb;
-    s->cap = nc;
-  }
-}
-
-static void prom_label(sbuf *s, const char *v) {
+static void prom_label(erpq_buf *s, const char *v) {
   for (; *v; v++) {
     if (*v == '"' || *v == '\\')
-      sb_printf(s, "\\%c", *v);
-    else if (*v == '\n')
-      sb_printf(s, "\\n");
+      erpq_buf_add(s, "\\", 1);
+    if (*v == '\n')
+      erpq_buf_add(s, "\\n", 2);
     else
-      sb_printf(s, "%c", *v);
+      erpq_buf_add(s, v, 1);
   }
 }
 
 char *erpq_metrics_text(size_t *len) {
-  sbuf s = {0};
-  sb_printf(&s, "# HELP erpq_http_requests_total HTTP requests by route and status.\n"
+  erpq_buf s = {0};
+  erpq_buf_addf(&s, "# HELP erpq_http_requests_total HTTP requests by route and status.\n"
                 "# TYPE erpq_http_requests_total counter\n");
   for (int r = 0; r < R_COUNT; r++)
     for (size_t i = 0; i <= NSTATUS; i++) {
       unsigned long v = atomic_load(&m_requests[r][i]);
       if (!v)
         continue;
-      sb_printf(&s, "erpq_http_requests_total{route=\"%s\",method=\"%s\",status=\"%s%d\"} %lu\n",
+      erpq_buf_addf(&s, "erpq_http_requests_total{route=\"%s\",method=\"%s\",status=\"%s%d\"} %lu\n",
                 route_names[r], r ? route_methods[r] : "any", i < NSTATUS ? "" : "other",
                 i < NSTATUS ? statuses[i] : 0, v);
     }
-  sb_printf(&s, "# HELP erpq_http_request_duration_seconds Time from request start to response.\n"
+  erpq_buf_addf(&s, "# HELP erpq_http_request_duration_seconds Time from request start to response.\n"
                 "# TYPE erpq_http_request_duration_seconds histogram\n");
   for (int r = 0; r < R_COUNT; r++) {
     if (!atomic_load(&m_dur_count[r]))
@@ -149,36 +118,32 @@ char *erpq_metrics_text(size_t *len) {
     unsigned long cum = 0;
     for (size_t i = 0; i < NBUCKETS; i++) {
       cum += atomic_load(&m_bucket[r][i]);
-      sb_printf(
+      erpq_buf_addf(
           &s,
           "erpq_http_request_duration_seconds_bucket{route=\"%s\",method=\"%s\",le=\"%g\"} %lu\n",
           route_names[r], m, buckets[i], cum);
     }
     cum += atomic_load(&m_bucket[r][NBUCKETS]);
-    sb_printf(
+    erpq_buf_addf(
         &s,
         "erpq_http_request_duration_seconds_bucket{route=\"%s\",method=\"%s\",le=\"+Inf\"} %lu\n",
         route_names[r], m, cum);
-    sb_printf(&s, "erpq_http_request_duration_seconds_sum{route=\"%s\",method=\"%s\"} %.6f\n",
+    erpq_buf_addf(&s, "erpq_http_request_duration_seconds_sum{route=\"%s\",method=\"%s\"} %.6f\n",
               route_names[r], m, (double)atomic_load(&m_dur_us[r]) / 1e6);
-    sb_printf(&s, "erpq_http_request_duration_seconds_count{route=\"%s\",method=\"%s\"} %lu\n",
+    erpq_buf_addf(&s, "erpq_http_request_duration_seconds_count{route=\"%s\",method=\"%s\"} %lu\n",
               route_names[r], m, atomic_load(&m_dur_count[r]));
   }
-  sb_printf(&s, "# HELP erpq_jobs_enqueued_total Jobs enqueued over HTTP by queue.\n"
+  erpq_buf_addf(&s, "# HELP erpq_jobs_enqueued_total Jobs enqueued over HTTP by queue.\n"
                 "# TYPE erpq_jobs_enqueued_total counter\n");
   pthread_mutex_lock(&m_mu);
   const char *k;
   json_t *v;
   json_object_foreach(m_enqueued, k, v) {
-    sb_printf(&s, "erpq_jobs_enqueued_total{queue=\"");
+    erpq_buf_addf(&s, "erpq_jobs_enqueued_total{queue=\"");
     prom_label(&s, k);
-    sb_printf(&s, "\"} %" JSON_INTEGER_FORMAT "\n", json_integer_value(v));
+    erpq_buf_addf(&s, "\"} %" JSON_INTEGER_FORMAT "\n", json_integer_value(v));
   }
   pthread_mutex_unlock(&m_mu);
-  if (s.oom) {
-    free(s.b);
-    return NULL;
-  }
   *len = s.len;
-  return s.b;
+  return erpq_buf_take(&s);
 }
