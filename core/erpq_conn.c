@@ -246,15 +246,33 @@ static char *put_len(char *p, size_t v) {
 /* Queues cmd on ac, encoded in RESP here (one pass, into a stack buffer
  * for the usual small command): hiredis's argv encoder formats every
  * argument with sdscatfmt, which showed up at 4% of the HTTP server's
- * profile. hiredis copies the bytes, so the buffer is ours again on return.
+ * profile.
+ *
+ * What hiredis 0.14's redisAsyncFormattedCommand() assumes of the buffer
+ * (__redisAsyncCommand and nextArgument in async.c), and how we keep it:
+ *   - it is a multi-bulk command ("*N\r\n" then N "$len\r\n<bytes>\r\n"
+ *     arguments) with at least one argument: erpq_cmd_argv() never gives
+ *     argc 0, and we write every length from the real argument size;
+ *   - it is NUL-terminated one byte past len: nextArgument() reads the byte
+ *     after the last argument and calls strchr() from there, and the
+ *     (P)SUBSCRIBE branch walks every argument that way until strchr()
+ *     finds no '$'. Without the NUL it reads whatever follows the buffer
+ *     (the stack's old bytes) and asserts when it meets a stray '$' with no
+ *     '\r' before a NUL (the worker abort after a Redis restart);
+ *   - the command name is followed by "\r\n" (it is compared with
+ *     strncasecmp against "subscribe\r\n" and the like);
+ *   - the bytes are copied (sdscatlen) before it returns, so the buffer is
+ *     ours again on return and may live on the stack.
  * Returns 0, a build error of cmd, or -ENOTCONN. */
 static int queue_cmd(redisAsyncContext *ac, redisCallbackFn *fn, void *priv, erpq_cmd *cmd) {
   const char **argv;
   const size_t *lens;
   int argc = erpq_cmd_argv(cmd, &argv, &lens);
   if (argc <= 0) return argc < 0 ? argc : -EINVAL;
-  size_t need = 24;
-  for (int i = 0; i < argc; i++) need += 24 + lens[i] + 2;
+  /* "*<argc>\r\n", then per argument "$<len>\r\n<bytes>\r\n" (a length has
+   * at most 20 digits), then the NUL hiredis reads. */
+  size_t need = 24 + 1;
+  for (int i = 0; i < argc; i++) need += 1 + 20 + 2 + lens[i] + 2;
   char stackbuf[4096];
   char *buf = need <= sizeof stackbuf ? stackbuf : malloc(need);
   if (!buf) return -ENOMEM;
@@ -270,6 +288,7 @@ static int queue_cmd(redisAsyncContext *ac, redisCallbackFn *fn, void *priv, erp
     p += lens[i];
     *p++ = '\r', *p++ = '\n';
   }
+  *p = '\0'; /* Not part of the command: hiredis reads it (see above). */
   int rc = redisAsyncFormattedCommand(ac, fn, priv, buf, (size_t)(p - buf)) == REDIS_OK ? 0 : -ENOTCONN;
   if (buf != stackbuf) free(buf);
   return rc;

@@ -74,7 +74,7 @@ const servers = [];
 async function startServer({ args = [], redisUrl, env = {}, prefix = 'bull' } = {}) {
   const e = h.env();
   const port = await h.freePort();
-  const child = spawn(path.join(e.binDir, 'erpq-producer'), ['--redis', redisUrl || e.redisUrl, '--prefix', prefix, 'serve',
+  const child = h.spawnBin(path.join(e.binDir, 'erpq-producer'), ['--redis', redisUrl || e.redisUrl, '--prefix', prefix, 'serve',
     '--listen', `127.0.0.1:${port}`, '--roles', path.join(tmp, 'roles.json'), '--schemas', path.join(tmp, 'jobs'),
     '--jwt-rs256-key', path.join(tmp, 'rs.pem'), '--jwt-leeway', '5', ...args],
   { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ERPQ_JWT_SECRET: SECRET, ...env } });

@@ -9,7 +9,12 @@
 // * queue()/redis():     Node bull Queue / ioredis clients, closed by cleanup().
 // * waitFor(fn):         polls fn until it returns a truthy value or throws at
 //                        the deadline; never use bare sleeps for correctness.
-// * startRedis():        a private redis-server on a free port (restart tests).
+// * startRedis(opts):    a private redis-server on a free port (restart tests;
+//                        opts.args adds redis-server flags, its data directory
+//                        survives restarts so AOF restart tests reload it).
+// * spawnBin(file, args): spawns one of our binaries, under $ERPQ_BIN_WRAPPER
+//                        when that is set (tests/valgrind/vg runs them under
+//                        valgrind memcheck).
 // * cleanup():           kills every child and closes every client; call it
 //                        from after() (it also runs on process exit).
 
@@ -43,6 +48,19 @@ function env() {
   loadBull();
   return { binDir, redisUrl, worker };
 }
+
+/**
+ * Spawns one of our binaries. With ERPQ_BIN_WRAPPER set (a program path),
+ * runs `wrapper file args...` instead, so that the same tests can run our
+ * binaries under valgrind (tests/valgrind/run).
+ */
+function spawnBin(file, args, opts = {}) {
+  const wrap = process.env.ERPQ_BIN_WRAPPER;
+  return wrap ? spawn(wrap, [file, ...args], opts) : spawn(file, args, opts);
+}
+
+/** True when our binaries run under a slow wrapper (valgrind). */
+const wrapped = !!process.env.ERPQ_BIN_WRAPPER;
 
 /** A queue name unique to this process and call. */
 function qname(tag) {
@@ -189,10 +207,10 @@ async function startWorker({ queue, concurrency = 1, args = [], redisUrl, diag =
   const argv = ['--redis', redisUrl || e.redisUrl,
     diag ? '--diag-queue' : '--queue', `${queue}:${concurrency}`,
     '--log-level', logLevel, ...args];
-  const child = spawn(e.worker, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnBin(e.worker, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   const w = new ChildProc(child, `erpq-worker[${child.pid}] ${queue}`);
   w.argv = argv;
-  if (ready) await w.waitLog('redis.connected', { conn: `blocking:${queue}` }, 10000);
+  if (ready) await w.waitLog('redis.connected', { conn: `blocking:${queue}` }, wrapped ? 60000 : 10000);
   return w;
 }
 
@@ -291,26 +309,33 @@ function freePort() {
  * Returns { port, url, shutdown(), start() }: shutdown() sends SHUTDOWN NOSAVE
  * and waits for the exit; start() starts it again on the same port.
  */
-async function startRedis() {
+async function startRedis({ args = [] } = {}) {
   const port = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'erpq-redis-'));
   const srv = {
     port,
+    dir,
     url: `redis://127.0.0.1:${port}/0`,
     proc: null,
     async start() {
       const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1',
-        '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+        '--save', '', '--appendonly', 'no', '--dir', dir, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
       this.proc = new ChildProc(child, `redis-server:${port}`);
       await waitFor(() => {
         try {
-          return execFileSync('redis-cli', ['-p', String(port), 'ping'], { stdio: ['ignore', 'pipe', 'ignore'] })
-            .toString().trim() === 'PONG';
+          // LOADING (an AOF being read back) counts as up: the port answers.
+          return /^(PONG|LOADING)/.test(execFileSync('redis-cli', ['-p', String(port), 'ping'],
+            { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim());
         } catch {
           return false;
         }
-      }, { timeout: 10000, message: `redis-server on port ${port}` });
+      }, { timeout: 10000, interval: 5, message: `redis-server on port ${port}` });
       return this;
+    },
+    /** Runs redis-cli with args against this server; returns its output. */
+    cli(...a) {
+      return execFileSync('redis-cli', ['-p', String(port), ...a], { stdio: ['ignore', 'pipe', 'pipe'] })
+        .toString().trim();
     },
     async shutdown() {
       try {
@@ -372,6 +397,6 @@ class Counter extends Map {
 }
 
 module.exports = {
-  env, qname, sleep, waitFor, startWorker, startNodeWorker, activeIds, queue, onGlobal, redis, key,
+  env, qname, sleep, waitFor, spawnBin, wrapped, startWorker, startNodeWorker, activeIds, queue, onGlobal, redis, key,
   jobHash, counts, waitFinished, startRedis, freePort, cleanup, Counter, within, assert,
 };
