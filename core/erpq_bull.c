@@ -464,7 +464,7 @@ int erpq_bull_step(erpq_cmd *c, const erpq_keys *k, const char *token, int64_t l
     erpq_cmd_push_i64(c, f->attempts_made);
     if (f->kind == ERPQ_FIN_RETRY)
       erpq_cmd_push_str(c, f->lifo ? "RPUSH" : "LPUSH");
-    else if (f->kind == ERPQ_FIN_DELAYED)
+    else if (f->kind == ERPQ_FIN_DELAYED || f->kind == ERPQ_FIN_POSTPONED)
       erpq_cmd_push_i64(c, f->delay_score);
     else
       erpq_cmd_push_str(c, "");
@@ -624,6 +624,16 @@ void erpq_bull_complete(const erpq_job *j, const char *val, erpq_finish *f) {
   f->value = val;
   f->keep = j->o.on_complete;
   f->has_deid = j->deid != NULL;
+}
+
+void erpq_bull_postpone(const erpq_job *j, int64_t due_ms, erpq_finish *f) {
+  memset(f, 0, sizeof *f);
+  f->kind = ERPQ_FIN_POSTPONED;
+  f->id = j->id;
+  f->value = "";
+  f->attempts_made = j->attempts_made;
+  f->has_deid = j->deid != NULL;
+  f->delay_score = erpq_bull_delay_score(j->id, due_ms);
 }
 
 void erpq_bull_fail_decision(const erpq_job *j, int64_t backoff_ms, int discard, int64_t now_ms,

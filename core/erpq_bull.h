@@ -123,6 +123,9 @@ typedef enum erpq_finish_kind {
   ERPQ_FIN_FAILED = 'f',
   ERPQ_FIN_RETRY = 'r',
   ERPQ_FIN_DELAYED = 'd',
+  ERPQ_FIN_POSTPONED = 'p', /* Back to delayed without using an attempt
+                             * (erpq_job_delay): no attemptsMade,
+                             * failedReason or stacktrace change. */
 } erpq_finish_kind;
 
 /* One finished job. Strings are borrowed: they must stay valid until the
@@ -135,7 +138,7 @@ typedef struct erpq_finish {
   int attempts_made;       /* For failures: the new count. */
   erpq_keep keep;          /* For completed/failed. */
   int lifo;                /* For retry. */
-  int64_t delay_score;     /* For delayed: due*4096 + (id & 0xfff). */
+  int64_t delay_score;     /* For delayed and postponed: due*4096 + (id & 0xfff). */
   int has_deid;            /* The job hash has a debounce id. */
 } erpq_finish;
 
@@ -181,6 +184,10 @@ void erpq_bull_fail_decision(const erpq_job *j, int64_t backoff_ms, int discard,
                              int64_t now_ms, erpq_finish *f);
 /* The finish of a job completed with returnvalue JSON val (borrowed). */
 void erpq_bull_complete(const erpq_job *j, const char *val, erpq_finish *f);
+/* The finish that puts j back into delayed until due_ms without using an
+ * attempt (bull's moveToDelayed alone: attemptsMade, failedReason and
+ * stacktrace stay as they are). */
+void erpq_bull_postpone(const erpq_job *j, int64_t due_ms, erpq_finish *f);
 
 /* The event JSON of a finish ({"jobId":..,"val":..}); malloc'ed. */
 char *erpq_bull_finish_event(const char *id, const char *val);

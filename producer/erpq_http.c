@@ -26,7 +26,11 @@
 #include "erpq_http_auth.h"
 #include "erpq_http_client.h"
 #include "erpq_http_metrics.h"
+#include "erpq_catalog.h"
+#include "erpq_datapath.h"
+#include "erpq_jobtypes.h"
 #include "erpq_jsonschema.h"
+#include "erpq_schemas.h"
 #include "erpq_log.h"
 #include "erpq_opts.h"
 #include "erpq_scripts.h"
@@ -60,7 +64,8 @@ typedef struct server {
   erpq_auth auth;
   erpq_proxies proxies;
   erpq_policy policy;
-  erpq_schema_set *schemas;
+  erpq_schemas *schemas;   /* NULL with --no-schemas. */
+  erpq_jobtypes *jobtypes; /* Which jobs each queue takes, with their schemas. */
 } server;
 
 static server S;
@@ -604,12 +609,12 @@ static chk check_job(req *r, const json_t *o, const char *base, json_t *problems
       return CHK_FORBIDDEN;
     }
   }
-  if (!erpq_policy_queue_serves(&S.policy, queue, nm)) {
+  const json_t *schema = NULL;
+  if (!erpq_jobtypes_lookup(S.jobtypes, queue, nm, &schema, NULL)) {
     add_problem(problems, path, "is not a job this queue serves");
     return CHK_INVALID;
   }
   snprintf(path, sizeof path, "%s/data", base);
-  const json_t *schema = erpq_schema_set_get(S.schemas, nm);
   if (schema)
     erpq_schema_validate(schema, data ? data : json_null(), path, problems);
   else if (data && !json_is_object(data))
@@ -1172,7 +1177,7 @@ static void v1_dispatch(req *r) {
       return;
     }
   }
-  if (!erpq_policy_queue_known(&S.policy, m->queue) || !(r->k = loop_keys(r, m->queue))) {
+  if (!erpq_jobtypes_queue_known(S.jobtypes, m->queue) || !(r->k = loop_keys(r, m->queue))) {
     answer_error(r, 404, "queue_not_found", "no such queue", NULL, 0);
     return;
   }
@@ -1730,9 +1735,13 @@ static const char serve_usage[] =
     "Runs the HTTP API (see schemas/openapi.yaml) until SIGINT or SIGTERM.\n"
     "\n"
     "  --listen HOST:PORT       (env ERPQ_HTTP_ADDR; default 127.0.0.1:8080)\n"
-    "  --roles FILE             roles and queues (env ERPQ_ROLES_FILE; default "
-    "schemas/roles.json)\n"
-    "  --schemas DIR            job data schemas (env ERPQ_SCHEMA_DIR; default schemas/jobs)\n"
+    "  --roles FILE             roles and queues (env ERPQ_ROLES_FILE; default: roles.json\n"
+    "                           of the data directory, <bin>/../share/erpq)\n"
+    "  --schemas DIR            job data schemas DIR/<family>/<job>.json (env ERPQ_SCHEMA_DIR;\n"
+    "                           default: the ones built in)\n"
+    "  --no-schemas             do not check job data (not recommended; also ERPQ_NO_SCHEMAS=1)\n"
+    "  --queue SPEC             a queue binding as the worker takes it (NAME[:N]@FAMILY,...),\n"
+    "                           so that the API knows its jobs (env ERPQ_QUEUES)\n"
     "  --jwt-rs256-key FILE     also accept RS256 tokens signed for this PEM public key\n"
     "                           (env ERPQ_JWT_PUBLIC_KEY_FILE); HS256 uses the secret in\n"
     "                           ERPQ_JWT_SECRET_FILE (or ERPQ_JWT_SECRET), at least 32 bytes\n"
@@ -1809,10 +1818,12 @@ static int listen_socket(const struct sockaddr_in *sa) {
 
 int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **argv) {
   const char *listen = erpq_env("ERPQ_HTTP_ADDR", "127.0.0.1:8080");
-  char roles_def[4096], schemas_def[4096];
-  erpq_schema_default_path("ERPQ_ROLES_FILE", "roles.json", roles_def, sizeof roles_def);
-  erpq_schema_default_path("ERPQ_SCHEMA_DIR", "jobs", schemas_def, sizeof schemas_def);
-  const char *roles = roles_def, *schemas = schemas_def;
+  const char *roles = getenv("ERPQ_ROLES_FILE"), *schemas = getenv("ERPQ_SCHEMA_DIR");
+  const char *queues_env = getenv("ERPQ_QUEUES");
+  const char *no_schemas = getenv("ERPQ_NO_SCHEMAS");
+  const char *roles_origin = roles ? "ERPQ_ROLES_FILE" : NULL;
+  const char *queue_flags[64];
+  int nqueue_flags = 0;
   const char *rs_key = getenv("ERPQ_JWT_PUBLIC_KEY_FILE");
   const char *proxies = getenv("ERPQ_TRUSTED_PROXIES");
   long threads = 1, maxconn = 1024, perip = 256, client_to = 10, body_to = 10, header_to = 10,
@@ -1853,6 +1864,19 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
       fputs(serve_usage, stdout);
       return 0;
     }
+    if (!strcmp(a, "--no-schemas")) {
+      no_schemas = "1";
+      continue;
+    }
+    if (!strcmp(a, "--queue") && i + 1 < argc) {
+      if (nqueue_flags == 64) {
+        fprintf(stderr, "erpq-producer serve: too many --queue flags\n");
+        return 2;
+      }
+      queue_flags[nqueue_flags++] = argv[++i];
+      continue;
+    }
+    if (!strcmp(a, "--roles")) roles_origin = "--roles";
     if (i + 1 >= argc) {
       fprintf(stderr, "erpq-producer serve: unknown option or missing value: %s\n", a);
       return 2;
@@ -1905,11 +1929,35 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
   int fd = -1;
   hloop *loops = NULL;
   int nloops = 0, nstarted = 0;
-  if (erpq_policy_load(&S.policy, roles, err, sizeof err) ||
-      erpq_schema_set_load(schemas, &S.schemas, err, sizeof err)) {
+  char roles_path[4096];
+  erpq_bindings binds;
+  erpq_bindings_init(&binds, erpq_catalog);
+  int brc = 0;
+  for (int i = 0; i < nqueue_flags && !brc; i++)
+    brc = erpq_bindings_add(&binds, queue_flags[i], NULL, err, sizeof err);
+  if (!nqueue_flags && queues_env && *queues_env)
+    brc = erpq_bindings_add_list(&binds, queues_env, NULL, err, sizeof err);
+  if (!brc) brc = erpq_bindings_check(&binds, err, sizeof err);
+  if (brc) {
+    fprintf(stderr, "erpq-producer serve: %s\n", err);
+    erpq_bindings_free(&binds);
+    return 2;
+  }
+  int use_schemas = !(no_schemas && *no_schemas && strcmp(no_schemas, "0"));
+  if (erpq_datapath("roles.json", roles, roles_origin, roles_path, sizeof roles_path, err,
+                    sizeof err) ||
+      erpq_policy_load(&S.policy, roles_path, err, sizeof err) ||
+      (use_schemas && erpq_schemas_load(&S.schemas, erpq_catalog, schemas, err, sizeof err)) ||
+      erpq_jobtypes_build(&S.jobtypes, &binds, S.schemas,
+                          json_object_get(S.policy.doc, "queues"), err, sizeof err)) {
+    erpq_bindings_free(&binds);
     fprintf(stderr, "erpq-producer serve: %s\n", err);
     goto out;
   }
+  erpq_bindings_free(&binds);
+  if (!use_schemas)
+    erpq_log(ERPQ_LOG_WARN, "http.no_schemas", "note",
+             "--no-schemas: job data is not checked against the job schemas", NULL);
   int src = erpq_scripts_init();
   if (src) {
     fprintf(stderr, "erpq-producer serve: cannot load the Lua scripts: %s\n", erpq_strerror(src));
@@ -1949,8 +1997,10 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
       pthread_create(&loops[i].thread, NULL, loop_main, &loops[i]);
     char th[16], ns[16];
     snprintf(th, sizeof th, "%d", nloops);
-    snprintf(ns, sizeof ns, "%zu", erpq_schema_set_count(S.schemas));
-    erpq_log(ERPQ_LOG_INFO, "http.listening", "addr", listen, "#threads", th, "#schemas", ns, NULL);
+    size_t nq = 0;
+    while (erpq_jobtypes_queue(S.jobtypes, nq)) nq++;
+    snprintf(ns, sizeof ns, "%zu", nq);
+    erpq_log(ERPQ_LOG_INFO, "http.listening", "addr", listen, "#threads", th, "#queues", ns, NULL);
     int sig = 0;
     sigwait(&set, &sig);
     for (int i = 0; i < nloops; i++)
@@ -1978,7 +2028,8 @@ out:
     close(fd);
   free(loops);
   erpq_metrics_free();
-  erpq_schema_set_free(S.schemas);
+  erpq_jobtypes_free(S.jobtypes);
+  erpq_schemas_free(S.schemas);
   erpq_policy_free(&S.policy);
   erpq_auth_free(&S.auth);
   erpq_proxies_free(&S.proxies);

@@ -14,13 +14,32 @@
  * Calling erpq_job_discard() before failing makes the failure final (bull's
  * job.discard()): use it for input that can never succeed.
  *
- * Cancellation: when the job's timeout passes, its lock is lost, or the
- * worker's shutdown grace runs out, erpq_job_cancelled() turns true and
- * erpq_job_sleep() returns early. A handler should then stop soon; whatever
- * it returns afterwards is ignored.
+ * Before the handler runs, on the same thread, the job's data has been
+ * parsed and checked against its schema (jobs/<family>/schemas/<name>.json):
+ * a job whose data breaks it never reaches the handler; it fails at once,
+ * with no retry and every problem in its failedReason.
  *
- * The context functions are thread-safe and may be called only from the
- * handler's own thread, while the handler runs.
+ * Two more ways to end a job:
+ *   - return erpq_job_delay(ctx, ms): the job goes back to bull's delayed
+ *     set for ms milliseconds WITHOUT using an attempt (a provider said
+ *     "slow down", a circuit is open); any worker, Node or C, runs it again
+ *     once it is due;
+ *   - return ERPQ_JOB_ASYNC: the handler has started the work elsewhere
+ *     (an I/O thread of its family) and will end the job later, from any
+ *     thread, with erpq_job_finish(). The pool thread is free at once, so
+ *     a few threads can keep thousands of jobs in flight. Until the finish,
+ *     ctx, its data and its strings stay valid.
+ *
+ * Cancellation: when the job's timeout passes, its lock is lost, or the
+ * worker's shutdown grace runs out, erpq_job_cancelled() turns true,
+ * erpq_job_sleep() returns early, and the callback set with
+ * erpq_job_on_cancel() runs (once, on the worker's loop thread: it must not
+ * block; an async family aborts its transfer there). A handler should then
+ * stop soon; whatever it returns afterwards is ignored.
+ *
+ * The context functions are thread-safe. They may be called from the
+ * handler's thread while it runs, or, for an ERPQ_JOB_ASYNC job, from any
+ * one thread at a time until erpq_job_finish() (which hands ctx back).
  */
 #ifndef ERPQ_JOB_H
 #define ERPQ_JOB_H
@@ -30,6 +49,10 @@
 #include <stdint.h>
 
 typedef struct erpq_jobctx erpq_jobctx;
+
+/* Handler results other than 0 (done) and a negative error. */
+#define ERPQ_JOB_ASYNC 1   /* Will end with erpq_job_finish(). */
+#define ERPQ_JOB_DELAYED 2 /* Returned by erpq_job_delay(). */
 
 typedef int (*erpq_handler_fn)(erpq_jobctx *ctx, const json_t *data, json_t **result,
                                char *err, size_t errlen);
@@ -53,6 +76,22 @@ int erpq_job_progress(erpq_jobctx *ctx, const json_t *progress);
 int erpq_job_log(erpq_jobctx *ctx, const char *line);
 /* Makes a failure final: no further attempts. */
 void erpq_job_discard(erpq_jobctx *ctx);
+
+/* Asks for the job to go back to delayed for ms milliseconds (at least 1)
+ * without using an attempt; returns ERPQ_JOB_DELAYED for the handler (or
+ * erpq_job_finish) to return. reason (may be NULL) goes to the job's log. */
+int erpq_job_delay(erpq_jobctx *ctx, int64_t ms, const char *reason);
+
+/* Ends an ERPQ_JOB_ASYNC job: rc, *result and err exactly as a handler
+ * would have returned them (result: a new reference taken over, may be
+ * NULL; err may be NULL when rc is not negative). Thread-safe; ctx must
+ * not be used afterwards. */
+void erpq_job_finish(erpq_jobctx *ctx, int rc, json_t *result, const char *err);
+
+/* Sets the cancellation callback (see above); fn(ctx, ud) runs at most once,
+ * on the loop thread. If the job is already cancelled it runs at the next
+ * loop turn. */
+void erpq_job_on_cancel(erpq_jobctx *ctx, void (*fn)(erpq_jobctx *ctx, void *ud), void *ud);
 
 /* True once the job should stop (timeout, lost lock, shutdown). */
 int erpq_job_cancelled(const erpq_jobctx *ctx);

@@ -79,9 +79,10 @@ static void *thread_main(void *arg) {
     p->busy++;
     pthread_mutex_unlock(&p->tmu);
     int64_t t0 = now_ns();
-    t->run(t);
+    int detached = t->run(t) == ERPQ_TASK_DETACHED;
     int64_t took = now_ns() - t0;
     ran = 1;
+    if (detached) continue; /* Its owner posts it later. */
     t->msg.next = NULL;
     if (done_last)
       done_last->next = &t->msg;

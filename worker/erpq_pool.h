@@ -19,6 +19,10 @@
  * Short jobs thus run on one or two hot threads, and blocking jobs still
  * get a thread each within a millisecond or two.
  *
+ * A task may detach (run() answers ERPQ_TASK_DETACHED): its thread is free
+ * at once and whoever holds the task posts it back later (an async job
+ * family's I/O thread). Detached tasks are not counted as busy.
+ *
  * Lifecycle: erpq_pool_start() (loop thread) -> submit/post ->
  * erpq_pool_stop() asks the threads to exit once the task queue is empty
  * and closes the async handle; erpq_pool_join() waits for the threads
@@ -37,10 +41,14 @@ typedef struct erpq_msg {
   int kind; /* Set by the poster; the pool does not look at it. */
 } erpq_msg;
 
+#define ERPQ_TASK_DETACHED 1 /* run()'s answer: someone posts msg later. */
+
 typedef struct erpq_task {
-  erpq_msg msg; /* Posted back to the loop when run() returns. */
+  erpq_msg msg; /* Posted back to the loop when run() returns 0. */
   struct erpq_task *next;
-  void (*run)(struct erpq_task *t);
+  /* Returns 0 (post msg back now) or ERPQ_TASK_DETACHED (the task's owner
+   * posts msg itself later with erpq_pool_post(), from any thread). */
+  int (*run)(struct erpq_task *t);
 } erpq_task;
 
 typedef struct erpq_pool {

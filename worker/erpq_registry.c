@@ -16,15 +16,49 @@ void erpq_registry_free(erpq_registry *r) {
     free(r->h[i].name);
   }
   for (size_t i = 0; i < r->nb; i++) free(r->b[i].name);
+  for (int i = 0; i < r->npools; i++) free(r->pools[i].family);
   free(r->h);
   free(r->b);
+  free(r->pools);
   memset(r, 0, sizeof *r);
+}
+
+/* pools[0], the pool of handlers added without a family. */
+static int ensure_default_pool(erpq_registry *r) {
+  if (r->npools) return 0;
+  r->pools = calloc(1, sizeof *r->pools);
+  if (!r->pools || !(r->pools[0].family = strdup(""))) return -ENOMEM;
+  r->npools = 1;
+  return 0;
+}
+
+int erpq_registry_family_pool(erpq_registry *r, const char *family, int threads) {
+  if (ensure_default_pool(r)) return -ENOMEM;
+  for (int i = 1; i < r->npools; i++)
+    if (!strcmp(r->pools[i].family, family)) return i;
+  erpq_registry_pool *p = realloc(r->pools, (size_t)(r->npools + 1) * sizeof *p);
+  if (!p) return -ENOMEM;
+  r->pools = p;
+  if (!(p[r->npools].family = strdup(family))) return -ENOMEM;
+  p[r->npools].threads = threads;
+  return r->npools++;
 }
 
 int erpq_registry_add(erpq_registry *r, const char *queue, const char *name,
                       erpq_handler_fn fn, void *userdata) {
+  if (ensure_default_pool(r)) return -ENOMEM;
+  return erpq_registry_add_in(r, 0, queue, name, fn, userdata, NULL, NULL);
+}
+
+int erpq_registry_add_in(erpq_registry *r, int pool, const char *queue, const char *name,
+                         erpq_handler_fn fn, void *userdata, const void *schema,
+                         const char **other) {
+  if (pool < 0 || pool >= r->npools) return -EINVAL;
   for (size_t i = 0; i < r->n; i++)
-    if (!strcmp(r->h[i].queue, queue) && !strcmp(r->h[i].name, name)) return -EEXIST;
+    if (!strcmp(r->h[i].queue, queue) && !strcmp(r->h[i].name, name)) {
+      if (other) *other = r->h[i].family;
+      return -EEXIST;
+    }
   if (r->n == r->cap) {
     size_t nc = r->cap ? r->cap * 2 : 16;
     erpq_handler *h = realloc(r->h, nc * sizeof *h);
@@ -42,6 +76,9 @@ int erpq_registry_add(erpq_registry *r, const char *queue, const char *name,
   }
   h->fn = fn;
   h->userdata = userdata;
+  h->pool = pool;
+  h->family = r->pools[pool].family;
+  h->schema = schema;
   r->n++;
   return 0;
 }

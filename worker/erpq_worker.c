@@ -12,7 +12,7 @@
 #include "erpq_conn.h"
 #include "erpq_err.h"
 #include "erpq_job.h"
-#include "erpq_jsonschema.h"
+#include "erpq_schemas.h"
 #include "erpq_log.h"
 #include "erpq_pool.h"
 #include "erpq_util.h"
@@ -21,7 +21,7 @@
 #define TRANSIENT_RETRY_MS 200     /* Delay after LOADING/READONLY/... */
 #define MAX_STEPS_INFLIGHT 4       /* Step calls pipelined per queue. */
 
-enum { MSG_DONE = 1, MSG_PROGRESS, MSG_LOG };
+enum { MSG_DONE = 1, MSG_PROGRESS, MSG_LOG, MSG_CANCEL };
 
 typedef struct wq wq;
 typedef struct erpq_worker erpq_worker;
@@ -38,10 +38,15 @@ struct erpq_jobctx {
   json_t *result;
   char err[1024];
   int discard;
+  int64_t postpone_ms; /* erpq_job_delay(): back to delayed, no attempt used. */
+  int pool;            /* The family pool that runs it. */
   /* Cancellation, shared between the threads. */
   atomic_int cancelled;
   pthread_mutex_t mu;
   pthread_cond_t cv;
+  void (*on_cancel)(struct erpq_jobctx *c, void *ud); /* Guarded by mu. */
+  void *cancel_ud;
+  int cancel_called;   /* on_cancel ran (or is about to); guarded by mu. */
   /* Loop-thread state. */
   int lost;        /* Lock renewal failed: never finish it. */
   int handed_back; /* Given back to the queue at shutdown. */
@@ -92,7 +97,8 @@ struct erpq_worker {
   erpq_conn cmd, sub;
   wq *q;
   int nq;
-  erpq_pool pool;
+  erpq_pool *pools; /* One per family pool of the registry (index = handler->pool). */
+  int npools;
   uv_signal_t sigterm, sigint;
   uv_timer_t t_grace;
   int closing, finalizing, handed_back;
@@ -138,11 +144,22 @@ void *erpq_job_userdata(const erpq_jobctx *c) { return c->h ? c->h->userdata : N
 void erpq_job_discard(erpq_jobctx *c) { c->discard = 1; }
 int erpq_job_cancelled(const erpq_jobctx *c) { return atomic_load(&c->cancelled); }
 
+/* Runs the job's cancellation callback once (loop thread). */
+static void run_on_cancel(erpq_jobctx *c) {
+  pthread_mutex_lock(&c->mu);
+  void (*fn)(erpq_jobctx *, void *) = c->cancel_called ? NULL : c->on_cancel;
+  if (fn) c->cancel_called = 1;
+  void *ud = c->cancel_ud;
+  pthread_mutex_unlock(&c->mu);
+  if (fn) fn(c, ud);
+}
+
 static void cancel_job(erpq_jobctx *c) {
   atomic_store(&c->cancelled, 1);
   pthread_mutex_lock(&c->mu);
   pthread_cond_broadcast(&c->cv);
   pthread_mutex_unlock(&c->mu);
+  run_on_cancel(c);
 }
 
 int erpq_job_sleep(erpq_jobctx *c, int64_t ms) {
@@ -173,8 +190,40 @@ static int post_side(erpq_jobctx *c, int kind, char *payload) {
   m->msg.kind = kind;
   m->ctx = c;
   m->payload = payload;
-  erpq_pool_post(&c->q->w->pool, &m->msg);
+  /* The job's own pool: its messages reach the loop in the order posted,
+   * and before the job's MSG_DONE. */
+  erpq_pool_post(&c->q->w->pools[c->pool], &m->msg);
   return 0;
+}
+
+void erpq_job_on_cancel(erpq_jobctx *c, void (*fn)(erpq_jobctx *, void *), void *ud) {
+  pthread_mutex_lock(&c->mu);
+  c->on_cancel = fn;
+  c->cancel_ud = ud;
+  int late = fn && atomic_load(&c->cancelled) && !c->cancel_called;
+  pthread_mutex_unlock(&c->mu);
+  /* Cancelled before the callback was set: run it on the loop. */
+  if (late) post_side(c, MSG_CANCEL, NULL);
+}
+
+int erpq_job_delay(erpq_jobctx *c, int64_t ms, const char *reason) {
+  c->postpone_ms = ms < 1 ? 1 : ms;
+  if (reason && *reason) {
+    char line[512];
+    snprintf(line, sizeof line, "delayed %lld ms without using an attempt: %s", (long long)c->postpone_ms,
+             reason);
+    erpq_job_log(c, line);
+  }
+  return ERPQ_JOB_DELAYED;
+}
+
+void erpq_job_finish(erpq_jobctx *c, int rc, json_t *result, const char *err) {
+  c->rc = rc;
+  c->result = result;
+  c->err[0] = '\0';
+  if (rc < 0) snprintf(c->err, sizeof c->err, "%s", err && *err ? err : erpq_strerror(rc));
+  if (rc < 0) erpq_utf8_fix(c->err);
+  erpq_pool_post(&c->q->w->pools[c->pool], &c->task.msg);
 }
 
 int erpq_job_progress(erpq_jobctx *c, const json_t *progress) {
@@ -269,6 +318,14 @@ static void queue_failure(wq *q, const erpq_job *j, const char *message, int dis
   free(stack);
 }
 
+static void queue_postpone(wq *q, erpq_jobctx *c) {
+  erpq_finish f;
+  erpq_bull_postpone(&c->job, erpq_now_ms() + c->postpone_ms, &f);
+  char why[64];
+  snprintf(why, sizeof why, "%lld", (long long)c->postpone_ms);
+  pend_push(q, &f, c->job.name, erpq_mono_ms() - c->started_ms, why, NULL);
+}
+
 static void queue_success(wq *q, erpq_jobctx *c) {
   char *val = c->result ? erpq_json_dump(c->result) : strdup("null");
   erpq_finish f;
@@ -294,24 +351,53 @@ static void log_finish(wq *q, const pend *p, int code) {
              p->name, "#ms", ms, NULL);
     return;
   }
+  if (p->f.kind == ERPQ_FIN_POSTPONED) {
+    erpq_log(ERPQ_LOG_INFO, "job.postponed", "queue", q->conf->name, "jobId", p->id, "name",
+             p->name, "#delayMs", p->value, NULL);
+    return;
+  }
   q->w->failed += p->f.kind == ERPQ_FIN_FAILED;
   const char *what = p->f.kind == ERPQ_FIN_FAILED  ? "job.failed"
                      : p->f.kind == ERPQ_FIN_RETRY ? "job.retry"
                                                    : "job.delayed";
-  erpq_log(ERPQ_LOG_INFO, what, "queue", q->conf->name, "jobId", p->id, "name", p->name, "reason",
-           p->value, NULL);
+  /* A final failure is a warning: someone has to look at it. */
+  erpq_log(p->f.kind == ERPQ_FIN_FAILED ? ERPQ_LOG_WARN : ERPQ_LOG_INFO, what, "queue",
+           q->conf->name, "jobId", p->id, "name", p->name, "reason", p->value, NULL);
 }
 
 /* ---- Running jobs ---------------------------------------------------------- */
 
-static void run_handler(erpq_task *t) {
+/* On the handler's thread: the data is parsed and checked against its
+ * schema here, not on the loop (a 50,000-recipient payload must not hold up
+ * lock renewal), then the handler runs. */
+static int run_handler(erpq_task *t) {
   erpq_jobctx *c = (erpq_jobctx *)t;
   c->err[0] = '\0';
+  json_error_t je;
+  c->data = json_loads(c->job.data ? c->job.data : "null", JSON_DECODE_ANY, &je);
+  if (!c->data) {
+    snprintf(c->err, sizeof c->err, "job data is not valid JSON: %s", je.text);
+    c->rc = -EINVAL;
+    c->discard = 1;
+    erpq_utf8_fix(c->err);
+    return 0;
+  }
+  char *problems = erpq_schemas_problems(c->h->schema, c->data);
+  if (problems) {
+    snprintf(c->err, sizeof c->err, "%s", problems);
+    free(problems);
+    c->rc = -EINVAL;
+    c->discard = 1;
+    erpq_utf8_fix(c->err);
+    return 0;
+  }
   c->rc = c->h->fn(c, c->data, &c->result, c->err, sizeof c->err);
-  if (c->rc && !c->err[0]) snprintf(c->err, sizeof c->err, "%s", erpq_strerror(c->rc));
+  if (c->rc == ERPQ_JOB_ASYNC) return ERPQ_TASK_DETACHED;
+  if (c->rc < 0 && !c->err[0]) snprintf(c->err, sizeof c->err, "%s", erpq_strerror(c->rc));
   /* The message becomes JSON (events, stacktrace): a handler's text may be
    * cut mid-character by the buffer, or not be UTF-8 at all. */
-  if (c->rc) erpq_utf8_fix(c->err);
+  if (c->rc < 0) erpq_utf8_fix(c->err);
+  return 0;
 }
 
 static void ctx_free(erpq_jobctx *c) {
@@ -354,10 +440,18 @@ static void job_done(erpq_jobctx *c) {
              c->job.name, NULL);
   } else if (!c->finished) {
     c->finished = 1;
-    if (c->rc == 0)
+    if (c->rc == 0) {
       queue_success(q, c);
-    else
+    } else if (c->rc == ERPQ_JOB_DELAYED) {
+      if (c->postpone_ms <= 0) c->postpone_ms = 1000;
+      queue_postpone(q, c);
+    } else if (c->rc < 0) {
       queue_failure(q, &c->job, c->err, c->discard);
+    } else {
+      char why[96];
+      snprintf(why, sizeof why, "handler returned an unexpected result (%d)", c->rc);
+      queue_failure(q, &c->job, why, 0);
+    }
   }
   uv_close((uv_handle_t *)&c->timeout, ctx_closed);
   /* Deliveries from the pool pump once per batch (after_deliveries). */
@@ -369,40 +463,6 @@ static void job_done(erpq_jobctx *c) {
 
 static void schedule_next_repeat(wq *q, const erpq_job *j);
 
-/* ---- Job data schemas (schemas/jobs/<name>.json) -------------------------------
- * Loaded once, from $ERPQ_SCHEMA_DIR or the checkout's schemas/jobs; the HTTP
- * API applies the same schemas before enqueueing. A job whose data does not
- * match fails at once (discarded, no retry) with every problem listed. */
-static erpq_schema_set *job_schemas;
-static pthread_once_t job_schemas_once = PTHREAD_ONCE_INIT;
-
-static void load_job_schemas(void) {
-  char dir[4096], err[1024];
-  erpq_schema_default_path("ERPQ_SCHEMA_DIR", "jobs", dir, sizeof dir);
-  if (erpq_schema_set_load(dir, &job_schemas, err, sizeof err)) {
-    erpq_log(ERPQ_LOG_ERROR, "worker.schemas_error", "error", err, NULL);
-    job_schemas = NULL;
-  }
-}
-
-/* Returns a malloc'ed failedReason when data breaks its job's schema. */
-static char *schema_problems(const char *name, const json_t *data) {
-  pthread_once(&job_schemas_once, load_job_schemas);
-  const json_t *schema = erpq_schema_set_get(job_schemas, name);
-  if (!schema) return NULL;
-  json_t *problems = json_array();
-  char *out = NULL;
-  if (erpq_schema_validate(schema, data, "/data", problems) > 0) {
-    char *text = erpq_schema_problems_text(problems);
-    size_t n = (text ? strlen(text) : 0) + 64;
-    out = malloc(n);
-    if (out) snprintf(out, n, "job data does not match its schema: %s", text ? text : "");
-    free(text);
-  }
-  json_decref(problems);
-  return out;
-}
-/* ---- end job data schemas ---- */
 
 static void start_job(wq *q, erpq_job *job) {
   erpq_jobctx *c = calloc(1, sizeof *c);
@@ -432,28 +492,15 @@ static void start_job(wq *q, erpq_job *job) {
            c->job.name, NULL);
   if (c->job.o.has_repeat) schedule_next_repeat(q, &c->job);
 
-  const char *problem = NULL;
   char buf[256];
   if (c->job.opts_err[0]) {
-    problem = c->job.opts_err;
-  } else {
-    json_error_t je;
-    c->data = json_loads(c->job.data, JSON_DECODE_ANY, &je);
-    if (!c->data) {
-      snprintf(buf, sizeof buf, "job data is not valid JSON: %s", je.text);
-      problem = buf;
-    }
-  }
-  char *schema_err = problem ? NULL : schema_problems(c->job.name, c->data);
-  if (schema_err) problem = schema_err;
-  if (problem) {
     c->finished = 1;
-    queue_failure(q, &c->job, problem, 1);
-    free(schema_err);
+    queue_failure(q, &c->job, c->job.opts_err, 1);
     c->rc = -EINVAL;
     job_done(c);
     return;
   }
+  /* The data is parsed and checked on the handler's thread (run_handler). */
   c->h = erpq_registry_find(q->w->reg, q->conf->name, c->job.name);
   if (!c->h) {
     snprintf(buf, sizeof buf, "Missing process handler for job type %s", c->job.name);
@@ -465,7 +512,8 @@ static void start_job(wq *q, erpq_job *job) {
   if (c->job.o.timeout_ms > 0) uv_timer_start(&c->timeout, on_timeout, (uint64_t)c->job.o.timeout_ms, 0);
   c->task.msg.kind = MSG_DONE;
   c->task.run = run_handler;
-  erpq_pool_submit(&q->w->pool, &c->task);
+  c->pool = c->h->pool;
+  erpq_pool_submit(&q->w->pools[c->pool], &c->task);
 }
 
 /* ---- Redis replies ----------------------------------------------------------- */
@@ -887,6 +935,11 @@ static void deliver(erpq_pool *p, erpq_msg *m) {
   side_msg *s = (side_msg *)m;
   erpq_jobctx *c = s->ctx;
   wq *q = c->q;
+  if (m->kind == MSG_CANCEL) {
+    run_on_cancel(c);
+    free(s);
+    return;
+  }
   if (!c->finished && !c->lost && w->cmd.state == ERPQ_CONN_READY) {
     erpq_cmd cmd;
     erpq_cmd_init(&cmd);
@@ -946,16 +999,37 @@ static void init_timer(erpq_worker *w, uv_timer_t *t, void *data) {
   t->data = data;
 }
 
+/* Threads of registry pool i: its family's fixed number, or one per
+ * concurrency slot of every queue it has a handler on (0: unused pool). */
+static int pool_threads(const erpq_worker *w, int i) {
+  const erpq_registry *r = w->reg;
+  int threads = 0;
+  for (int k = 0; k < w->nq; k++) {
+    int uses = 0;
+    for (size_t h = 0; h < r->n && !uses; h++)
+      uses = r->h[h].pool == i && !strcmp(r->h[h].queue, w->q[k].conf->name);
+    if (uses) threads += w->q[k].conf->concurrency;
+  }
+  if (threads && r->pools[i].threads > 0) threads = r->pools[i].threads;
+  return threads;
+}
+
 int erpq_worker_start(erpq_worker *w) {
   const erpq_worker_conf *conf = w->conf;
-  /* Read the job schemas now, not on the loop when the first job arrives. */
-  pthread_once(&job_schemas_once, load_job_schemas);
-  int threads = 0;
-  for (int i = 0; i < w->nq; i++) threads += w->q[i].conf->concurrency;
-  w->pool.data = w;
-  w->pool.after = after_deliveries;
-  int rc = erpq_pool_start(&w->pool, w->loop, threads, deliver);
-  if (rc) return rc;
+  w->npools = w->reg->npools;
+  w->pools = w->npools ? calloc((size_t)w->npools, sizeof *w->pools) : NULL;
+  if (w->npools && !w->pools) return -ENOMEM;
+  for (int i = 0; i < w->npools; i++) {
+    int threads = pool_threads(w, i);
+    if (!threads) continue;
+    w->pools[i].data = w;
+    w->pools[i].after = after_deliveries;
+    int rc = erpq_pool_start(&w->pools[i], w->loop, threads, deliver);
+    if (rc) return rc;
+    char n[16];
+    snprintf(n, sizeof n, "%d", threads);
+    erpq_log(ERPQ_LOG_DEBUG, "worker.pool", "family", w->reg->pools[i].family, "#threads", n, NULL);
+  }
   w->cmd.data = w;
   erpq_conn_init(&w->cmd, w->loop, &conf->redis, "command");
   w->cmd.on_ready = cmd_ready;
@@ -1031,7 +1105,8 @@ static void close_all(erpq_worker *w) {
   }
   erpq_conn_close(&w->sub);
   erpq_conn_close(&w->cmd);
-  erpq_pool_stop(&w->pool);
+  for (int i = 0; i < w->npools; i++)
+    if (w->pools[i].threads) erpq_pool_stop(&w->pools[i]);
   char done[48];
   snprintf(done, sizeof done, "%" PRIu64, w->completed);
   char failed[48];
@@ -1129,15 +1204,28 @@ void erpq_worker_stop(erpq_worker *w) {
 int erpq_worker_free(erpq_worker *w) {
   if (!w) return 0;
   int left = 0;
-  if (w->pool.threads) left = erpq_pool_join(&w->pool);
+  for (int i = 0; i < w->npools; i++)
+    if (w->pools[i].threads) left += erpq_pool_join(&w->pools[i]);
   if (left) return left; /* The caller exits without freeing. */
-  for (erpq_msg *m = erpq_pool_take_undelivered(&w->pool), *next; m; m = next) {
-    next = m->next;
-    if (m->kind != MSG_DONE) {
-      free(((side_msg *)m)->payload);
-      free(m);
+  /* Jobs that ended after the loop: their messages were never delivered.
+   * An async job whose finish never came is still held by its family
+   * (its quiesce() did not end it): leave without freeing. */
+  for (int i = 0; i < w->npools; i++) {
+    for (erpq_msg *m = erpq_pool_take_undelivered(&w->pools[i]), *next; m; m = next) {
+      next = m->next;
+      if (m->kind != MSG_DONE) {
+        free(((side_msg *)m)->payload);
+        free(m);
+      } else {
+        ((erpq_jobctx *)m)->task.run = NULL; /* Done: safe to free. */
+      }
     }
   }
+  for (int i = 0; i < w->nq; i++)
+    for (erpq_jobctx *c = w->q[i].running; c; c = c->next)
+      if (c->rc == ERPQ_JOB_ASYNC && c->task.run) left++;
+  if (left) return left;
+  free(w->pools);
   for (int i = 0; i < w->nq; i++) {
     wq *q = &w->q[i];
     for (erpq_jobctx *c = q->running, *next; c; c = next) {

@@ -1,13 +1,18 @@
 /*
- * erpq-worker: serves bull queues with the job families linked into it.
+ * erpq-worker: serves bull queues with the job families built into it.
  *
- * Configuration comes from flags, then ERPQ_* environment variables, then
- * bull's defaults (see --help). The process runs until SIGTERM/SIGINT and
- * then shuts down gracefully (erpq_worker.h); it exits 0 after a clean
- * shutdown, 2 on bad arguments and 1 on a start-up failure.
+ *   erpq-worker [options]              run the worker (until SIGTERM/SIGINT)
+ *   erpq-worker families               list the families built in
+ *   erpq-worker COMMAND [options]      a family's command (fees: migrate, ...)
+ *
+ * Configuration comes from flags, then ERPQ_* environment variables (and
+ * <VAR>_FILE for secrets), then defaults (erpq_args.h); each family adds
+ * its own settings. The worker names no family: the queues it serves and
+ * the families serving them come from --queue NAME[:N][@family,...]
+ * (erpq_queues.h) and the build's family table (erpq_family.h). Exit
+ * status: 0 after a clean shutdown, 2 on bad arguments or configuration,
+ * 1 on a start-up failure.
  */
-#include <ctype.h>
-#include <getopt.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,51 +21,119 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "diag/erpq_diag.h"
-#include "fees/erpq_fees.h"
+#include "erpq_args.h"
+#include "erpq_catalog.h"
 #include "erpq_config.h"
+#include "erpq_datapath.h"
 #include "erpq_err.h"
+#include "erpq_family.h"
+#include "erpq_familyset.h"
 #include "erpq_log.h"
+#include "erpq_queues.h"
+#include "erpq_schemas.h"
 #include "erpq_worker.h"
 
-#define MAX_QUEUES 64
 #define MAX_BACKOFFS 16
+#define MAX_TABLES 64
+
+static const erpq_opt worker_opts[] = {
+    {"redis", ERPQ_OPT_STRING, "ERPQ_REDIS_URL", "URL",
+     "Redis: redis://[user:pass@]host:port/db or unix:///path/redis.sock?db=N", 0, 0,
+     ERPQ_DEFAULT_REDIS_URL, ERPQ_OPT_SECRET},
+    {"prefix", ERPQ_OPT_STRING, "ERPQ_PREFIX", "P",
+     "key prefix; a hash tag such as {erp} on Redis Cluster", 0, 0, ERPQ_DEFAULT_PREFIX, 0},
+    {"queue", ERPQ_OPT_LIST, "ERPQ_QUEUES", "NAME[:N][@FAM[,FAM]]",
+     "serve queue NAME, N jobs at a time (1), with the families named after @\n"
+     "(default: the families whose default queue NAME is); the variable holds\n"
+     "several, separated by spaces, ';' or ','",
+     0, 0, NULL, 0},
+    {"diag-queue", ERPQ_OPT_LIST, "ERPQ_DIAG_QUEUES", "NAME[:N]",
+     "serve the diagnostic jobs on NAME (the same as --queue NAME[:N]@diag)", 0, 0, NULL, 0},
+    {"limiter", ERPQ_OPT_LIST, NULL, "Q:MAX:MS[:GROUP]",
+     "rate limit queue Q to MAX jobs per MS ms (bull's limiter, optional groupKey)", 0, 0, NULL,
+     0},
+    {"backoff-strategy", ERPQ_OPT_LIST, NULL, "NAME:KIND[:MS]",
+     "a custom backoff named NAME: KIND fixed, exponential, linear (attempts*MS)\n"
+     "or none (no retry); MS defaults to the job's backoff.delay",
+     0, 0, NULL, 0},
+    {"lock-duration", ERPQ_OPT_INT, "ERPQ_LOCK_DURATION", "MS", "job lock TTL", 100, 86400000,
+     "30000", 0},
+    {"lock-renew-time", ERPQ_OPT_INT, "ERPQ_LOCK_RENEW_TIME", "MS",
+     "lock renewal period (default: lock-duration/2)", 10, 86400000, NULL, 0},
+    {"stalled-interval", ERPQ_OPT_INT, "ERPQ_STALLED_INTERVAL", "MS",
+     "stalled-job check period, 0 = off", 0, 86400000, "30000", 0},
+    {"max-stalled-count", ERPQ_OPT_INT, "ERPQ_MAX_STALLED_COUNT", "N", "stalls before a job fails",
+     0, 1000000, "1", 0},
+    {"guard-interval", ERPQ_OPT_INT, "ERPQ_GUARD_INTERVAL", "MS",
+     "longest gap between delayed-job promotions", 10, 86400000, "5000", 0},
+    {"drain-delay", ERPQ_OPT_INT, "ERPQ_DRAIN_DELAY", "S", "blocking pop timeout", 1, 3600, "5", 0},
+    {"retry-process-delay", ERPQ_OPT_INT, "ERPQ_RETRY_PROCESS_DELAY", "MS",
+     "pause after a Redis error", 0, 3600000, "5000", 0},
+    {"grace", ERPQ_OPT_INT, "ERPQ_GRACE", "S", "shutdown grace for running jobs", 0, 86400, "30", 0},
+    {"schemas", ERPQ_OPT_STRING, "ERPQ_SCHEMA_DIR", "DIR",
+     "job data schemas from DIR/<family>/<job>.json instead of the built-in ones", 0, 0, NULL, 0},
+    {"no-schemas", ERPQ_OPT_FLAG, NULL, NULL,
+     "do not check job data against the job schemas (not recommended)", 0, 0, NULL, 0},
+    {"log-level", ERPQ_OPT_STRING, "ERPQ_LOG_LEVEL", "L", "debug, info, warn or error", 0, 0,
+     "info", 0},
+    {"help", ERPQ_OPT_FLAG, NULL, NULL, "this text", 0, 0, NULL, 0},
+    {"version", ERPQ_OPT_FLAG, NULL, NULL, "the version", 0, 0, NULL, 0},
+    {NULL, 0, NULL, NULL, NULL, 0, 0, NULL, 0}};
+
+static const erpq_opt command_opts[] = {
+    {"log-level", ERPQ_OPT_STRING, "ERPQ_LOG_LEVEL", "L", "debug, info, warn or error", 0, 0,
+     "info", 0},
+    {"help", ERPQ_OPT_FLAG, NULL, NULL, "this text", 0, 0, NULL, 0},
+    {NULL, 0, NULL, NULL, NULL, 0, 0, NULL, 0}};
+
+static void list_join(FILE *f, const char *const *v, const char *sep) {
+  for (int i = 0; v && v[i]; i++) fprintf(f, "%s%s", i ? sep : "", v[i]);
+}
+
+static void jobs_join(FILE *f, const erpq_family_meta *m) {
+  for (size_t j = 0; j < m->njobs; j++) fprintf(f, "%s%s", j ? ", " : "", m->jobs[j].name);
+}
+
+static void print_families(FILE *f) {
+  for (const erpq_family_meta *m = erpq_catalog; m->name; m++) {
+    const erpq_family *d = erpq_family_find(erpq_families, m->name);
+    fprintf(f, "%s: %s\n  default queues: ", m->name, m->summary);
+    list_join(f, m->queues, ", ");
+    fputs("\n  jobs: ", f);
+    jobs_join(f, m);
+    fputc('\n', f);
+    if (d && d->commands && d->commands[0].name) {
+      fputs("  commands:", f);
+      for (const erpq_family_cmd *c = d->commands; c->name; c++) fprintf(f, " %s", c->name);
+      fputc('\n', f);
+    }
+  }
+}
 
 static void usage(FILE *f) {
-  fputs(
-      "usage: erpq-worker [options]\n"
-      "\n"
-      "       erpq-worker migrate [--dir DIR]    apply schemas/mysql (ERPQ_MYSQL_URL)\n"
-      "       erpq-worker seed-demo [--students N] [--schools N]\n"
-      "\n"
-      "Serves bull 4.16.5 queues from Redis. Queue bulk-operations runs the fee\n"
-      "jobs (generate-fees, create-fee) against ERPQ_MYSQL_URL.\n"
-      "\n"
-      "  --redis URL                 Redis (ERPQ_REDIS_URL; default redis://127.0.0.1:6379/0;\n"
-      "                              also unix:///path/redis.sock?db=N)\n"
-      "  --prefix P                  key prefix (ERPQ_PREFIX; default bull; {tag} for Cluster)\n"
-      "  --queue NAME[:N]            serve NAME with concurrency N (default 1); repeatable\n"
-      "                              (ERPQ_QUEUES=name:n,name:n)\n"
-      "  --diag-queue NAME[:N]       serve the diagnostic jobs on NAME (ERPQ_DIAG_QUEUES)\n"
-      "  --diag-catch-all            diag queues also take any other job name ('*')\n"
-      "  --limiter Q:MAX:MS[:GROUP]  rate limit queue Q to MAX jobs per MS ms (bull's limiter)\n"
-      "  --backoff-strategy NAME:KIND[:MS]\n"
-      "                              a custom backoff named NAME: KIND fixed, exponential,\n"
-      "                              linear (attempts*MS) or none (no retry); MS defaults to\n"
-      "                              backoff.delay of the job\n"
-      "  --lock-duration MS          job lock TTL (30000)\n"
-      "  --lock-renew-time MS        lock renewal period (lock-duration/2)\n"
-      "  --stalled-interval MS       stalled check period, 0 = off (30000)\n"
-      "  --max-stalled-count N       stalls before a job fails (1)\n"
-      "  --guard-interval MS         longest gap between delayed promotions (5000)\n"
-      "  --drain-delay S             blocking pop timeout in seconds (5)\n"
-      "  --retry-process-delay MS    pause after a Redis error (5000)\n"
-      "  --grace S                   shutdown grace for running jobs (30)\n"
-      "  --log-level L               debug, info, warn or error (ERPQ_LOG_LEVEL; info)\n"
-      "  --help, --version\n"
-      "\n"
-      "Every numeric setting also reads ERPQ_<NAME> (for example ERPQ_LOCK_DURATION).\n",
-      f);
+  fputs("usage: erpq-worker [options]\n"
+        "       erpq-worker families\n"
+        "       erpq-worker COMMAND [options]      (a family's command, below)\n"
+        "\n"
+        "Serves bull 4.16.5 queues from Redis with the job families built in.\n"
+        "\n",
+        f);
+  erpq_args_help(f, worker_opts);
+  fputs("\nJob families built in (--queue NAME@FAMILY binds any queue to a family):\n", f);
+  for (const erpq_family_meta *m = erpq_catalog; m->name; m++) {
+    const erpq_family *d = erpq_family_find(erpq_families, m->name);
+    fprintf(f, "\n%s: %s\n  default queues: ", m->name, m->summary);
+    list_join(f, m->queues, ", ");
+    fputs("\n  jobs: ", f);
+    jobs_join(f, m);
+    fputc('\n', f);
+    if (d && d->settings && d->settings[0].name) erpq_args_help(f, d->settings);
+    for (const erpq_family_cmd *c = d ? d->commands : NULL; c && c->name; c++)
+      fprintf(f, "  erpq-worker %s %s\n      %s\n", c->name, c->usage ? c->usage : "", c->summary);
+  }
+  fputs("\nEvery setting is a flag and an ERPQ_* variable; secrets may also come\n"
+        "from a file named by <VAR>_FILE. Flags win over variables.\n",
+        f);
 }
 
 typedef struct backoff_conf {
@@ -82,279 +155,243 @@ static int64_t custom_backoff(int attempts, const char *msg, const json_t *optio
   return d;
 }
 
-static int add_queue(erpq_queue_conf *qs, int *n, const char *spec, int diag, int *diag_flags,
-                     char *err, size_t errlen) {
-  if (*n >= MAX_QUEUES) return erpq_fail(err, errlen, ERPQ_E_ARG, "too many queues (max %d)", MAX_QUEUES);
-  erpq_queue_conf *q = &qs[*n];
-  memset(q, 0, sizeof *q);
-  q->concurrency = 1;
-  const char *colon = strrchr(spec, ':');
-  size_t len = strlen(spec);
-  if (colon && colon[1] && strspn(colon + 1, "0123456789") == strlen(colon + 1)) {
-    int64_t c;
-    int rc = erpq_parse_int_arg("queue concurrency", colon + 1, 1, 10000, &c, err, errlen);
-    if (rc) return rc;
-    q->concurrency = (int)c;
-    len = (size_t)(colon - spec);
-  }
-  if (len == 0 || len >= sizeof q->name)
-    return erpq_fail(err, errlen, ERPQ_E_ARG, "bad queue name in '%s'", spec);
-  memcpy(q->name, spec, len);
-  q->name[len] = '\0';
-  for (int i = 0; i < *n; i++)
-    if (!strcmp(qs[i].name, q->name))
-      return erpq_fail(err, errlen, ERPQ_E_ARG, "queue '%s' given twice", q->name);
-  diag_flags[*n] = diag;
-  (*n)++;
+/* The option tables: fixed first, then every family's settings. */
+static void tables_of(const erpq_opt **t, const erpq_opt *first, const erpq_opt *second) {
+  int n = 0;
+  t[n++] = first;
+  if (second) t[n++] = second;
+  for (int i = 0; erpq_families[i] && n < MAX_TABLES - 1; i++)
+    if (erpq_families[i]->settings) t[n++] = erpq_families[i]->settings;
+  t[n] = NULL;
+}
+
+static int set_log_level(const erpq_args *a, char *err, size_t errlen) {
+  const char *ll = erpq_args_str(a, "log-level");
+  erpq_log_level lv;
+  if (ll && erpq_log_parse_level(ll, &lv))
+    return erpq_fail(err, errlen, ERPQ_E_ARG, "%s: log level must be debug, info, warn or error",
+                     erpq_args_origin(a, "log-level"));
+  if (ll) erpq_log_set_level(lv);
   return 0;
 }
 
-static int add_queue_list(erpq_queue_conf *qs, int *n, const char *list, int diag, int *flags,
-                          char *err, size_t errlen) {
-  char *copy = strdup(list), *save = NULL;
-  int rc = 0;
-  for (char *tok = strtok_r(copy, ",", &save); tok && !rc; tok = strtok_r(NULL, ",", &save)) {
-    while (isspace((unsigned char)*tok)) tok++;
-    if (*tok) rc = add_queue(qs, n, tok, diag, flags, err, errlen);
+static int run_command(const char *name, int argc, char **argv) {
+  const erpq_family *fam = NULL;
+  const erpq_family_cmd *cmd = NULL;
+  for (int i = 0; erpq_families[i] && !cmd; i++)
+    for (const erpq_family_cmd *c = erpq_families[i]->commands; c && c->name && !cmd; c++)
+      if (!strcmp(c->name, name)) fam = erpq_families[i], cmd = c;
+  if (!cmd) {
+    fprintf(stderr, "erpq-worker: unknown command '%s' (see erpq-worker --help)\n", name);
+    return 2;
   }
-  free(copy);
-  return rc;
+  const erpq_opt *t[MAX_TABLES];
+  int n = 0;
+  t[n++] = command_opts;
+  if (cmd->opts) t[n++] = cmd->opts;
+  if (fam->settings) t[n++] = fam->settings;
+  t[n] = NULL;
+  erpq_args *a = NULL;
+  char err[1024] = "";
+  if (erpq_args_parse(&a, t, argc, argv, 0, NULL, err, sizeof err) ||
+      set_log_level(a, err, sizeof err)) {
+    fprintf(stderr, "erpq-worker %s: %s\n", name, err);
+    erpq_args_free(a);
+    return 2;
+  }
+  if (erpq_args_flag(a, "help")) {
+    printf("usage: erpq-worker %s %s\n%s\n\n", cmd->name, cmd->usage ? cmd->usage : "",
+           cmd->summary);
+    if (cmd->opts) erpq_args_help(stdout, cmd->opts);
+    if (fam->settings) erpq_args_help(stdout, fam->settings);
+    erpq_args_help(stdout, command_opts);
+    erpq_args_free(a);
+    return 0;
+  }
+  char datadir[4096] = "";
+  erpq_datadir(datadir, sizeof datadir, NULL, 0);
+  int status = erpq_family_command(fam, erpq_catalog_family(erpq_catalog, fam->name), cmd, a,
+                                   datadir);
+  erpq_args_free(a);
+  return status;
 }
 
-static int num_setting(const char *what, const char *env, const char *flag, int64_t min,
-                       int64_t max, int64_t *out, char *err, size_t errlen) {
-  const char *v = flag ? flag : getenv(env);
-  if (!v || !*v) return 0;
-  return erpq_parse_int_arg(what, v, min, max, out, err, errlen);
+/* Every worker setting into conf and bindings. Returns 0 or ERPQ_E_ARG. */
+static int configure(const erpq_args *a, erpq_worker_conf *conf, erpq_bindings *b,
+                     erpq_queue_conf **queues, backoff_conf *backoffs, char names[][64], int *nb,
+                     char *err, size_t errlen) {
+  int rc = erpq_redis_url_parse(erpq_args_str(a, "redis"), &conf->redis, err, errlen);
+  const char *pfx = erpq_args_str(a, "prefix");
+  if (!rc && (!*pfx || strlen(pfx) >= sizeof conf->prefix))
+    rc = erpq_fail(err, errlen, ERPQ_E_ARG, "bad prefix '%s'", pfx);
+  if (rc) return rc;
+  snprintf(conf->prefix, sizeof conf->prefix, "%s", pfx);
+  conf->lock_duration_ms = erpq_args_int(a, "lock-duration", 30000);
+  conf->lock_renew_ms = erpq_args_int(a, "lock-renew-time", conf->lock_duration_ms / 2);
+  if (erpq_args_str(a, "lock-renew-time") && conf->lock_renew_ms >= conf->lock_duration_ms)
+    return erpq_fail(err, errlen, ERPQ_E_ARG, "--lock-renew-time must be below --lock-duration");
+  conf->stalled_interval_ms = erpq_args_int(a, "stalled-interval", 30000);
+  conf->max_stalled_count = (int)erpq_args_int(a, "max-stalled-count", 1);
+  conf->guard_interval_ms = erpq_args_int(a, "guard-interval", 5000);
+  conf->drain_delay_s = (double)erpq_args_int(a, "drain-delay", 5);
+  conf->retry_process_delay_ms = erpq_args_int(a, "retry-process-delay", 5000);
+  conf->grace_ms = erpq_args_int(a, "grace", 30) * 1000;
+
+  const char *const *v;
+  size_t n = erpq_args_list(a, "queue", &v);
+  int env = erpq_args_source(a, "queue") == ERPQ_SRC_ENV;
+  for (size_t i = 0; i < n && !rc; i++)
+    rc = env ? erpq_bindings_add_list(b, v[i], NULL, err, errlen)
+             : erpq_bindings_add(b, v[i], NULL, err, errlen);
+  n = erpq_args_list(a, "diag-queue", &v);
+  env = erpq_args_source(a, "diag-queue") == ERPQ_SRC_ENV;
+  for (size_t i = 0; i < n && !rc; i++)
+    rc = env ? erpq_bindings_add_list(b, v[i], "diag", err, errlen)
+             : erpq_bindings_add(b, v[i], "diag", err, errlen);
+  if (rc) return rc;
+  if (!b->n)
+    return erpq_fail(err, errlen, ERPQ_E_ARG,
+                     "no queue given (use --queue, --diag-queue or ERPQ_QUEUES)");
+  if ((rc = erpq_bindings_check(b, err, errlen))) return rc;
+
+  *queues = calloc((size_t)b->n, sizeof **queues);
+  if (!*queues) return erpq_fail(err, errlen, -ENOMEM, "out of memory");
+  for (int i = 0; i < b->n; i++) {
+    snprintf((*queues)[i].name, sizeof (*queues)[i].name, "%s", b->q[i].name);
+    (*queues)[i].concurrency = b->q[i].concurrency;
+  }
+  conf->queues = *queues;
+  conf->nqueues = b->n;
+
+  n = erpq_args_list(a, "limiter", &v);
+  for (size_t i = 0; i < n; i++) {
+    char qn[128] = "", group[64] = "";
+    long long max = 0, dur = 0;
+    int got = sscanf(v[i], "%127[^:]:%lld:%lld:%63s", qn, &max, &dur, group);
+    int found = 0;
+    for (int k = 0; got >= 3 && max > 0 && dur > 0 && k < b->n; k++)
+      if (!strcmp((*queues)[k].name, qn)) {
+        (*queues)[k].limiter.max = max;
+        (*queues)[k].limiter.duration_ms = dur;
+        snprintf((*queues)[k].limiter.group_key, sizeof (*queues)[k].limiter.group_key, "%s", group);
+        found = 1;
+      }
+    if (!found)
+      return erpq_fail(err, errlen, ERPQ_E_ARG,
+                       "--limiter wants QUEUE:MAX:DURATION_MS[:GROUPKEY] for a served queue; got '%s'",
+                       v[i]);
+  }
+  n = erpq_args_list(a, "backoff-strategy", &v);
+  for (size_t i = 0; i < n; i++) {
+    if (*nb >= MAX_BACKOFFS)
+      return erpq_fail(err, errlen, ERPQ_E_ARG, "too many backoff strategies (max %d)", MAX_BACKOFFS);
+    char kind[32] = "", name[64] = "";
+    long long ms = -1;
+    int got = sscanf(v[i], "%63[^:]:%31[^:]:%lld", name, kind, &ms);
+    if (got < 2 ||
+        (strcmp(kind, "fixed") && strcmp(kind, "exponential") && strcmp(kind, "linear") &&
+         strcmp(kind, "none")) ||
+        (got == 3 && ms < 0))
+      return erpq_fail(err, errlen, ERPQ_E_ARG,
+                       "--backoff-strategy wants NAME:KIND[:MS] with KIND fixed, exponential, "
+                       "linear or none; got '%s'",
+                       v[i]);
+    snprintf(names[*nb], 64, "%s", name);
+    snprintf(backoffs[*nb].kind, sizeof backoffs[*nb].kind, "%s", kind);
+    backoffs[*nb].ms = got == 3 ? ms : -1;
+    (*nb)++;
+  }
+  return 0;
 }
 
 int main(int argc, char **argv) {
   mallopt(M_ARENA_MAX, 2);
   signal(SIGPIPE, SIG_IGN);
-  /* --- fees: database subcommands (jobs/fees/erpq_fees.h) --- */
-  if (argc > 1 && !strcmp(argv[1], "migrate")) return erpq_fees_migrate_main(argc - 1, argv + 1);
-  if (argc > 1 && !strcmp(argv[1], "seed-demo")) return erpq_fees_seed_main(argc - 1, argv + 1);
-  /* --- end fees --- */
-  enum {
-    O_REDIS = 256, O_PREFIX, O_QUEUE, O_DIAG, O_LIMITER, O_BACKOFF, O_LOCK, O_RENEW, O_STALLED,
-    O_MAXSTALLED, O_GUARD, O_DRAIN, O_RETRY, O_GRACE, O_LOGLEVEL, O_HELP, O_VERSION, O_CATCHALL
-  };
-  static const struct option longopts[] = {
-      {"redis", required_argument, 0, O_REDIS},
-      {"prefix", required_argument, 0, O_PREFIX},
-      {"queue", required_argument, 0, O_QUEUE},
-      {"diag-queue", required_argument, 0, O_DIAG},
-      {"diag-catch-all", no_argument, 0, O_CATCHALL},
-      {"limiter", required_argument, 0, O_LIMITER},
-      {"backoff-strategy", required_argument, 0, O_BACKOFF},
-      {"lock-duration", required_argument, 0, O_LOCK},
-      {"lock-renew-time", required_argument, 0, O_RENEW},
-      {"stalled-interval", required_argument, 0, O_STALLED},
-      {"max-stalled-count", required_argument, 0, O_MAXSTALLED},
-      {"guard-interval", required_argument, 0, O_GUARD},
-      {"drain-delay", required_argument, 0, O_DRAIN},
-      {"retry-process-delay", required_argument, 0, O_RETRY},
-      {"grace", required_argument, 0, O_GRACE},
-      {"log-level", required_argument, 0, O_LOGLEVEL},
-      {"help", no_argument, 0, O_HELP},
-      {"version", no_argument, 0, O_VERSION},
-      {0, 0, 0, 0}};
-  char err[512] = "";
-  const char *redis = NULL, *prefix = NULL, *loglevel = NULL;
-  const char *f_lock = NULL, *f_renew = NULL, *f_stalled = NULL, *f_maxst = NULL,
-             *f_guard = NULL, *f_drain = NULL, *f_retry = NULL, *f_grace = NULL;
-  static erpq_queue_conf queues[MAX_QUEUES];
-  static int diag_flags[MAX_QUEUES];
-  int nq = 0;
-  const char *limiters[MAX_QUEUES];
-  int nlim = 0;
-  static backoff_conf backoffs[MAX_BACKOFFS];
-  static char backoff_names[MAX_BACKOFFS][64];
-  int nb = 0;
-  int rc = 0, opt, catch_all = 0;
-  while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-    switch (opt) {
-    case O_REDIS: redis = optarg; break;
-    case O_PREFIX: prefix = optarg; break;
-    case O_QUEUE: rc = add_queue(queues, &nq, optarg, 0, diag_flags, err, sizeof err); break;
-    case O_DIAG: rc = add_queue(queues, &nq, optarg, 1, diag_flags, err, sizeof err); break;
-    case O_CATCHALL: catch_all = 1; break;
-    case O_LIMITER:
-      if (nlim >= MAX_QUEUES) rc = erpq_fail(err, sizeof err, ERPQ_E_ARG, "too many limiters");
-      else limiters[nlim++] = optarg;
-      break;
-    case O_BACKOFF: {
-      if (nb >= MAX_BACKOFFS) {
-        rc = erpq_fail(err, sizeof err, ERPQ_E_ARG, "too many backoff strategies");
-        break;
-      }
-      char kind[32] = "", name[64] = "";
-      long long ms = -1;
-      int got = sscanf(optarg, "%63[^:]:%31[^:]:%lld", name, kind, &ms);
-      if (got < 2 || (strcmp(kind, "fixed") && strcmp(kind, "exponential") &&
-                      strcmp(kind, "linear") && strcmp(kind, "none")) || (got == 3 && ms < 0)) {
-        rc = erpq_fail(err, sizeof err, ERPQ_E_ARG,
-                       "--backoff-strategy wants NAME:KIND[:MS] with KIND fixed, exponential, "
-                       "linear or none; got '%s'", optarg);
-        break;
-      }
-      snprintf(backoff_names[nb], sizeof backoff_names[nb], "%s", name);
-      snprintf(backoffs[nb].kind, sizeof backoffs[nb].kind, "%s", kind);
-      backoffs[nb].ms = got == 3 ? ms : -1;
-      nb++;
-      break;
+  if (argc > 1 && argv[1][0] != '-') {
+    if (!strcmp(argv[1], "families")) {
+      print_families(stdout);
+      return 0;
     }
-    case O_LOCK: f_lock = optarg; break;
-    case O_RENEW: f_renew = optarg; break;
-    case O_STALLED: f_stalled = optarg; break;
-    case O_MAXSTALLED: f_maxst = optarg; break;
-    case O_GUARD: f_guard = optarg; break;
-    case O_DRAIN: f_drain = optarg; break;
-    case O_RETRY: f_retry = optarg; break;
-    case O_GRACE: f_grace = optarg; break;
-    case O_LOGLEVEL: loglevel = optarg; break;
-    case 'h':
-    case O_HELP: usage(stdout); return 0;
-    case O_VERSION: printf("erpq-worker %s\n", ERPQ_VERSION); return 0;
-    default: usage(stderr); return 2;
+    if (!strcmp(argv[1], "help")) {
+      usage(stdout);
+      return 0;
     }
-    if (rc) {
-      fprintf(stderr, "erpq-worker: %s\n", err);
-      return 2;
-    }
+    return run_command(argv[1], argc - 2, argv + 2);
   }
-  if (optind < argc) {
-    fprintf(stderr, "erpq-worker: unexpected argument '%s'\n", argv[optind]);
-    usage(stderr);
+
+  const erpq_opt *tables[MAX_TABLES];
+  tables_of(tables, worker_opts, NULL);
+  erpq_args *a = NULL;
+  char err[1024] = "";
+  if (erpq_args_parse(&a, tables, argc - 1, argv + 1, 0, NULL, err, sizeof err)) {
+    fprintf(stderr, "erpq-worker: %s (see erpq-worker --help)\n", err);
     return 2;
   }
-  if (!nq) {
-    const char *eq = getenv("ERPQ_QUEUES"), *ed = getenv("ERPQ_DIAG_QUEUES");
-    if (eq && *eq) rc = add_queue_list(queues, &nq, eq, 0, diag_flags, err, sizeof err);
-    if (!rc && ed && *ed) rc = add_queue_list(queues, &nq, ed, 1, diag_flags, err, sizeof err);
-    if (rc) {
-      fprintf(stderr, "erpq-worker: %s\n", err);
-      return 2;
-    }
+  if (erpq_args_flag(a, "help")) {
+    usage(stdout);
+    erpq_args_free(a);
+    return 0;
   }
-  if (!nq) {
-    fprintf(stderr, "erpq-worker: no queue given (use --queue, --diag-queue or ERPQ_QUEUES)\n");
+  if (erpq_args_flag(a, "version")) {
+    printf("erpq-worker %s\n", ERPQ_VERSION);
+    erpq_args_free(a);
+    return 0;
+  }
+  if (erpq_args_npos(a)) {
+    fprintf(stderr, "erpq-worker: unexpected argument '%s' (see erpq-worker --help)\n",
+            erpq_args_pos(a, 0));
+    erpq_args_free(a);
     return 2;
   }
 
   erpq_worker_conf conf;
   erpq_worker_conf_defaults(&conf);
-  conf.queues = queues;
-  conf.nqueues = nq;
-  const char *url = redis ? redis : erpq_env("ERPQ_REDIS_URL", ERPQ_DEFAULT_REDIS_URL);
-  rc = erpq_redis_url_parse(url, &conf.redis, err, sizeof err);
-  const char *pfx = prefix ? prefix : erpq_env("ERPQ_PREFIX", ERPQ_DEFAULT_PREFIX);
-  if (!rc && (!*pfx || strlen(pfx) >= sizeof conf.prefix))
-    rc = erpq_fail(err, sizeof err, ERPQ_E_ARG, "bad prefix '%s'", pfx);
-  snprintf(conf.prefix, sizeof conf.prefix, "%s", pfx);
-  int64_t v;
-  int renew_set = 0;
-  if (!rc) {
-    v = conf.lock_duration_ms;
-    rc = num_setting("--lock-duration", "ERPQ_LOCK_DURATION", f_lock, 100, 86400000, &v, err, sizeof err);
-    conf.lock_duration_ms = v;
-    conf.lock_renew_ms = v / 2;
-  }
-  if (!rc) {
-    v = -1;
-    rc = num_setting("--lock-renew-time", "ERPQ_LOCK_RENEW_TIME", f_renew, 10, 86400000, &v, err, sizeof err);
-    if (v > 0) {
-      conf.lock_renew_ms = v;
-      renew_set = 1;
-    }
-  }
-  if (!rc && renew_set && conf.lock_renew_ms >= conf.lock_duration_ms)
-    rc = erpq_fail(err, sizeof err, ERPQ_E_ARG, "--lock-renew-time must be below --lock-duration");
-  if (!rc) {
-    v = conf.stalled_interval_ms;
-    rc = num_setting("--stalled-interval", "ERPQ_STALLED_INTERVAL", f_stalled, 0, 86400000, &v, err, sizeof err);
-    conf.stalled_interval_ms = v;
-  }
-  if (!rc) {
-    v = conf.max_stalled_count;
-    rc = num_setting("--max-stalled-count", "ERPQ_MAX_STALLED_COUNT", f_maxst, 0, 1000000, &v, err, sizeof err);
-    conf.max_stalled_count = (int)v;
-  }
-  if (!rc) {
-    v = conf.guard_interval_ms;
-    rc = num_setting("--guard-interval", "ERPQ_GUARD_INTERVAL", f_guard, 10, 86400000, &v, err, sizeof err);
-    conf.guard_interval_ms = v;
-  }
-  if (!rc) {
-    v = (int64_t)conf.drain_delay_s;
-    rc = num_setting("--drain-delay", "ERPQ_DRAIN_DELAY", f_drain, 1, 3600, &v, err, sizeof err);
-    conf.drain_delay_s = (double)v;
-  }
-  if (!rc) {
-    v = conf.retry_process_delay_ms;
-    rc = num_setting("--retry-process-delay", "ERPQ_RETRY_PROCESS_DELAY", f_retry, 0, 3600000, &v, err, sizeof err);
-    conf.retry_process_delay_ms = v;
-  }
-  if (!rc) {
-    v = conf.grace_ms / 1000;
-    rc = num_setting("--grace", "ERPQ_GRACE", f_grace, 0, 86400, &v, err, sizeof err);
-    conf.grace_ms = v * 1000;
-  }
-  for (int i = 0; !rc && i < nlim; i++) {
-    char qn[128] = "", group[64] = "";
-    long long max = 0, dur = 0;
-    int got = sscanf(limiters[i], "%127[^:]:%lld:%lld:%63s", qn, &max, &dur, group);
-    int found = 0;
-    if (got >= 3 && max > 0 && dur > 0) {
-      for (int k = 0; k < nq; k++)
-        if (!strcmp(queues[k].name, qn)) {
-          queues[k].limiter.max = max;
-          queues[k].limiter.duration_ms = dur;
-          snprintf(queues[k].limiter.group_key, sizeof queues[k].limiter.group_key, "%s", group);
-          found = 1;
-        }
-    }
-    if (!found)
-      rc = erpq_fail(err, sizeof err, ERPQ_E_ARG,
-                     "--limiter wants QUEUE:MAX:DURATION_MS[:GROUPKEY] for a served queue; got '%s'",
-                     limiters[i]);
-  }
-  const char *ll = loglevel ? loglevel : getenv("ERPQ_LOG_LEVEL");
-  if (!rc && ll && *ll) {
-    erpq_log_level lv;
-    if (erpq_log_parse_level(ll, &lv))
-      rc = erpq_fail(err, sizeof err, ERPQ_E_ARG, "log level must be debug, info, warn or error");
-    else
-      erpq_log_set_level(lv);
-  }
+  erpq_bindings b;
+  erpq_bindings_init(&b, erpq_catalog);
+  erpq_queue_conf *queues = NULL;
+  static backoff_conf backoffs[MAX_BACKOFFS];
+  static char backoff_names[MAX_BACKOFFS][64];
+  int nb = 0;
+  int rc = set_log_level(a, err, sizeof err);
+  if (!rc) rc = configure(a, &conf, &b, &queues, backoffs, backoff_names, &nb, err, sizeof err);
   if (rc) {
     fprintf(stderr, "erpq-worker: %s\n", err);
+    free(queues);
+    erpq_bindings_free(&b);
+    erpq_args_free(a);
     return 2;
   }
 
+  /* The job schemas: the built-in ones, or --schemas DIR (which must hold
+   * every one); only --no-schemas turns the checks off. */
+  erpq_schemas *schemas = NULL;
+  int status = 1;
   erpq_registry reg;
   erpq_registry_init(&reg);
-  for (int i = 0; i < nq && !rc; i++) {
-    if (diag_flags[i]) rc = erpq_diag_register(&reg, queues[i].name, catch_all);
-    /* --- fees: the fee jobs on bulk-operations --- */
-    if (!rc && !diag_flags[i] && !strcmp(queues[i].name, "bulk-operations") &&
-        (rc = erpq_fees_register(&reg, queues[i].name, queues[i].concurrency, err, sizeof err))) {
-      fprintf(stderr, "erpq-worker: %s\n", err);
-      erpq_registry_free(&reg);
-      return 2;
+  erpq_familyset *fams = NULL;
+  char datadir[4096] = "";
+  erpq_datadir(datadir, sizeof datadir, NULL, 0);
+  if (erpq_args_flag(a, "no-schemas")) {
+    erpq_log(ERPQ_LOG_WARN, "worker.no_schemas", "note",
+             "--no-schemas: job data is not checked against the job schemas", NULL);
+  } else if (erpq_schemas_load(&schemas, erpq_catalog, erpq_args_str(a, "schemas"), err,
+                               sizeof err)) {
+    fprintf(stderr, "erpq-worker: %s%s\n", erpq_args_str(a, "schemas") ? "--schemas: " : "", err);
+    status = 2;
+    goto out;
+  }
+  if (erpq_familyset_start(&fams, erpq_families, &b, a, schemas, datadir, &reg, err, sizeof err)) {
+    fprintf(stderr, "erpq-worker: %s\n", err);
+    status = 2;
+    goto out;
+  }
+  for (int i = 0; i < nb; i++)
+    if ((rc = erpq_registry_add_backoff(&reg, backoff_names[i], custom_backoff, &backoffs[i]))) {
+      fprintf(stderr, "erpq-worker: backoff strategy %s: %s\n", backoff_names[i],
+              rc == -EEXIST ? "given twice" : erpq_strerror(rc));
+      status = 2;
+      goto out;
     }
-    /* --- end fees --- */
-    if (!rc && !erpq_registry_serves(&reg, queues[i].name))
-      erpq_log(ERPQ_LOG_WARN, "worker.no_handlers", "queue", queues[i].name, "note",
-               "jobs on this queue will fail with 'Missing process handler'", NULL);
-  }
-  for (int i = 0; i < nb && !rc; i++)
-    rc = erpq_registry_add_backoff(&reg, backoff_names[i], custom_backoff, &backoffs[i]);
-  if (rc) {
-    fprintf(stderr, "erpq-worker: cannot register handlers: %s\n", erpq_strerror(rc));
-    erpq_registry_free(&reg);
-    return 1;
-  }
 
   uv_loop_t loop;
   uv_loop_init(&loop);
@@ -364,10 +401,11 @@ int main(int argc, char **argv) {
   if (rc) {
     fprintf(stderr, "erpq-worker: %s\n", err[0] ? err : erpq_strerror(rc));
     erpq_worker_free(w);
-    erpq_registry_free(&reg);
-    return 1;
+    uv_loop_close(&loop);
+    goto out;
   }
   uv_run(&loop, UV_RUN_DEFAULT);
+  erpq_familyset_quiesce(fams);
   int left = erpq_worker_free(w);
   if (left) {
     /* Handlers still running after the grace period: their jobs were
@@ -376,11 +414,17 @@ int main(int argc, char **argv) {
     _exit(0);
   }
   int lrc = uv_loop_close(&loop);
-  erpq_registry_free(&reg);
-  erpq_fees_shutdown(); /* fees */
+  status = 0;
   if (lrc) {
     erpq_log(ERPQ_LOG_WARN, "worker.loop_not_closed", "error", uv_strerror(lrc), NULL);
-    return 1;
+    status = 1;
   }
-  return 0;
+out:
+  erpq_familyset_free(fams);
+  erpq_registry_free(&reg);
+  erpq_schemas_free(schemas);
+  free(queues);
+  erpq_bindings_free(&b);
+  erpq_args_free(a);
+  return status;
 }

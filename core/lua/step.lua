@@ -8,7 +8,9 @@
 -- ARGV: P, token, lockDuration, now, nfetch, explicitId|"", limiterMax|"",
 --       limiterDuration, bounceBack "true"|"false", groupKey "true"|"",
 --       nfinish, then per finish 9 fields:
---   kind: "c" completed, "f" failed for good, "r" retry now, "d" delayed;
+--   kind: "c" completed, "f" failed for good, "r" retry now, "d" delayed,
+--         "p" postponed (back to delayed without using an attempt: the
+--         job hash is left as it is, as bull's moveToDelayed leaves it);
 --         upper case when the job hash has a debounce id (deid), so that
 --         jobs without one skip that lookup
 --   jobId
@@ -17,7 +19,7 @@
 --   event JSON ("c", "f")
 --   stacktrace JSON|"" ("f", "r", "d"; "" for "c")
 --   attemptsMade ("f", "r", "d")
---   push command ("r") or delayed score ("d")
+--   push command ("r") or delayed score ("d", "p")
 -- Returns {codes, fetched, drained}: one code per finish (0 or bull's
 -- negative error), a flat list {id1, fields1, id2, fields2, ...} where
 -- fields are HMGET name data opts attemptsMade timestamp delay priority
@@ -46,7 +48,7 @@ for i = 0, nfinish - 1 do
   local a = 11 + i * 9
   local kind, jobId, value = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local hasDeid = false
-  if kind == "C" or kind == "F" or kind == "R" or kind == "D" then
+  if kind == "C" or kind == "F" or kind == "R" or kind == "D" or kind == "P" then
     hasDeid = true
     kind = string.lower(kind)
   end
@@ -74,7 +76,7 @@ for i = 0, nfinish - 1 do
     end
   end
   if code == 0 then
-    if kind ~= "c" then
+    if kind ~= "c" and kind ~= "p" then
       rcall("HMSET", jobKey, "stacktrace", stack, "failedReason", value, "attemptsMade", attempts)
     end
     if kind == "c" or kind == "f" then

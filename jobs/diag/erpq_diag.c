@@ -1,11 +1,13 @@
 #include "erpq_diag.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "erpq_err.h"
+#include "erpq_util.h"
 
 /* Reads an optional non-negative integer field; returns -1 if it is there
  * but not such a number. */
@@ -114,15 +116,67 @@ static int diag_any(erpq_jobctx *ctx, const json_t *data, json_t **result, char 
   return 0;
 }
 
+/* throttle {"until": ms}: before `until` (epoch ms) the job goes back to
+ * delayed until then WITHOUT using an attempt (erpq_job_delay), as a
+ * handler does when a provider throttles; afterwards it completes with the
+ * attempts made so far, which stay 0. */
+static int diag_throttle(erpq_jobctx *ctx, const json_t *data, json_t **result, char *err,
+                         size_t errlen) {
+  int64_t until;
+  if (opt_int(data, "until", 0, &until)) return bad_field(ctx, err, errlen, "until");
+  int64_t now = erpq_now_ms();
+  if (now < until) return erpq_job_delay(ctx, until - now, "diag throttle");
+  *result = json_pack("{s:b,s:i}", "ok", 1, "attemptsMade", erpq_job_attempts_made(ctx));
+  return 0;
+}
+
+static const erpq_family_job diag_jobs[] = {
+    {"noop", diag_noop}, {"echo", diag_echo},         {"sleep", diag_sleep},       {"cpu", diag_cpu},
+    {"fail", diag_fail}, {"progress", diag_progress}, {"throttle", diag_throttle}, {NULL, NULL}};
+
 int erpq_diag_register(erpq_registry *r, const char *queue, int catch_all) {
-  static const struct {
-    const char *name;
-    erpq_handler_fn fn;
-  } t[] = {{"noop", diag_noop}, {"echo", diag_echo},         {"sleep", diag_sleep},
-           {"cpu", diag_cpu},   {"fail", diag_fail},         {"progress", diag_progress}};
-  for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
-    int rc = erpq_registry_add(r, queue, t[i].name, t[i].fn, NULL);
+  for (const erpq_family_job *j = diag_jobs; j->name; j++) {
+    int rc = erpq_registry_add(r, queue, j->name, j->fn, NULL);
     if (rc) return rc;
   }
   return catch_all ? erpq_registry_add(r, queue, "*", diag_any, NULL) : 0;
 }
+
+/* The context is just the --diag-catch-all setting. */
+typedef struct diag_ctx {
+  int catch_all;
+} diag_ctx;
+
+static int diag_init(void **out, const erpq_family_env *env, char *err, size_t errlen) {
+  diag_ctx *d = calloc(1, sizeof *d);
+  if (!d) return erpq_fail(err, errlen, -ENOMEM, "out of memory");
+  d->catch_all = erpq_args_env(env->args, "ERPQ_DIAG_CATCH_ALL") != NULL;
+  *out = d;
+  return 0;
+}
+
+static int diag_bind(void *ctx, erpq_binder *b, char *err, size_t errlen) {
+  (void)err, (void)errlen;
+  const diag_ctx *d = ctx;
+  int rc = 0;
+  for (const erpq_family_job *j = diag_jobs; j->name && !rc; j++)
+    rc = erpq_binder_handle(b, j->name, j->fn, ctx);
+  if (!rc && d->catch_all) rc = erpq_binder_handle(b, "*", diag_any, ctx);
+  return rc;
+}
+
+static void diag_shutdown(void *ctx) { free(ctx); }
+
+static const erpq_opt diag_settings[] = {
+    {"diag-catch-all", ERPQ_OPT_FLAG, "ERPQ_DIAG_CATCH_ALL", NULL,
+     "diag queues also take any other job name ('*': returns {name, data})", 0, 0, NULL, 0},
+    {NULL, 0, NULL, NULL, NULL, 0, 0, NULL, 0}};
+
+const erpq_family erpq_family_diag = {
+    .name = "diag",
+    .settings = diag_settings,
+    .jobs = diag_jobs,
+    .init = diag_init,
+    .bind = diag_bind,
+    .shutdown = diag_shutdown,
+};

@@ -9,7 +9,7 @@
 #include "erpq_err.h"
 #include "erpq_log.h"
 #include "fees/erpq_fees_internal.h"
-#include "fees/erpq_mysql.h"
+#include "erpq_mysql.h"
 
 #define ROWS_PER_INSERT 500
 #define FEE_COLS 9
@@ -385,12 +385,6 @@ static void progress(run *r, int64_t done) {
   json_decref(p);
 }
 
-static int batch_size(void) {
-  const char *e = getenv("ERPQ_FEES_BATCH");
-  int n = e ? atoi(e) : 0;
-  return n >= 1 && n <= 100000 ? n : 1000;
-}
-
 int erpq_fees_generate(MYSQL *m, erpq_jobctx *ctx, const char *job_id, const fees_gen_req *q,
                        json_t **result, int *bad_input, int *lost, char *err, size_t errlen) {
   run r = {.m = m, .ctx = ctx, .req = q, .job_id = job_id};
@@ -402,7 +396,7 @@ int erpq_fees_generate(MYSQL *m, erpq_jobctx *ctx, const char *job_id, const fee
   int64_t *stu = NULL, *conc = NULL;
   erpq_stmt *sel = NULL, *csel = NULL;
   char *full = NULL;
-  int bs = batch_size();
+  int bs = q->batch > 0 ? q->batch : 1000;
   if (!rc) rc = erpq_stmt_prepare(m, q->klass ? SQL_STUDENTS_CLASS : SQL_STUDENTS_SCHOOL, &sel, err, errlen);
   if (!rc) rc = erpq_stmt_prepare(m, SQL_CONCESSIONS, &csel, err, errlen);
   if (!rc && !(full = insert_sql(ROWS_PER_INSERT))) rc = -ENOMEM;

@@ -42,25 +42,22 @@
  * unknown school/class/student/structure fail the job with a message
  * naming the field and the job is discarded (no retry).
  *
- * The pool reads ERPQ_MYSQL_URL (erpq_mysql.h) when the family is
- * registered; without it, jobs fail with a message saying so.
+ * Settings: ERPQ_MYSQL_URL (--mysql-url; required once a queue is bound
+ * to the family, and by its commands; also ERPQ_MYSQL_URL_FILE) and
+ * ERPQ_FEES_BATCH (--fees-batch, students per transaction, 1000). The
+ * family's context holds the parsed URL and, in the worker, a connection
+ * pool of as many connections as its queues have concurrency slots.
+ *
+ * Commands: `erpq-worker migrate [--dir DIR]` applies the MySQL migrations
+ * (the data directory's migrations/, see erpq_datapath.h), `erpq-worker
+ * seed-demo [--students N] [--schools N]` builds idempotent demo schools.
  */
 #ifndef ERPQ_FEES_H
 #define ERPQ_FEES_H
 
-#include "erpq_job.h"
+#include "erpq_family.h"
 
-/* Registers generate-fees and create-fee on queue; concurrency sizes the
- * connection pool. Returns 0, or a negative error with err set (a bad
- * ERPQ_MYSQL_URL). */
-int erpq_fees_register(erpq_registry *r, const char *queue, int concurrency, char *err,
-                       size_t errlen);
-/* Closes the pool (after the worker stopped). */
-void erpq_fees_shutdown(void);
-
-/* `erpq-worker migrate [--dir DIR] [--url URL]`: exit status. */
-int erpq_fees_migrate_main(int argc, char **argv);
-/* `erpq-worker seed-demo [--students N] [--schools N] [--url URL]`. */
-int erpq_fees_seed_main(int argc, char **argv);
+/* The family descriptor (the build's family table points at it). */
+extern const erpq_family erpq_family_fees;
 
 #endif

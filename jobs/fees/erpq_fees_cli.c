@@ -1,9 +1,7 @@
 /* erpq_fees_cli.c - `erpq-worker migrate` and `erpq-worker seed-demo`. */
 #include <dirent.h>
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <limits.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -13,10 +11,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "erpq_datapath.h"
 #include "erpq_err.h"
 #include "fees/erpq_fees.h"
 #include "fees/erpq_fees_internal.h"
-#include "fees/erpq_mysql.h"
+#include "erpq_mysql.h"
 
 /* ---- Migrations ------------------------------------------------------------------ */
 
@@ -182,65 +181,28 @@ out:;
   return rc;
 }
 
-static int default_dir(char *out, size_t outlen) {
-  const char *e = getenv("ERPQ_MIGRATIONS_DIR");
-  if (e && *e) return snprintf(out, outlen, "%s", e), 0;
-  char exe[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n > 0) {
-    exe[n] = '\0';
-    char *d = dirname(exe);
-    const char *cands[] = {"%s/../../schemas/mysql", "%s/../share/erpq/mysql", "%s/../../share/erpq/mysql"};
-    for (size_t i = 0; i < sizeof cands / sizeof *cands; i++) {
-      char p[PATH_MAX];
-      snprintf(p, sizeof p, cands[i], d);
-      struct stat st;
-      if (!stat(p, &st) && S_ISDIR(st.st_mode)) return snprintf(out, outlen, "%s", p), 0;
-    }
-  }
-  snprintf(out, outlen, "schemas/mysql");
-  return 0;
-}
-
-static MYSQL *connect_url(const char *url, unsigned long flags, char *err, size_t errlen) {
-  if (!url || !*url) url = getenv("ERPQ_MYSQL_URL");
-  if (!url || !*url) {
-    erpq_fail(err, errlen, ERPQ_E_ARG, "no database: set ERPQ_MYSQL_URL or pass --url");
-    return NULL;
-  }
-  erpq_mysql_conf c;
-  if (erpq_mysql_url_parse(url, &c, err, errlen)) return NULL;
-  return erpq_mysql_connect(&c, flags, err, errlen);
-}
-
-int erpq_fees_migrate_main(int argc, char **argv) {
-  static const struct option lo[] = {{"dir", required_argument, 0, 'd'}, {"url", required_argument, 0, 'u'},
-                                     {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-  const char *dir = NULL, *url = NULL;
-  int opt;
-  optind = 1;
-  while ((opt = getopt_long(argc, argv, "", lo, NULL)) != -1) {
-    if (opt == 'd') dir = optarg;
-    else if (opt == 'u') url = optarg;
-    else if (opt == 'h') {
-      puts("usage: erpq-worker migrate [--dir DIR] [--url mysql://...]\n"
-           "Applies schemas/mysql/NNNN_*.sql in order (ERPQ_MYSQL_URL, ERPQ_MIGRATIONS_DIR).");
-      return 0;
-    } else return 2;
-  }
-  if (optind < argc) {
-    fprintf(stderr, "erpq-worker migrate: unexpected argument '%s'\n", argv[optind]);
+/* `erpq-worker migrate [--dir DIR]`: the migrations of --dir /
+ * ERPQ_MIGRATIONS_DIR, else the data directory's migrations/ (the same
+ * rule as every data file: erpq_datapath.h). */
+int erpq_fees_migrate_cmd(void *ctx, const erpq_family_env *env, const erpq_args *args) {
+  (void)env;
+  fees_ctx *fc = ctx;
+  if (erpq_args_npos(args)) {
+    fprintf(stderr, "erpq-worker migrate: unexpected argument '%s'\n", erpq_args_pos(args, 0));
     return 2;
   }
-  char d[PATH_MAX], err[1024] = "";
-  if (dir) snprintf(d, sizeof d, "%s", dir);
-  else default_dir(d, sizeof d);
-  MYSQL *m = connect_url(url, CLIENT_MULTI_STATEMENTS, err, sizeof err);
+  char dir[PATH_MAX], err[1024] = "";
+  if (erpq_datapath("migrations", erpq_args_str(args, "dir"), erpq_args_origin(args, "dir"), dir,
+                    sizeof dir, err, sizeof err)) {
+    fprintf(stderr, "erpq-worker migrate: %s\n", err);
+    return 1;
+  }
+  MYSQL *m = erpq_mysql_connect(&fc->db, CLIENT_MULTI_STATEMENTS, err, sizeof err);
   if (!m) {
     fprintf(stderr, "erpq-worker migrate: %s\n", err);
     return 1;
   }
-  int rc = erpq_fees_migrate(m, d, 1, err, sizeof err);
+  int rc = erpq_fees_migrate(m, dir, 1, err, sizeof err);
   mysql_close(m);
   if (rc) {
     fprintf(stderr, "erpq-worker migrate: %s\n", err);
@@ -399,34 +361,17 @@ static int seed_school(MYSQL *m, int s, int nstudents, char *err, size_t errlen)
   return rc;
 }
 
-int erpq_fees_seed_main(int argc, char **argv) {
-  static const struct option lo[] = {{"students", required_argument, 0, 's'}, {"schools", required_argument, 0, 'c'},
-                                     {"url", required_argument, 0, 'u'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-  long students = 200, schools = 1;
-  const char *url = NULL;
-  int opt;
-  optind = 1;
-  while ((opt = getopt_long(argc, argv, "", lo, NULL)) != -1) {
-    char *end = NULL;
-    if (opt == 's') {
-      students = strtol(optarg, &end, 10);
-      if (*end || students < 1 || students > 10000000) return fprintf(stderr, "erpq-worker seed-demo: --students wants 1..10000000\n"), 2;
-    } else if (opt == 'c') {
-      schools = strtol(optarg, &end, 10);
-      if (*end || schools < 1 || schools > 1000) return fprintf(stderr, "erpq-worker seed-demo: --schools wants 1..1000\n"), 2;
-    } else if (opt == 'u') url = optarg;
-    else if (opt == 'h') {
-      puts("usage: erpq-worker seed-demo [--students N (200)] [--schools N (1)] [--url mysql://...]\n"
-           "Builds demo schools DEMO-001.. with N students each (idempotent; run migrate first).");
-      return 0;
-    } else return 2;
-  }
-  if (optind < argc) {
-    fprintf(stderr, "erpq-worker seed-demo: unexpected argument '%s'\n", argv[optind]);
+int erpq_fees_seed_cmd(void *ctx, const erpq_family_env *env, const erpq_args *args) {
+  (void)env;
+  fees_ctx *fc = ctx;
+  long students = (long)erpq_args_int(args, "students", 200);
+  long schools = (long)erpq_args_int(args, "schools", 1);
+  if (erpq_args_npos(args)) {
+    fprintf(stderr, "erpq-worker seed-demo: unexpected argument '%s'\n", erpq_args_pos(args, 0));
     return 2;
   }
   char err[1024] = "";
-  MYSQL *m = connect_url(url, 0, err, sizeof err);
+  MYSQL *m = erpq_mysql_connect(&fc->db, 0, err, sizeof err);
   if (!m) {
     fprintf(stderr, "erpq-worker seed-demo: %s\n", err);
     return 1;

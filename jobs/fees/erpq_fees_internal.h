@@ -7,8 +7,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "erpq_args.h"
+#include "erpq_family.h"
 #include "erpq_job.h"
-#include "fees/erpq_mysql.h"
+#include "erpq_mysql.h"
 
 #define ERPQ_FEES_MAX_AMOUNT 1000000000000LL /* 10^12 minor units: no int64 overflow in bp math */
 
@@ -18,7 +20,20 @@ typedef struct fees_gen_req {
   int64_t *fs; /* feeStructureIds (malloc'ed) or NULL */
   size_t nfs;
   int no_outbox; /* seed-demo only: no fees.generated event */
+  int batch;     /* students per transaction; 0: 1000 */
 } fees_gen_req;
+
+/* The family's context (erpq_family.h): the database and, in the worker,
+ * the connection pool its handlers share. */
+typedef struct fees_ctx {
+  erpq_mysql_conf db;
+  erpq_mysql_pool *pool; /* NULL in a command. */
+  int batch;
+} fees_ctx;
+
+/* The family's commands (erpq_fees_cli.c). */
+int erpq_fees_migrate_cmd(void *ctx, const erpq_family_env *env, const erpq_args *args);
+int erpq_fees_seed_cmd(void *ctx, const erpq_family_env *env, const erpq_args *args);
 
 typedef struct fees_create_req {
   int64_t student, structure, amount;
@@ -41,8 +56,7 @@ int erpq_fees_generate(MYSQL *m, erpq_jobctx *ctx, const char *job_id, const fee
 int erpq_fees_create(MYSQL *m, const char *job_id, const fees_create_req *q, json_t **result,
                      int *bad_input, int *lost, char *err, size_t errlen);
 
-/* The SQL files directory for migrate: --dir, ERPQ_MIGRATIONS_DIR, or
- * schemas/mysql next to the binary's source tree. */
+/* Applies the migrations of dir (NNNN_name.sql) in order, checksummed. */
 int erpq_fees_migrate(MYSQL *m, const char *dir, int verbose, char *err, size_t errlen);
 
 #endif

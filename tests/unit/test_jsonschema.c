@@ -113,7 +113,7 @@ Test(jsonschema, shipped_job_schemas_load) {
   const char *src = getenv("ERPQ_SOURCE_DIR");
   cr_assert(src, "ERPQ_SOURCE_DIR must be set");
   char dir[4096], err[1024];
-  snprintf(dir, sizeof dir, "%s/schemas/jobs", src);
+  snprintf(dir, sizeof dir, "%s/jobs/reports/schemas", src);
   erpq_schema_set *set = NULL;
   cr_assert_eq(erpq_schema_set_load(dir, &set, err, sizeof err), 0, "%s", err);
   const json_t *fs = erpq_schema_set_get(set, "fee-statement");

@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "fees/erpq_fees_internal.h"
-#include "fees/erpq_mysql.h"
+#include "erpq_mysql.h"
 
 static char g_db[64], g_url[1024], g_prefix[64], g_bin[1024];
 static MYSQL *g_m;

@@ -276,6 +276,7 @@ static int st_err(MYSQL_STMT *st, char *err, size_t errlen, const char *what) {
 }
 
 int erpq_stmt_prepare(MYSQL *m, const char *sql, erpq_stmt **out, char *err, size_t errlen) {
+  *out = NULL;
   erpq_stmt *s = calloc(1, sizeof *s);
   if (!s) return -ENOMEM;
   s->st = mysql_stmt_init(m);
@@ -405,7 +406,7 @@ done:
 
 int erpq_mysql_run(MYSQL *m, const char *sql, const erpq_param *p, int np, uint64_t *affected,
                    uint64_t *insert_id, char *err, size_t errlen) {
-  erpq_stmt *s;
+  erpq_stmt *s = NULL;
   int rc = erpq_stmt_prepare(m, sql, &s, err, errlen);
   if (rc) return rc;
   rc = erpq_stmt_exec(s, p, np, affected, insert_id, err, errlen);
@@ -415,7 +416,7 @@ int erpq_mysql_run(MYSQL *m, const char *sql, const erpq_param *p, int np, uint6
 
 int erpq_mysql_rows(MYSQL *m, const char *sql, const erpq_param *p, int np, int ncols,
                     int64_t **rows, size_t *nrows, char *err, size_t errlen) {
-  erpq_stmt *s;
+  erpq_stmt *s = NULL;
   int rc = erpq_stmt_prepare(m, sql, &s, err, errlen);
   if (rc) return rc;
   rc = erpq_stmt_rows(s, p, np, ncols, rows, nrows, err, errlen);
