@@ -52,6 +52,10 @@ struct erpq_mustache {
   uint32_t n;
 };
 
+/* JavaScript's String(d) for a finite double, into out (>= 40 bytes);
+ * returns the length (erpq_mustache_render.c). */
+size_t erpq_mustache_js_number(double d, char *out);
+
 /* The name as written, and its first part (NULL for "."). */
 static inline const char *mnode_name(const erpq_mustache *t, const mnode *nd) {
   return t->names + nd->name;

@@ -162,7 +162,17 @@ static int parse_tag(parser *p, size_t t, tag *tg) {
     close = curly;
     clen = p->clen + 1;
   }
-  const char *c = memmem(s + i, p->len - i, close, clen);
+  const char *c;
+  if (tg->type == '=') {
+    /* The body ends at the first '=', which only whitespace may separate
+     * from the closing delimiter: "{{={{ }}=}}" sets {{ }} again. */
+    const char *q = memchr(s + i, '=', p->len - i), *r = q;
+    while (r && r + 1 < s + p->len && is_ws(r[1])) r++;
+    c = r && (size_t)(s + p->len - r - 1) >= clen && !memcmp(r + 1, close, clen) ? r + 1 : NULL;
+    if (!c) return fail_at(p, t, "set-delimiter tag without a closing '=' before its delimiter");
+  } else {
+    c = memmem(s + i, p->len - i, close, clen);
+  }
   if (!c) {
     char msg[96];
     snprintf(msg, sizeof msg, "unclosed tag '%s'", p->otag);
@@ -253,8 +263,7 @@ static int add_name(parser *p, size_t t, const tag *tg, int partial, mnode *nd) 
 static int set_delims(parser *p, size_t t, const tag *tg) {
   const char *s = p->s + tg->name;
   size_t n = tg->nlen;
-  if (n < 1 || s[n - 1] != '=') return fail_at(p, t, "set-delimiter tag without closing '='");
-  n--;
+  n--; /* the '=' parse_tag found */
   while (n && is_ws(s[n - 1])) n--;
   size_t a = 0;
   while (a < n && !is_ws(s[a])) a++;
@@ -295,7 +304,7 @@ static int handle_tag(parser *p, size_t t, const tag *tg, int sa, size_t ls) {
     p->depth++;
     return 0;
   case '/': {
-    char what[256];
+    char what[128];
     int nl = (int)(tg->nlen > 60 ? 60 : tg->nlen);
     if (!p->depth) {
       snprintf(what, sizeof what, "closing tag '%.*s' without an open section", nl,
@@ -305,12 +314,13 @@ static int handle_tag(parser *p, size_t t, const tag *tg, int sa, size_t ls) {
     mnode *open = &p->nodes[p->open[p->depth - 1].node];
     const char *oname = p->names.s + open->name;
     if (strlen(oname) != tg->nlen || memcmp(oname, p->s + tg->name, tg->nlen)) {
-      unsigned l, c;
-      where(p->s, p->open[p->depth - 1].at, &l, &c);
-      snprintf(what, sizeof what,
-               "closing tag '%.*s' does not match section '%.60s' opened at line %u, column %u",
-               nl, p->s + tg->name, oname, l, c);
-      return fail_at(p, t, what);
+      unsigned l, c, ol, oc;
+      where(p->s, t, &l, &c);
+      where(p->s, p->open[p->depth - 1].at, &ol, &oc);
+      return erpq_fail(p->err, p->errlen, -EINVAL,
+                       "closing tag '%.*s' at line %u, column %u does not match section '%.60s' "
+                       "opened at line %u, column %u",
+                       nl, p->s + tg->name, l, c, oname, ol, oc);
     }
     open->end = p->n;
     p->depth--;

@@ -36,10 +36,9 @@ typedef struct rstate {
   size_t errlen;
 } rstate;
 
-/* Writes JavaScript's String(d) for a finite double into out (>= 40 bytes)
- * and returns its length: the shortest digits that read back as d, placed
+/* JavaScript's String(d) (erpq_mustache_internal.h): the shortest digits that read back as d, placed
  * as ECMAScript's Number::toString places them. */
-static size_t js_number(double d, char *out) {
+size_t erpq_mustache_js_number(double d, char *out) {
   if (d == 0) return (size_t)sprintf(out, "0");
   if (isnan(d)) return (size_t)sprintf(out, "NaN");
   if (isinf(d)) return (size_t)sprintf(out, d < 0 ? "-Infinity" : "Infinity");
@@ -117,7 +116,7 @@ static void put_value(rstate *st, const json_t *v, int escape) {
     s = num;
     break;
   case JSON_REAL:
-    n = js_number(json_real_value(v), num);
+    n = erpq_mustache_js_number(json_real_value(v), num);
     s = num;
     break;
   case JSON_TRUE: s = "true", n = 4; break;
