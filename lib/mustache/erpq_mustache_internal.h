@@ -62,8 +62,10 @@ static inline const char *mnode_name(const erpq_mustache *t, const mnode *nd) {
 }
 static inline const char *mnode_part0(const erpq_mustache *t, const mnode *nd) {
   const char *s = t->names + nd->name;
-  if (!nd->nparts) return NULL;
-  while (*s) s++;
+  if (!nd->nparts)
+    return NULL;
+  while (*s)
+    s++;
   return s + 1;
 }
 

@@ -13,10 +13,10 @@
 #define MAX_DELIM 32
 
 typedef struct tag {
-  char type;    /* 0 for {{x}}, else the sigil: # ^ / ! > & { = */
-  size_t name;  /* the trimmed name (or set-delimiter body) */
+  char type;   /* 0 for {{x}}, else the sigil: # ^ / ! > & { = */
+  size_t name; /* the trimmed name (or set-delimiter body) */
   size_t nlen;
-  size_t end;   /* just past the closing delimiter */
+  size_t end; /* just past the closing delimiter */
 } tag;
 
 typedef struct parser {
@@ -80,12 +80,15 @@ static size_t utf8_bad(const unsigned char *s, size_t len) {
     } else {
       return i;
     }
-    if (len - i < n) return i;
+    if (len - i < n)
+      return i;
     for (size_t k = 1; k < n; k++) {
-      if ((s[i + k] & 0xC0) != 0x80) return i;
+      if ((s[i + k] & 0xC0) != 0x80)
+        return i;
       cp = (cp << 6) | (s[i + k] & 0x3F);
     }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+      return i;
     i += n;
   }
   return len;
@@ -97,7 +100,8 @@ static mnode *add_node(parser *p, int kind) {
   if (p->n == p->cap) {
     uint32_t cap = p->cap ? p->cap * 2 : 16;
     mnode *nn = realloc(p->nodes, cap * sizeof *nn);
-    if (!nn) return NULL;
+    if (!nn)
+      return NULL;
     p->nodes = nn;
     p->cap = cap;
   }
@@ -108,14 +112,16 @@ static mnode *add_node(parser *p, int kind) {
 }
 
 static int add_text(parser *p, size_t a, size_t b) {
-  if (a >= b) return 0;
+  if (a >= b)
+    return 0;
   if (p->n && p->nodes[p->n - 1].kind == N_TEXT &&
       p->nodes[p->n - 1].off + p->nodes[p->n - 1].len == a) {
     p->nodes[p->n - 1].len += (uint32_t)(b - a);
     return 0;
   }
   mnode *nd = add_node(p, N_TEXT);
-  if (!nd) return -ENOMEM;
+  if (!nd)
+    return -ENOMEM;
   nd->off = (uint32_t)a;
   nd->len = (uint32_t)(b - a);
   return 0;
@@ -126,12 +132,14 @@ static int add_text(parser *p, size_t a, size_t b) {
 static int emit_text(parser *p, size_t a, size_t b) {
   while (a < b) {
     if (p->pending_indent) {
-      if (p->s[a] != '\n' && !add_node(p, N_INDENT)) return -ENOMEM;
+      if (p->s[a] != '\n' && !add_node(p, N_INDENT))
+        return -ENOMEM;
       p->pending_indent = 0;
     }
     const char *nl = memchr(p->s + a, '\n', b - a);
     size_t stop = nl ? (size_t)(nl - p->s) + 1 : b;
-    if (add_text(p, a, stop)) return -ENOMEM;
+    if (add_text(p, a, stop))
+      return -ENOMEM;
     a = stop;
     if (nl) {
       p->line_start = a;
@@ -146,13 +154,16 @@ static int emit_text(parser *p, size_t a, size_t b) {
 static int parse_tag(parser *p, size_t t, tag *tg) {
   const char *s = p->s;
   size_t i = t + p->olen;
-  while (i < p->len && is_ws(s[i])) i++;
+  while (i < p->len && is_ws(s[i]))
+    i++;
   tg->type = 0;
-  if (i < p->len && strchr("#^/!>&{=<$", s[i]) && s[i] != '\0') tg->type = s[i++];
+  if (i < p->len && strchr("#^/!>&{=<$", s[i]) && s[i] != '\0')
+    tg->type = s[i++];
   if (tg->type == '<' || tg->type == '$')
     return fail_at(p, t, "unsupported template inheritance tag ('<' or '$')");
   if (tg->type != '!')
-    while (i < p->len && is_ws(s[i])) i++;
+    while (i < p->len && is_ws(s[i]))
+      i++;
   const char *close = p->ctag;
   size_t clen = p->clen;
   char curly[MAX_DELIM + 2];
@@ -167,9 +178,11 @@ static int parse_tag(parser *p, size_t t, tag *tg) {
     /* The body ends at the first '=', which only whitespace may separate
      * from the closing delimiter: "{{={{ }}=}}" sets {{ }} again. */
     const char *q = memchr(s + i, '=', p->len - i), *r = q;
-    while (r && r + 1 < s + p->len && is_ws(r[1])) r++;
+    while (r && r + 1 < s + p->len && is_ws(r[1]))
+      r++;
     c = r && (size_t)(s + p->len - r - 1) >= clen && !memcmp(r + 1, close, clen) ? r + 1 : NULL;
-    if (!c) return fail_at(p, t, "set-delimiter tag without a closing '=' before its delimiter");
+    if (!c)
+      return fail_at(p, t, "set-delimiter tag without a closing '=' before its delimiter");
   } else {
     c = memmem(s + i, p->len - i, close, clen);
   }
@@ -180,7 +193,8 @@ static int parse_tag(parser *p, size_t t, tag *tg) {
   }
   size_t e = (size_t)(c - s);
   tg->name = i;
-  while (e > i && is_ws(s[e - 1])) e--;
+  while (e > i && is_ws(s[e - 1]))
+    e--;
   tg->nlen = e - i;
   tg->end = (size_t)(c - s) + clen;
   return 0;
@@ -199,11 +213,14 @@ static int standalone(parser *p, size_t t, size_t end, size_t *ls, size_t *after
     *ls = p->line_start;
     on_line = p->tag_on_line;
   }
-  if (on_line || *ls < p->pos) return 0;
+  if (on_line || *ls < p->pos)
+    return 0;
   for (size_t i = *ls; i < t; i++)
-    if (s[i] != ' ' && s[i] != '\t') return 0;
+    if (s[i] != ' ' && s[i] != '\t')
+      return 0;
   size_t j = end;
-  while (j < p->len && (s[j] == ' ' || s[j] == '\t')) j++;
+  while (j < p->len && (s[j] == ' ' || s[j] == '\t'))
+    j++;
   if (j == p->len)
     *after = j;
   else if (s[j] == '\n')
@@ -238,22 +255,26 @@ static int add_name(parser *p, size_t t, const tag *tg, int partial, mnode *nd) 
   if (!partial && !(n == 1 && s[0] == '.')) {
     parts = 1;
     for (size_t i = 0; i < n; i++) {
-      if (s[i] != '.') continue;
+      if (s[i] != '.')
+        continue;
       if (i == 0 || i == n - 1 || s[i + 1] == '.') {
         snprintf(what, sizeof what, "malformed dotted name '%.*s'", (int)(n > 60 ? 60 : n), s);
         return fail_at(p, t, what);
       }
       parts++;
     }
-    if (parts > 64) return fail_at(p, t, "dotted name with more than 64 parts");
+    if (parts > 64)
+      return fail_at(p, t, "dotted name with more than 64 parts");
   }
-  if (p->names.len > UINT32_MAX / 2) return -EFBIG;
+  if (p->names.len > UINT32_MAX / 2)
+    return -EFBIG;
   nd->name = (uint32_t)p->names.len;
   nd->nparts = (uint16_t)parts;
   erpq_buf_add(&p->names, s, n);
   erpq_buf_add(&p->names, "", 1);
   if (parts) {
-    for (size_t i = 0; i < n; i++) erpq_buf_add(&p->names, s[i] == '.' ? "" : s + i, 1);
+    for (size_t i = 0; i < n; i++)
+      erpq_buf_add(&p->names, s[i] == '.' ? "" : s + i, 1);
     erpq_buf_add(&p->names, "", 1);
   }
   return p->names.oom ? -ENOMEM : 0;
@@ -264,13 +285,17 @@ static int set_delims(parser *p, size_t t, const tag *tg) {
   const char *s = p->s + tg->name;
   size_t n = tg->nlen;
   n--; /* the '=' parse_tag found */
-  while (n && is_ws(s[n - 1])) n--;
+  while (n && is_ws(s[n - 1]))
+    n--;
   size_t a = 0;
-  while (a < n && !is_ws(s[a])) a++;
+  while (a < n && !is_ws(s[a]))
+    a++;
   size_t b = a;
-  while (b < n && is_ws(s[b])) b++;
+  while (b < n && is_ws(s[b]))
+    b++;
   size_t c = b;
-  while (c < n && !is_ws(s[c])) c++;
+  while (c < n && !is_ws(s[c]))
+    c++;
   if (a == 0 || b == a || c == b || c != n || a > MAX_DELIM || c - b > MAX_DELIM ||
       memchr(s, '=', a) || memchr(s + b, '=', c - b))
     return fail_at(p, t,
@@ -297,8 +322,10 @@ static int handle_tag(parser *p, size_t t, const tag *tg, int sa, size_t ls) {
       snprintf(what, sizeof what, "sections nested deeper than %d", ERPQ_MUSTACHE_MAX_NESTING);
       return fail_at(p, t, what);
     }
-    if (!(nd = add_node(p, tg->type == '#' ? N_SECTION : N_INVERTED))) return -ENOMEM;
-    if ((rc = add_name(p, t, tg, 0, nd))) return rc;
+    if (!(nd = add_node(p, tg->type == '#' ? N_SECTION : N_INVERTED)))
+      return -ENOMEM;
+    if ((rc = add_name(p, t, tg, 0, nd)))
+      return rc;
     p->open[p->depth].node = p->n - 1;
     p->open[p->depth].at = t;
     p->depth++;
@@ -327,7 +354,8 @@ static int handle_tag(parser *p, size_t t, const tag *tg, int sa, size_t ls) {
     return 0;
   }
   case '>':
-    if (!(nd = add_node(p, N_PARTIAL))) return -ENOMEM;
+    if (!(nd = add_node(p, N_PARTIAL)))
+      return -ENOMEM;
     nd->standalone = (uint8_t)sa;
     if (sa) {
       nd->off = (uint32_t)ls;
@@ -335,7 +363,8 @@ static int handle_tag(parser *p, size_t t, const tag *tg, int sa, size_t ls) {
     }
     return add_name(p, t, tg, 1, nd);
   default:
-    if (!(nd = add_node(p, tg->type ? N_RAW : N_VAR))) return -ENOMEM;
+    if (!(nd = add_node(p, tg->type ? N_RAW : N_VAR)))
+      return -ENOMEM;
     return add_name(p, t, tg, 0, nd);
   }
 }
@@ -344,17 +373,22 @@ static int parse(parser *p) {
   int rc;
   while (p->pos < p->len) {
     const char *o = memmem(p->s + p->pos, p->len - p->pos, p->otag, p->olen);
-    if (!o) return emit_text(p, p->pos, p->len);
+    if (!o)
+      return emit_text(p, p->pos, p->len);
     size_t t = (size_t)(o - p->s), ls = 0, after = 0;
     tag tg;
-    if ((rc = parse_tag(p, t, &tg))) return rc;
+    if ((rc = parse_tag(p, t, &tg)))
+      return rc;
     int sa = tg.type && strchr("#^/!>=", tg.type) && standalone(p, t, tg.end, &ls, &after);
-    if ((rc = emit_text(p, p->pos, sa ? ls : t))) return rc;
+    if ((rc = emit_text(p, p->pos, sa ? ls : t)))
+      return rc;
     if (!sa && p->pending_indent) {
-      if (!add_node(p, N_INDENT)) return -ENOMEM;
+      if (!add_node(p, N_INDENT))
+        return -ENOMEM;
       p->pending_indent = 0;
     }
-    if ((rc = handle_tag(p, t, &tg, sa, ls))) return rc;
+    if ((rc = handle_tag(p, t, &tg, sa, ls)))
+      return rc;
     if (sa) {
       p->pos = p->line_start = after;
       p->tag_on_line = 0;
@@ -378,12 +412,18 @@ int erpq_mustache_compile(const char *src, size_t len, erpq_mustache **out, char
   if (len > ERPQ_MUSTACHE_MAX_SIZE)
     return erpq_fail(err, errlen, -EFBIG, "template of %zu bytes is larger than the %u allowed",
                      len, ERPQ_MUSTACHE_MAX_SIZE);
-  parser p = {.s = src, .len = len, .olen = 2, .clen = 2, .pending_indent = 1, .err = err,
+  parser p = {.s = src,
+              .len = len,
+              .olen = 2,
+              .clen = 2,
+              .pending_indent = 1,
+              .err = err,
               .errlen = errlen};
   memcpy(p.otag, "{{", 3);
   memcpy(p.ctag, "}}", 3);
   size_t bad = utf8_bad((const unsigned char *)src, len);
-  if (bad < len) return fail_at(&p, bad, "invalid UTF-8");
+  if (bad < len)
+    return fail_at(&p, bad, "invalid UTF-8");
   int rc = parse(&p);
   if (!rc && p.depth) {
     unsigned l, c;
@@ -392,14 +432,21 @@ int erpq_mustache_compile(const char *src, size_t len, erpq_mustache **out, char
                    p.names.s + p.nodes[p.open[p.depth - 1].node].name, l, c);
   }
   erpq_mustache *t = NULL;
-  if (!rc && !(t = calloc(1, sizeof *t))) rc = -ENOMEM;
-  if (!rc && !(t->src = malloc(len + 1))) rc = -ENOMEM;
-  if (!rc && !p.names.s) erpq_buf_add(&p.names, "", 1);
-  if (!rc && p.names.oom) rc = -ENOMEM;
+  if (!rc && !(t = calloc(1, sizeof *t)))
+    rc = -ENOMEM;
+  if (!rc && !(t->src = malloc(len + 1)))
+    rc = -ENOMEM;
+  if (!rc && !p.names.s)
+    erpq_buf_add(&p.names, "", 1);
+  if (!rc && p.names.oom)
+    rc = -ENOMEM;
   if (rc) {
-    if (rc == -ENOMEM) erpq_fail(err, errlen, rc, "out of memory compiling a template");
-    if (rc == -EFBIG) erpq_fail(err, errlen, rc, "template too large");
-    if (t) free(t->src);
+    if (rc == -ENOMEM)
+      erpq_fail(err, errlen, rc, "out of memory compiling a template");
+    if (rc == -EFBIG)
+      erpq_fail(err, errlen, rc, "template too large");
+    if (t)
+      free(t->src);
     free(t);
     free(p.nodes);
     erpq_buf_free(&p.names);
@@ -416,7 +463,8 @@ int erpq_mustache_compile(const char *src, size_t len, erpq_mustache **out, char
 }
 
 void erpq_mustache_free(erpq_mustache *t) {
-  if (!t) return;
+  if (!t)
+    return;
   free(t->src);
   free(t->names);
   free(t->nodes);

@@ -36,38 +36,48 @@ typedef struct rstate {
   size_t errlen;
 } rstate;
 
-/* JavaScript's String(d) (erpq_mustache_internal.h): the shortest digits that read back as d, placed
- * as ECMAScript's Number::toString places them. */
+/* JavaScript's String(d) (erpq_mustache_internal.h): the shortest digits that read back as d,
+ * placed as ECMAScript's Number::toString places them. */
 size_t erpq_mustache_js_number(double d, char *out) {
-  if (d == 0) return (size_t)sprintf(out, "0");
-  if (isnan(d)) return (size_t)sprintf(out, "NaN");
-  if (isinf(d)) return (size_t)sprintf(out, d < 0 ? "-Infinity" : "Infinity");
+  if (d == 0)
+    return (size_t)sprintf(out, "0");
+  if (isnan(d))
+    return (size_t)sprintf(out, "NaN");
+  if (isinf(d))
+    return (size_t)sprintf(out, d < 0 ? "-Infinity" : "Infinity");
   char tmp[48];
   for (int prec = 1; prec <= 17; prec++) {
     snprintf(tmp, sizeof tmp, "%.*e", prec - 1, d);
-    if (strtod(tmp, NULL) == d) break;
+    if (strtod(tmp, NULL) == d)
+      break;
   }
   /* tmp is [-]d[.ddd]e(+|-)xx; the decimal point may be a locale's. */
   char digits[24];
   int k = 0, neg = 0;
   const char *q = tmp;
-  if (*q == '-') neg = 1, q++;
+  if (*q == '-')
+    neg = 1, q++;
   for (; *q && *q != 'e' && *q != 'E'; q++)
-    if (*q >= '0' && *q <= '9' && k < 20) digits[k++] = *q;
+    if (*q >= '0' && *q <= '9' && k < 20)
+      digits[k++] = *q;
   int n = (*q ? atoi(q + 1) : 0) + 1; /* d = 0.digits * 10^n */
-  while (k > 1 && digits[k - 1] == '0') k--;
+  while (k > 1 && digits[k - 1] == '0')
+    k--;
   char *w = out;
-  if (neg) *w++ = '-';
+  if (neg)
+    *w++ = '-';
   if (k <= n && n <= 21) {
     memcpy(w, digits, (size_t)k), w += k;
-    for (int i = 0; i < n - k; i++) *w++ = '0';
+    for (int i = 0; i < n - k; i++)
+      *w++ = '0';
   } else if (0 < n && n <= 21) {
     memcpy(w, digits, (size_t)n), w += n;
     *w++ = '.';
     memcpy(w, digits + n, (size_t)(k - n)), w += k - n;
   } else if (-6 < n && n <= 0) {
     *w++ = '0', *w++ = '.';
-    for (int i = 0; i < -n; i++) *w++ = '0';
+    for (int i = 0; i < -n; i++)
+      *w++ = '0';
     memcpy(w, digits, (size_t)k), w += k;
   } else {
     *w++ = digits[0];
@@ -139,7 +149,8 @@ static void put_value(rstate *st, const json_t *v, int escape) {
 }
 
 static void put_indent(erpq_buf *b, const indent *ind) {
-  if (!ind) return;
+  if (!ind)
+    return;
   put_indent(b, ind->up);
   erpq_buf_add(b, ind->s, ind->n);
 }
@@ -154,11 +165,14 @@ static int lookup(const erpq_mustache *t, const mnode *nd, const frame *f, const
   const char *part = mnode_part0(t, nd);
   const json_t *x = NULL;
   for (; f; f = f->up)
-    if (json_is_object(f->v) && (x = json_object_get(f->v, part))) break;
-  if (!x) return 0;
+    if (json_is_object(f->v) && (x = json_object_get(f->v, part)))
+      break;
+  if (!x)
+    return 0;
   for (unsigned i = 1; i < nd->nparts; i++) {
     part += strlen(part) + 1;
-    if (!json_is_object(x) || !(x = json_object_get(x, part))) return 0;
+    if (!json_is_object(x) || !(x = json_object_get(x, part)))
+      return 0;
   }
   *v = x;
   return 1;
@@ -178,9 +192,11 @@ static int falsy(const json_t *v) {
 }
 
 static void note_missing(rstate *st, const char *name) {
-  if (!st->collect) return;
+  if (!st->collect)
+    return;
   for (size_t i = 0; i < st->nmiss; i++)
-    if (!strcmp(st->miss[i], name)) return;
+    if (!strcmp(st->miss[i], name))
+      return;
   if (st->nmiss == st->capmiss) {
     size_t cap = st->capmiss ? st->capmiss * 2 : 8;
     const char **m = realloc(st->miss, cap * sizeof *m);
@@ -220,10 +236,12 @@ static int render(rstate *st, const erpq_mustache *t, uint32_t i, uint32_t end, 
     case N_SECTION:
     case N_INVERTED: {
       int found = lookup(t, nd, f, &v);
-      if (!found) note_missing(st, mnode_name(t, nd));
+      if (!found)
+        note_missing(st, mnode_name(t, nd));
       int on = found && !falsy(v);
       if (on == (nd->kind == N_SECTION)) {
-        if (++st->depth > ERPQ_MUSTACHE_MAX_DEPTH) return too_deep(st, mnode_name(t, nd));
+        if (++st->depth > ERPQ_MUSTACHE_MAX_DEPTH)
+          return too_deep(st, mnode_name(t, nd));
         if (nd->kind == N_INVERTED) {
           rc = render(st, t, i + 1, nd->end, f, ind);
         } else if (json_is_array(v)) {
@@ -236,7 +254,8 @@ static int render(rstate *st, const erpq_mustache *t, uint32_t i, uint32_t end, 
           frame fr = {v, f};
           rc = render(st, t, i + 1, nd->end, &fr, ind);
         }
-        if (rc) return rc;
+        if (rc)
+          return rc;
         st->depth--;
       }
       i = nd->end;
@@ -250,9 +269,11 @@ static int render(rstate *st, const erpq_mustache *t, uint32_t i, uint32_t end, 
           return erpq_fail(st->err, st->errlen, -ENOENT, "partial '%.80s' not found", name);
         break;
       }
-      if (++st->depth > ERPQ_MUSTACHE_MAX_DEPTH) return too_deep(st, name);
+      if (++st->depth > ERPQ_MUSTACHE_MAX_DEPTH)
+        return too_deep(st, name);
       indent in = {t->src + nd->off, nd->len, ind};
-      if ((rc = render(st, pt, 0, pt->n, f, nd->standalone ? &in : NULL))) return rc;
+      if ((rc = render(st, pt, 0, pt->n, f, nd->standalone ? &in : NULL)))
+        return rc;
       st->depth--;
       break;
     }
@@ -276,12 +297,19 @@ static json_t *string_list(const char *const *s, size_t n) {
 int erpq_mustache_render(const erpq_mustache *t, const json_t *ctx, const erpq_mustache_opts *opts,
                          erpq_buf *out, json_t **missing, char *err, size_t errlen) {
   static const erpq_mustache_opts defaults = {ERPQ_MUSTACHE_HTML, 0, NULL, NULL};
-  if (missing) *missing = NULL;
-  if (!t || !ctx || !out) return erpq_fail(err, errlen, -EINVAL, "template, context and output needed");
-  if (!opts) opts = &defaults;
+  if (missing)
+    *missing = NULL;
+  if (!t || !ctx || !out)
+    return erpq_fail(err, errlen, -EINVAL, "template, context and output needed");
+  if (!opts)
+    opts = &defaults;
   size_t start = out->len;
-  rstate st = {.o = opts, .out = out, .html = opts->escape == ERPQ_MUSTACHE_HTML,
-               .collect = opts->strict || missing, .err = err, .errlen = errlen};
+  rstate st = {.o = opts,
+               .out = out,
+               .html = opts->escape == ERPQ_MUSTACHE_HTML,
+               .collect = opts->strict || missing,
+               .err = err,
+               .errlen = errlen};
   frame root = {ctx, NULL};
   int rc = render(&st, t, 0, t->n, &root, NULL);
   if (!rc && (out->oom || st.oom))
@@ -293,7 +321,8 @@ int erpq_mustache_render(const erpq_mustache *t, const json_t *ctx, const erpq_m
     else
       erpq_buf_addf(&m, "%zu missing variables: ", st.nmiss);
     for (size_t i = 0; i < st.nmiss; i++) {
-      if (i) erpq_buf_adds(&m, ", ");
+      if (i)
+        erpq_buf_adds(&m, ", ");
       erpq_buf_adds(&m, st.miss[i]);
     }
     rc = erpq_fail(err, errlen, -EINVAL, "%s", m.s ? m.s : "missing variables");
@@ -335,23 +364,27 @@ static int names_walk(const erpq_mustache *t, erpq_mustache_partial_fn fn, void 
     case N_RAW:
     case N_INVERTED:
     case N_SECTION:
-      if ((p0 = mnode_part0(t, nd)) && (rc = add_unique(a, p0))) return rc;
+      if ((p0 = mnode_part0(t, nd)) && (rc = add_unique(a, p0)))
+        return rc;
       i = nd->kind == N_SECTION ? nd->end : i + 1;
       continue;
     case N_PARTIAL: {
       const erpq_mustache *pt = fn ? fn(ud, mnode_name(t, nd)) : NULL;
       size_t k = 0;
-      while (pt && k < sn->n && sn->t[k] != pt) k++;
+      while (pt && k < sn->n && sn->t[k] != pt)
+        k++;
       if (pt && k == sn->n) {
         if (sn->n == sn->cap) {
           size_t cap = sn->cap ? sn->cap * 2 : 8;
           const erpq_mustache **m = realloc(sn->t, cap * sizeof *m);
-          if (!m) return -ENOMEM;
+          if (!m)
+            return -ENOMEM;
           sn->t = m;
           sn->cap = cap;
         }
         sn->t[sn->n++] = pt;
-        if ((rc = names_walk(pt, fn, ud, a, sn))) return rc;
+        if ((rc = names_walk(pt, fn, ud, a, sn)))
+          return rc;
       }
       break;
     }
@@ -372,7 +405,8 @@ int erpq_mustache_names(const erpq_mustache *t, erpq_mustache_partial_fn partial
   } else {
     rc = -ENOMEM;
   }
-  if (!rc) rc = names_walk(t, partial, ud, a, &sn);
+  if (!rc)
+    rc = names_walk(t, partial, ud, a, &sn);
   free(sn.t);
   if (rc) {
     json_decref(a);
@@ -386,7 +420,8 @@ int erpq_mustache_partials(const erpq_mustache *t, json_t **names) {
   json_t *a = json_array();
   int rc = a ? 0 : -ENOMEM;
   for (uint32_t i = 0; !rc && i < t->n; i++)
-    if (t->nodes[i].kind == N_PARTIAL) rc = add_unique(a, mnode_name(t, &t->nodes[i]));
+    if (t->nodes[i].kind == N_PARTIAL)
+      rc = add_unique(a, mnode_name(t, &t->nodes[i]));
   if (rc) {
     json_decref(a);
     a = NULL;

@@ -14,13 +14,16 @@
 
 int erpq_tpl_valid_locale(const char *s, int lax) {
   size_t len = strlen(s), sub = 0;
-  if (!len || len > ERPQ_TPL_MAX_LOCALE) return 0;
+  if (!len || len > ERPQ_TPL_MAX_LOCALE)
+    return 0;
   for (; *s; s++) {
     if (*s == '-' || (lax && *s == '_')) {
-      if (!sub) return 0;
+      if (!sub)
+        return 0;
       sub = 0;
     } else if ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9')) {
-      if (++sub > 8) return 0;
+      if (++sub > 8)
+        return 0;
     } else {
       return 0;
     }
@@ -34,12 +37,14 @@ void erpq_tpl_make_chain(const char *locale, erpq_tpl_chain *c) {
     char cur[ERPQ_TPL_MAX_LOCALE + 1];
     snprintf(cur, sizeof cur, "%s", locale);
     for (char *p = cur; *p; p++)
-      if (*p == '_') *p = '-';
+      if (*p == '_')
+        *p = '-';
     for (;;) {
       if (strcasecmp(cur, "en") && c->n < ERPQ_TPL_MAX_CHAIN - 1)
         memcpy(c->loc[c->n++], cur, sizeof cur);
       char *dash = strrchr(cur, '-');
-      if (!dash) break;
+      if (!dash)
+        break;
       *dash = '\0';
     }
   }
@@ -60,7 +65,8 @@ tset *erpq_tpl_find(const table *t, const char *name, const char *locale) {
 const tset *erpq_tpl_partial(const erpq_tpl_resolver *r, const char *name) {
   for (int i = 0; i <= r->c.n; i++) {
     const tset *p = erpq_tpl_find(&r->s->partials, name, i < r->c.n ? r->c.loc[i] : "");
-    if (p) return p;
+    if (p)
+      return p;
   }
   return NULL;
 }
@@ -76,7 +82,8 @@ static const tset *choose(const table *t, const char *name, const char *locale) 
   erpq_tpl_make_chain(locale, &c);
   for (int i = 0; i < c.n; i++) {
     const tset *e = erpq_tpl_find(t, name, c.loc[i]);
-    if (e && e->usable) return e;
+    if (e && e->usable)
+      return e;
   }
   return NULL;
 }
@@ -97,13 +104,15 @@ static int vars_of(const erpq_templates *s, const table *t, const char *name, co
                    json_t **names) {
   *names = NULL;
   const tset *e = choose(t, name, locale);
-  if (!e) return -ENOENT;
+  if (!e)
+    return -ENOENT;
   erpq_tpl_resolver r = {.s = s};
   erpq_tpl_make_chain(e->locale, &r.c);
   json_t *all = json_array();
   for (int p = 0; all && p < NPARTS; p++) {
     json_t *part;
-    if (!e->t[p]) continue;
+    if (!e->t[p])
+      continue;
     if (erpq_mustache_names(e->t[p], erpq_tpl_resolve, &r, &part)) {
       json_decref(all);
       return -ENOMEM;
@@ -113,7 +122,8 @@ static int vars_of(const erpq_templates *s, const table *t, const char *name, co
     json_array_foreach(part, i, v) {
       int have = 0;
       json_array_foreach(all, k, w) have |= json_equal(v, w);
-      if (!have) json_array_append(all, v);
+      if (!have)
+        json_array_append(all, v);
     }
     json_decref(part);
   }
@@ -137,13 +147,16 @@ int erpq_templates_sms_vars(const erpq_templates *s, const char *name, const cha
  * inside becomes a space (a subject is one header line). */
 static void tidy(char *s, int flatten) {
   size_t n = strlen(s), a = 0;
-  while (n && strchr(" \t\r\n", s[n - 1])) n--;
-  while (a < n && strchr(" \t\r\n", s[a])) a++;
+  while (n && strchr(" \t\r\n", s[n - 1]))
+    n--;
+  while (a < n && strchr(" \t\r\n", s[a]))
+    a++;
   memmove(s, s + a, n - a);
   s[n - a] = '\0';
   if (flatten)
     for (char *p = s; *p; p++)
-      if (*p == '\r' || *p == '\n') *p = ' ';
+      if (*p == '\r' || *p == '\n')
+        *p = ' ';
 }
 
 /* Renders the parts of set e that want[] asks for, strictly. Missing
@@ -153,23 +166,30 @@ static int render_set(const erpq_templates *s, const char *kind, const tset *e, 
   erpq_tpl_resolver r = {.s = s};
   erpq_tpl_make_chain(e->locale, &r.c);
   json_t *missing_all = json_array();
-  if (!missing_all) return erpq_fail(err, errlen, -ENOMEM, "out of memory rendering");
+  if (!missing_all)
+    return erpq_fail(err, errlen, -ENOMEM, "out of memory rendering");
   int rc = 0;
   for (int p = 0; p < NPARTS && (!rc || rc == -EINVAL); p++) {
-    if (!want[p] || !e->t[p]) continue;
+    if (!want[p] || !e->t[p])
+      continue;
     erpq_mustache_opts o = {p == P_HTML ? ERPQ_MUSTACHE_HTML : ERPQ_MUSTACHE_TEXT, 1,
                             erpq_tpl_resolve, &r};
     erpq_buf b = {0};
     json_t *missing = NULL;
     char msg[512];
-    int prc = erpq_mustache_render(e->t[p], vars, &o, &b, &missing, msg, sizeof msg);
+    int prc = erpq_mustache_render(e->t[p], vars, &o, &b, NULL, msg, sizeof msg);
+    /* The list of missing names only when there are some (a second pass
+     * on the failure path keeps the common path free of allocations). */
+    if (prc == -EINVAL)
+      prc = erpq_mustache_render(e->t[p], vars, &o, &b, &missing, msg, sizeof msg);
     if (prc == -EINVAL && missing) {
       size_t i, k;
       json_t *v, *w;
       json_array_foreach(missing, i, v) {
         int have = 0;
         json_array_foreach(missing_all, k, w) have |= json_equal(v, w);
-        if (!have) json_array_append(missing_all, v);
+        if (!have)
+          json_array_append(missing_all, v);
       }
       rc = -EINVAL;
     } else if (prc) {
@@ -206,19 +226,23 @@ int erpq_templates_render_email(const erpq_templates *s, const char *name, const
                                 const json_t *vars, char **subject, char **text, char **html,
                                 char *err, size_t errlen) {
   *subject = *text = NULL;
-  if (html) *html = NULL;
+  if (html)
+    *html = NULL;
   if (!json_is_object(vars))
     return erpq_fail(err, errlen, -EINVAL, "email variables must be a JSON object");
   const tset *e = choose(&s->email, name, locale);
-  if (!e) return erpq_fail(err, errlen, -ENOENT, "no email template '%.80s'", name);
+  if (!e)
+    return erpq_fail(err, errlen, -ENOENT, "no email template '%.80s'", name);
   int want[NPARTS] = {1, 1, html != NULL};
   char *out[NPARTS] = {0};
   int rc = render_set(s, "email", e, vars, want, out, err, errlen);
-  if (rc) return rc;
+  if (rc)
+    return rc;
   tidy(out[P_SUBJECT], 1);
   *subject = out[P_SUBJECT];
   *text = out[P_TXT];
-  if (html) *html = out[P_HTML];
+  if (html)
+    *html = out[P_HTML];
   return 0;
 }
 
@@ -228,11 +252,13 @@ int erpq_templates_render_sms(const erpq_templates *s, const char *name, const c
   if (!json_is_object(vars))
     return erpq_fail(err, errlen, -EINVAL, "SMS variables must be a JSON object");
   const tset *e = choose(&s->sms, name, locale);
-  if (!e) return erpq_fail(err, errlen, -ENOENT, "no SMS template '%.80s'", name);
+  if (!e)
+    return erpq_fail(err, errlen, -ENOENT, "no SMS template '%.80s'", name);
   int want[NPARTS] = {0, 1, 0};
   char *out[NPARTS] = {0};
   int rc = render_set(s, "sms", e, vars, want, out, err, errlen);
-  if (rc) return rc;
+  if (rc)
+    return rc;
   tidy(out[P_TXT], 0);
   *text = out[P_TXT];
   return 0;

@@ -33,8 +33,7 @@ void mt_partials_free(mt_partials *p);
 /* Compiles tpl and renders it with data; the text (caller frees) or NULL
  * with err set. partials may be NULL; missing as in erpq_mustache_render. */
 char *mt_render(const char *tpl, size_t len, const json_t *data, const json_t *partials,
-                erpq_mustache_escape esc, int strict, json_t **missing, char *err,
-                size_t errlen);
+                erpq_mustache_escape esc, int strict, json_t **missing, char *err, size_t errlen);
 
 /* Runs `node <script> args...` from lib/mustache/tests with node from PATH
  * and returns its exit status (-1 if it could not run). */

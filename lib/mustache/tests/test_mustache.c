@@ -42,15 +42,17 @@ static char *list_text(json_t *a) {
 }
 
 Test(mustache, strict_reports_every_missing_name) {
-  const char *tpl = "Dear {{parent}},\n"
-                    "{{#student}}{{name}} of {{class.section}}: {{fee.amount}} {{parent}}\n"
-                    "{{/student}}"
-                    "{{^paid}}pay by {{due}}{{/paid}} {{nothing}}{{parent}}{{#gone}}{{inner}}{{/gone}}"
-                    "{{#off}}{{neverReached}}{{/off}}{{^on}}{{alsoNever}}{{/on}}";
+  const char *tpl =
+      "Dear {{parent}},\n"
+      "{{#student}}{{name}} of {{class.section}}: {{fee.amount}} {{parent}}\n"
+      "{{/student}}"
+      "{{^paid}}pay by {{due}}{{/paid}} {{nothing}}{{parent}}{{#gone}}{{inner}}{{/gone}}"
+      "{{#off}}{{neverReached}}{{/off}}{{^on}}{{alsoNever}}{{/on}}";
   char err[512];
   json_t *missing = NULL;
-  char *got = run(tpl, "{\"student\":[{\"name\":\"A\",\"class\":{}},{\"name\":\"B\"}],"
-                       "\"off\":false,\"on\":1}",
+  char *got = run(tpl,
+                  "{\"student\":[{\"name\":\"A\",\"class\":{}},{\"name\":\"B\"}],"
+                  "\"off\":false,\"on\":1}",
                   ERPQ_MUSTACHE_TEXT, 1, &missing, err, sizeof err);
   cr_assert_null(got);
   cr_assert(missing, "no list of missing names");
@@ -113,8 +115,7 @@ Test(mustache, failed_render_leaves_the_buffer_as_it_was) {
 
 Test(mustache, escaping_per_mode) {
   const char *data = "{\"v\":\"a&b<c>d\\\"e'f/g`h=i \\u0939\\u093f\\u0902 &amp;\"}";
-  expect("{{v}}", data, ERPQ_MUSTACHE_HTML,
-         "a&amp;b&lt;c&gt;d&quot;e&#39;f/g`h=i हिं &amp;amp;");
+  expect("{{v}}", data, ERPQ_MUSTACHE_HTML, "a&amp;b&lt;c&gt;d&quot;e&#39;f/g`h=i हिं &amp;amp;");
   expect("{{{v}}}|{{&v}}", data, ERPQ_MUSTACHE_HTML,
          "a&b<c>d\"e'f/g`h=i हिं &amp;|a&b<c>d\"e'f/g`h=i हिं &amp;");
   expect("{{v}}|{{{v}}}", data, ERPQ_MUSTACHE_TEXT,
@@ -125,10 +126,15 @@ Test(mustache, escaping_per_mode) {
   char all[128], want[512];
   size_t n = 0, w = 0;
   for (int c = 0x20; c < 0x7F; c++) {
-    if (c == '"' || c == '\\') all[n++] = '\\';
+    if (c == '"' || c == '\\')
+      all[n++] = '\\';
     all[n++] = (char)c;
-    const char *e = c == '&' ? "&amp;" : c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '"' ? "&quot;"
-                  : c == '\'' ? "&#39;" : NULL;
+    const char *e = c == '&'    ? "&amp;"
+                    : c == '<'  ? "&lt;"
+                    : c == '>'  ? "&gt;"
+                    : c == '"'  ? "&quot;"
+                    : c == '\'' ? "&#39;"
+                                : NULL;
     if (e)
       w += (size_t)sprintf(want + w, "%s", e);
     else
@@ -170,10 +176,26 @@ Test(mustache, reals_match_node) {
   cr_assert(fi >= 0 && fo >= 0);
   close(fo);
   FILE *f = fdopen(fi, "w");
-  static const double edge[] = {1e21,   1e20,   123456789012345680000.0, 1e-6,  1e-7, 0.1 + 0.2,
-                                5e-324, 2.2250738585072014e-308,    1.7976931348623157e308,
-                                -1.5,   100.25, 9007199254740993.0,      1e15,  1e16, 1e17,
-                                0.5,    1.0 / 3, 999999999999999999999.0, 4.35, 0.000123};
+  static const double edge[] = {1e21,
+                                1e20,
+                                123456789012345680000.0,
+                                1e-6,
+                                1e-7,
+                                0.1 + 0.2,
+                                5e-324,
+                                2.2250738585072014e-308,
+                                1.7976931348623157e308,
+                                -1.5,
+                                100.25,
+                                9007199254740993.0,
+                                1e15,
+                                1e16,
+                                1e17,
+                                0.5,
+                                1.0 / 3,
+                                999999999999999999999.0,
+                                4.35,
+                                0.000123};
   enum { N = 20000 };
   static double vals[N];
   unsigned s = 12345;
@@ -192,7 +214,8 @@ Test(mustache, reals_match_node) {
       } else {
         d = (double)(bits >> 11) / 9007199254740992.0 * pow(10, (int)(bits % 50) - 25);
       }
-      if (!isfinite(d) || d == 0) d = 1.25;
+      if (!isfinite(d) || d == 0)
+        d = 1.25;
       vals[i] = d;
     }
     fprintf(f, "%.17g\n", vals[i]);
@@ -236,8 +259,9 @@ Test(mustache, parse_errors_say_where) {
   parse_error("{{{x}}", "unclosed tag '{{' at line 1, column 1");
   parse_error("{{=<%=}}", "invalid set-delimiter tag (two delimiters without whitespace or '=' "
                           "expected) at line 1, column 1");
-  parse_error("{{= a b c =}}", "invalid set-delimiter tag (two delimiters without whitespace or '=' "
-                               "expected) at line 1, column 1");
+  parse_error("{{= a b c =}}",
+              "invalid set-delimiter tag (two delimiters without whitespace or '=' "
+              "expected) at line 1, column 1");
   parse_error("{{=<% %>}}", "set-delimiter tag without a closing '=' before its delimiter at line "
                             "1, column 1");
   parse_error("{{<parent}}{{/parent}}",
@@ -259,12 +283,15 @@ Test(mustache, parse_errors_say_where) {
 Test(mustache, section_nesting_is_bounded) {
   char tpl[4096];
   size_t n = 0;
-  for (int i = 0; i < ERPQ_MUSTACHE_MAX_NESTING; i++) n += (size_t)sprintf(tpl + n, "{{#a}}");
+  for (int i = 0; i < ERPQ_MUSTACHE_MAX_NESTING; i++)
+    n += (size_t)sprintf(tpl + n, "{{#a}}");
   n += (size_t)sprintf(tpl + n, "{{b}}");
-  for (int i = 0; i < ERPQ_MUSTACHE_MAX_NESTING; i++) n += (size_t)sprintf(tpl + n, "{{/a}}");
+  for (int i = 0; i < ERPQ_MUSTACHE_MAX_NESTING; i++)
+    n += (size_t)sprintf(tpl + n, "{{/a}}");
   expect(tpl, "{\"a\":true,\"b\":\"deep\"}", ERPQ_MUSTACHE_TEXT, "deep");
   n = 0;
-  for (int i = 0; i <= ERPQ_MUSTACHE_MAX_NESTING; i++) n += (size_t)sprintf(tpl + n, "{{#a}}");
+  for (int i = 0; i <= ERPQ_MUSTACHE_MAX_NESTING; i++)
+    n += (size_t)sprintf(tpl + n, "{{#a}}");
   erpq_mustache *t;
   char err[256];
   cr_assert_eq(erpq_mustache_compile(tpl, n, &t, err, sizeof err), -EINVAL);
@@ -301,8 +328,7 @@ Test(mustache, standalone_lines_and_indentation) {
   json_t *d = json_object();
   char err[256];
   const char *tpl = "  {{>outer}}\nx {{>inner}}";
-  char *got = mt_render(tpl, strlen(tpl), d, p, ERPQ_MUSTACHE_TEXT, 1, NULL, err,
-                        sizeof err);
+  char *got = mt_render(tpl, strlen(tpl), d, p, ERPQ_MUSTACHE_TEXT, 1, NULL, err, sizeof err);
   /* Indentation adds up and skips empty lines; an inline partial gets none. */
   cr_assert_str_eq(got, "  <\n    i1\n\n    i2\n  >\nx i1\n\ni2\n", "%s", got ? got : err);
   free(got);

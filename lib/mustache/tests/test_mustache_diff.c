@@ -21,7 +21,8 @@
 #define SHOW 5
 
 static void show(int *shown, const json_t *c, const char *mode, const char *exp, const char *got) {
-  if ((*shown)++ >= SHOW) return;
+  if ((*shown)++ >= SHOW)
+    return;
   json_t *e = json_string(exp), *g = got ? json_string(got) : NULL;
   char *cs = json_dumps(c, JSON_COMPACT), *es = json_dumps(e, JSON_ENCODE_ANY),
        *gs = g ? json_dumps(g, JSON_ENCODE_ANY) : NULL;
@@ -34,8 +35,10 @@ static void show(int *shown, const json_t *c, const char *mode, const char *exp,
 Test(mustache_diff, against_mustache_js, .timeout = 600) {
   const char *seed = getenv("ERPQ_MUSTACHE_SEED");
   const char *count = getenv("ERPQ_MUSTACHE_CASES");
-  if (!seed || !*seed) seed = "20240611";
-  if (!count || !*count) count = "3000";
+  if (!seed || !*seed)
+    seed = "20240611";
+  if (!count || !*count)
+    count = "3000";
   char path[] = "/tmp/erpq-mustache-cases-XXXXXX";
   int fd = mkstemp(path);
   cr_assert(fd >= 0, "mkstemp failed");
@@ -60,7 +63,8 @@ Test(mustache_diff, against_mustache_js, .timeout = 600) {
     char err[512];
     if (json_object_get(c, "error")) {
       /* mustache.js refused the template: ours must refuse it too. */
-      char *got = mt_render(tpl, tlen, data, partials, ERPQ_MUSTACHE_HTML, 0, NULL, err, sizeof err);
+      char *got =
+          mt_render(tpl, tlen, data, partials, ERPQ_MUSTACHE_HTML, 0, NULL, err, sizeof err);
       errors++;
       if (got) {
         diffs++;

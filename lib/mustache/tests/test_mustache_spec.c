@@ -39,9 +39,9 @@ Test(mustache_spec, required_modules) {
       json_t *exp = json_object_get(tc, "expected");
       cr_assert(json_is_string(tpl) && json_is_string(exp), "%s: malformed test", name);
       char err[512] = "";
-      char *got = mt_render(json_string_value(tpl), json_string_length(tpl),
-                            json_object_get(tc, "data"), json_object_get(tc, "partials"),
-                            ERPQ_MUSTACHE_HTML, 0, NULL, err, sizeof err);
+      char *got =
+          mt_render(json_string_value(tpl), json_string_length(tpl), json_object_get(tc, "data"),
+                    json_object_get(tc, "partials"), ERPQ_MUSTACHE_HTML, 0, NULL, err, sizeof err);
       if (!got || strcmp(got, json_string_value(exp))) {
         failed++;
         char *t = json_dumps(tpl, JSON_ENCODE_ANY), *e = json_dumps(exp, JSON_ENCODE_ANY);

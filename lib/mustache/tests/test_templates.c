@@ -47,22 +47,23 @@ static erpq_templates *shipped(void) {
 }
 
 static json_t *fee_vars(int hindi, int pay) {
-  json_t *v = json_pack(
-      "{s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:s}", "schoolName",
-      hindi ? "ग्रीन वैली पब्लिक स्कूल" : "Green Valley Public School", "parentName",
-      hindi ? "श्रीमती राव" : "Mrs. O'Brien & Mr. Rao", "studentName", hindi ? "आरव शर्मा" : "Aarav Sharma",
-      "className", "Class 5 <B>", "outstanding", "Rs 12,500.00", "oldestDueDate", "15 Jan 2025",
-      "overdueCount", 2, "unsubscribeUrl", "https://erp.example.in/u/abc?x=1&y=\"2\"");
-  json_object_set_new(v, "payUrl", pay ? json_string("https://pay.example.in/f/8K2QX7")
-                                       : json_null());
+  json_t *v =
+      json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:s}", "schoolName",
+                hindi ? "ग्रीन वैली पब्लिक स्कूल" : "Green Valley Public School", "parentName",
+                hindi ? "श्रीमती राव" : "Mrs. O'Brien & Mr. Rao", "studentName",
+                hindi ? "आरव शर्मा" : "Aarav Sharma", "className", "Class 5 <B>", "outstanding",
+                "Rs 12,500.00", "oldestDueDate", "15 Jan 2025", "overdueCount", 2, "unsubscribeUrl",
+                "https://erp.example.in/u/abc?x=1&y=\"2\"");
+  json_object_set_new(v, "payUrl",
+                      pay ? json_string("https://pay.example.in/f/8K2QX7") : json_null());
   return v;
 }
 
 static json_t *report_vars(void) {
-  return json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:s}", "recipientName", "Ms. D'Souza",
-                   "reportTitle", "Fee collection <Q1> & dues", "schoolName", "St. Mary's School",
-                   "downloadUrl", "https://s3.example.in/r/1.xlsx?X-Amz-Signature=ab&X=1",
-                   "expiresAt", "12 Mar 2025, 18:00 IST", "rows", 15230, "format", "XLSX");
+  return json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:s}", "recipientName", "Ms. D'Souza", "reportTitle",
+                   "Fee collection <Q1> & dues", "schoolName", "St. Mary's School", "downloadUrl",
+                   "https://s3.example.in/r/1.xlsx?X-Amz-Signature=ab&X=1", "expiresAt",
+                   "12 Mar 2025, 18:00 IST", "rows", 15230, "format", "XLSX");
 }
 
 /* ------------------------------------------- shipped vs mustache.js ---- */
@@ -80,7 +81,8 @@ static json_t *partials_for(const char *loc) {
     char name[256], *dot;
     snprintf(name, sizeof name, "%s", de->d_name);
     size_t l = strlen(name);
-    if (l < 10 || strcmp(name + l - 9, ".mustache")) continue;
+    if (l < 10 || strcmp(name + l - 9, ".mustache"))
+      continue;
     name[l - 9] = '\0';
     int r = 1;
     if ((dot = strchr(name, '.'))) {
@@ -101,15 +103,15 @@ static json_t *partials_for(const char *loc) {
   return best;
 }
 
-static void add_job(json_t *jobs, const char *rel, const char *loc, json_t *data,
-                    const char *esc, const char *tidy) {
+static void add_job(json_t *jobs, const char *rel, const char *loc, json_t *data, const char *esc,
+                    const char *tidy) {
   char path[4096];
   snprintf(path, sizeof path, "%s/templates/%s", mt_srcdir(), rel);
   char *text = mt_read(path, NULL);
   cr_assert(text, "cannot read %s", path);
-  json_array_append_new(jobs, json_pack("{s:s,s:o,s:O,s:s,s:s?}", "template", text, "partials",
-                                        partials_for(loc), "data", data, "escape", esc, "tidy",
-                                        tidy));
+  json_array_append_new(jobs,
+                        json_pack("{s:s,s:o,s:O,s:s,s:s?}", "template", text, "partials",
+                                  partials_for(loc), "data", data, "escape", esc, "tidy", tidy));
   free(text);
 }
 
@@ -140,7 +142,8 @@ Test(templates, shipped_render_like_mustache_js) {
                    0, "%s", err);
       snprintf(rel, sizeof rel, "sms/fee-reminder.%s.txt.mustache", locs[l]);
       add_job(jobs, rel, locs[l], v, "none", "sms");
-      if (l == 0) en_sms[nen++] = json_array_size(ours);
+      if (l == 0)
+        en_sms[nen++] = json_array_size(ours);
       json_array_append_new(ours, json_string(sms));
       free(sms);
       json_decref(v);
@@ -182,7 +185,8 @@ Test(templates, shipped_render_like_mustache_js) {
     json_t *enc = json_object_get(r, "encoding");
     /* English SMS: one GSM-7 segment for these typical values. */
     int english = 0;
-    for (size_t k = 0; k < nen; k++) english |= en_sms[k] == i;
+    for (size_t k = 0; k < nen; k++)
+      english |= en_sms[k] == i;
     if (english) {
       cr_assert_str_eq(json_string_value(enc), "GSM-7", "English SMS not GSM-7: %s", got);
       cr_assert_eq(json_integer_value(json_object_get(r, "segments")), 1,
@@ -200,10 +204,12 @@ Test(templates, shipped_variables_are_the_documented_ones) {
     int sms;
     const char *name, *vars;
   } want[] = {
-      {0, "fee-reminder", " schoolName parentName studentName className outstanding oldestDueDate "
-                          "overdueCount payUrl unsubscribeUrl "},
+      {0, "fee-reminder",
+       " schoolName parentName studentName className outstanding oldestDueDate "
+       "overdueCount payUrl unsubscribeUrl "},
       {1, "fee-reminder", " schoolName outstanding studentName oldestDueDate payUrl "},
-      {0, "report-ready", " recipientName reportTitle schoolName downloadUrl expiresAt rows format "},
+      {0, "report-ready",
+       " recipientName reportTitle schoolName downloadUrl expiresAt rows format "},
   };
   const char *locs[] = {"en", "hi"};
   for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
@@ -220,9 +226,9 @@ Test(templates, shipped_variables_are_the_documented_ones) {
         cr_assert(strstr(want[i].vars, w), "%s %s uses undocumented %s", want[i].name, locs[l], w);
         count++;
       }
-      for (const char *p = want[i].vars; *p; p++) count -= (p[0] == ' ' && p[1]);
-      cr_assert_eq(count, 0, "%s %s does not use every documented variable", want[i].name,
-                   locs[l]);
+      for (const char *p = want[i].vars; *p; p++)
+        count -= (p[0] == ' ' && p[1]);
+      cr_assert_eq(count, 0, "%s %s does not use every documented variable", want[i].name, locs[l]);
       json_decref(names);
     }
   }
@@ -254,7 +260,8 @@ Test(templates, locale_fallback) {
   cr_assert_str_eq(en, "Fee reminder: Rs 12,500.00 due for Aarav Sharma");
   const char *to_hi[] = {"hi-IN", "HI_in", "hi-Deva-IN", "Hi"};
   for (size_t i = 0; i < 4; i++) {
-    cr_assert_str_eq(erpq_templates_email_locale(s, "fee-reminder", to_hi[i]), "hi", "%s", to_hi[i]);
+    cr_assert_str_eq(erpq_templates_email_locale(s, "fee-reminder", to_hi[i]), "hi", "%s",
+                     to_hi[i]);
     char *sub = subject_of(s, "fee-reminder", to_hi[i]);
     cr_assert_str_eq(sub, hi);
     free(sub);
@@ -304,9 +311,9 @@ Test(templates, strict_render_names_every_missing_variable) {
   /* A line break in a value cannot break the subject into two lines. */
   v = fee_vars(0, 0);
   json_object_set_new(v, "studentName", json_string("Aarav\r\nBcc: x@example.com"));
-  cr_assert_eq(erpq_templates_render_email(s, "fee-reminder", "en", v, &sub, &txt, NULL, err,
-                                           sizeof err),
-               0, "%s", err);
+  cr_assert_eq(
+      erpq_templates_render_email(s, "fee-reminder", "en", v, &sub, &txt, NULL, err, sizeof err), 0,
+      "%s", err);
   cr_assert_str_eq(sub, "Fee reminder: Rs 12,500.00 due for Aarav  Bcc: x@example.com");
   cr_assert(!strstr(txt, "Pay online"), "payUrl null renders no pay section");
   free(sub), free(txt);
