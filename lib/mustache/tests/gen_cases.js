@@ -388,8 +388,10 @@ while (cases.length < COUNT) {
   let html;
   let text;
   try {
-    html = Mustache.render(c.template, c.data, c.partials, { escape: htmlEscape });
-    text = Mustache.render(c.template, c.data, c.partials, { escape: noEscape });
+    Mustache.escape = htmlEscape;
+    html = Mustache.render(c.template, c.data, c.partials);
+    Mustache.escape = noEscape;
+    text = Mustache.render(c.template, c.data, c.partials);
   } catch (e) {
     // A template mustache.js cannot parse is a case for our parser to
     // refuse too; a crash while rendering (mustache.js reads members of a
