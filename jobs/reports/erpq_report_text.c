@@ -12,27 +12,44 @@ size_t erpq_utf8_next(const char *s, size_t n, uint32_t *cp, int *bad) {
     return 1;
   }
   size_t len;
-  uint32_t v, min;
+  uint32_t v;
+  unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
   if (c >= 0xC2 && c <= 0xDF) {
-    len = 2, v = c & 0x1F, min = 0x80;
+    len = 2, v = c & 0x1F;
   } else if (c >= 0xE0 && c <= 0xEF) {
-    len = 3, v = c & 0x0F, min = 0x800;
+    len = 3, v = c & 0x0F;
+    if (c == 0xE0)
+      lo = 0xA0; /* no overlong forms */
+    else if (c == 0xED)
+      hi = 0x9F; /* no surrogates */
   } else if (c >= 0xF0 && c <= 0xF4) {
-    len = 4, v = c & 0x07, min = 0x10000;
+    len = 4, v = c & 0x07;
+    if (c == 0xF0)
+      lo = 0x90; /* no overlong forms */
+    else if (c == 0xF4)
+      hi = 0x8F; /* nothing above U+10FFFF */
   } else {
     goto fail;
   }
-  if (n < len)
-    goto fail;
-  for (size_t i = 1; i < len; i++) {
-    if ((u[i] & 0xC0) != 0x80)
-      goto fail;
-    v = (v << 6) | (u[i] & 0x3F);
+  /* On failure, consume the maximal subpart (Unicode 15, section 3.9: the
+   * longest prefix of a well-formed sequence), one U+FFFD for it, as
+   * Python's and the WHATWG decoders do. */
+  size_t i = 1;
+  for (; i < len; i++) {
+    if (i >= n)
+      break;
+    unsigned char b = u[i];
+    if (i == 1 ? (b < lo || b > hi) : (b & 0xC0) != 0x80)
+      break;
+    v = (v << 6) | (b & 0x3F);
   }
-  if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
-    goto fail;
-  *cp = v;
-  return len;
+  if (i == len) {
+    *cp = v;
+    return len;
+  }
+  *cp = ERPQ_UTF8_REPLACEMENT;
+  *bad = 1;
+  return i;
 fail:
   *cp = ERPQ_UTF8_REPLACEMENT;
   *bad = 1;
@@ -89,7 +106,7 @@ size_t erpq_utf8_repair(erpq_buf *b, const char *s, size_t n) {
       erpq_buf_add(b, s + run, i - run);
       erpq_buf_add(b, "\xEF\xBF\xBD", 3);
       fixed++;
-      run = i + 1;
+      run = i + k;
     }
     i += k;
   }

@@ -7,9 +7,11 @@
  * byte corrupts the whole sheet, Python's csv module and Excel mis-decode
  * a CSV, libharu's UTF-8 encoder silently skips bytes. So text is checked
  * once, in the writer front (erpq_report_writer.c), and repaired when bad:
- * every byte that does not begin a well-formed sequence (RFC 3629: no
- * overlong forms, no surrogates, nothing above U+10FFFF) becomes U+FFFD
- * REPLACEMENT CHARACTER, one per bad byte, and the count is reported.
+ * every ill-formed sequence (RFC 3629: no overlong forms, no surrogates,
+ * nothing above U+10FFFF) becomes one U+FFFD REPLACEMENT CHARACTER per
+ * "maximal subpart" (Unicode 15 section 3.9, the practice Python's
+ * bytes.decode(errors="replace") and the WHATWG decoder follow), and the
+ * count is reported.
  *
  * Display width (erpq_cp_columns) is the number of fixed-width columns a
  * code point takes in a spreadsheet-like view: 0 for combining marks and
@@ -30,14 +32,15 @@
 #define ERPQ_UTF8_REPLACEMENT 0xFFFDu
 
 /* Decodes the code point at s (n > 0 bytes available). Returns the bytes
- * consumed (1..4). An ill-formed sequence consumes 1 byte, sets *cp to
- * U+FFFD and *bad to 1; otherwise *bad is 0. */
+ * consumed (1..4). An ill-formed sequence consumes its maximal subpart
+ * (1..3 bytes), sets *cp to U+FFFD and *bad to 1; otherwise *bad is 0. */
 size_t erpq_utf8_next(const char *s, size_t n, uint32_t *cp, int *bad);
 
 /* 1 when s[0..n) is well-formed UTF-8. */
 int erpq_utf8_valid(const char *s, size_t n);
 
-/* Appends s[0..n) to b with every ill-formed byte replaced by U+FFFD.
+/* Appends s[0..n) to b with every maximal subpart of an ill-formed
+ * sequence replaced by U+FFFD.
  * Returns the number of replacements. */
 size_t erpq_utf8_repair(erpq_buf *b, const char *s, size_t n);
 
