@@ -5,7 +5,8 @@
  * Memory: constant_memory keeps one row in memory and streams each sheet's
  * XML into a temp file (opts.tmpdir, or tmpfile()'s directory); the .xlsx is
  * zipped from those files at workbook_close(). We check the mode really is
- * on (workbook->optimize and each worksheet->optimize after creation):
+ * on (workbook->options.constant_memory, and worksheet->optimize of each
+ * sheet, which is what libxlsxwriter 1.1.4 acts on):
  * without it, libxlsxwriter keeps every cell in memory, about 100 bytes per
  * cell. Rows must be written top to bottom; nothing above the current row
  * can be touched again, which shapes the rest:
@@ -435,7 +436,7 @@ int erpq_rw_xlsx_init(erpq_rw *w, char *err, size_t errlen) {
   x->wb = workbook_new_opt(w->dest.path, &o);
   if (!x->wb)
     return erpq_fail(err, errlen, -ENOMEM, "XLSX: creating the workbook failed");
-  if (!x->wb->optimize)
+  if (!x->wb->options.constant_memory)
     return erpq_fail(err, errlen, -EINVAL, "XLSX: constant_memory mode did not take effect");
   char money[64];
   erpq_money_xlsx_format(&w->cur, money);
