@@ -102,5 +102,8 @@ def expected_totals(doc):
                 if row[c] is not None:
                     s += row[c]
             sums[c] = money(s, exp) if col["type"] == "MONEY" else s
+        for c, v in t.get("values", {}).items():  # given by the caller (not summed)
+            c = int(c)
+            sums[c] = money(v, exp) if cols[c]["type"] == "MONEY" else v
         out.append((t["label"], sums))
     return out
