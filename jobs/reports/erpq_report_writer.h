@@ -186,7 +186,7 @@ typedef struct erpq_rtotal {
 typedef struct erpq_rstats {
   uint64_t rows;       /* data rows written */
   uint64_t bytes;      /* CSV: bytes given to the sink; XLSX/PDF: file size */
-  uint64_t repaired;   /* ill-formed UTF-8 bytes replaced by U+FFFD */
+  uint64_t repaired;   /* ill-formed UTF-8 sequences replaced by U+FFFD */
   uint64_t undrawable; /* PDF: characters drawn as '?' (no glyph, or a
                           script libharu cannot shape) */
   uint64_t truncated;  /* XLSX: text cells cut to 32,767 characters */
