@@ -52,14 +52,14 @@ int erpq_currency_lookup(const char *code, erpq_currency *out, char *err, size_t
   for (int i = 0; i < 3; i++)
     out->code[i] = (char)toupper((unsigned char)code[i]);
   out->exponent = 2;
-  out->symbol = NULL;
+  const char *sym = NULL;
   size_t lo = 0, hi = sizeof CURRENCIES / sizeof CURRENCIES[0];
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
     int c = strcmp(out->code, CURRENCIES[mid].code);
     if (c == 0) {
       out->exponent = CURRENCIES[mid].exponent;
-      out->symbol = CURRENCIES[mid].symbol;
+      sym = CURRENCIES[mid].symbol;
       out->known = 1;
       break;
     }
@@ -68,8 +68,10 @@ int erpq_currency_lookup(const char *code, erpq_currency *out, char *err, size_t
     else
       lo = mid + 1;
   }
-  if (!out->symbol) {
-    out->symbol = out->code;
+  if (sym) {
+    snprintf(out->symbol, sizeof out->symbol, "%s", sym);
+  } else {
+    memcpy(out->symbol, out->code, sizeof out->code);
     out->symbol_is_code = 1;
   }
   return 0;

@@ -35,7 +35,7 @@
  * cells): see its comment for why that is exact below 10^15 minor units.
  *
  * Everything here is stateless and thread-safe; the currency table is
- * static and read-only; the symbol pointers it hands out are static.
+ * static and read-only; an erpq_currency holds no pointers.
  */
 #ifndef ERPQ_MONEY_H
 #define ERPQ_MONEY_H
@@ -55,7 +55,8 @@
 typedef struct erpq_currency {
   char code[4];       /* ISO 4217 code, upper case, NUL-terminated */
   int exponent;       /* decimal places of the minor unit: 0..3 */
-  const char *symbol; /* static: "₹", "$", or the code itself */
+  char symbol[8];     /* "₹", "$", or the code itself (a copy: the struct
+                         may be copied freely) */
   int symbol_is_code; /* 1 when the symbol is the code (then a space follows) */
   int known;          /* 0 when the code is not in the table */
 } erpq_currency;
