@@ -70,7 +70,7 @@ static int parse_uint(const char *name, const char *v, uint64_t max, uint64_t *o
 int erpq_ropts_from_config(erpq_ropts *o, const char *(*get)(void *ud, const char *name), void *ud,
                            char *err, size_t errlen) {
   const char *v;
-  uint64_t x;
+  uint64_t x = 0;
   int rc;
   if ((v = get(ud, "ERPQ_REPORT_CSV_BOM")) && *v) {
     if (strcmp(v, "0") && strcmp(v, "1"))

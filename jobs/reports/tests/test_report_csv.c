@@ -3,6 +3,7 @@
  * (tests/check_csv.py).
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,4 +198,31 @@ Test(report_csv, bad_dates_and_late_rows_are_refused) {
   cr_assert_eq(
       erpq_rw_open(&w, ERPQ_RFORMAT_CSV, &dest, RF_COLS, RF_NCOLS, &badcur, NULL, err, sizeof err),
       -EINVAL);
+}
+
+/* Options from configuration, through the caller's lookup. */
+static const char *lookup(void *ud, const char *name) {
+  const char *const *kv = ud;
+  for (; kv[0]; kv += 2)
+    if (strcmp(kv[0], name) == 0)
+      return kv[1];
+  return NULL;
+}
+
+Test(report_csv, options_from_config) {
+  const char *const good[] = {"ERPQ_REPORT_CSV_BOM", "0", "ERPQ_REPORT_PDF_MAX_ROWS", "5000",
+                              "ERPQ_REPORT_XLSX_ROWS_PER_SHEET", "1000", "ERPQ_REPORT_TMPDIR",
+                              "/var/tmp", NULL};
+  erpq_ropts o = {0};
+  char err[256];
+  cr_assert_eq(erpq_ropts_from_config(&o, lookup, (void *)good, err, sizeof err), 0, "%s", err);
+  cr_expect_eq(o.csv_no_bom, 1);
+  cr_expect_eq(o.pdf_max_rows, 5000);
+  cr_expect_eq(o.xlsx_rows_per_sheet, 1000);
+  cr_expect_str_eq(o.tmpdir, "/var/tmp");
+  const char *const bad[] = {"ERPQ_REPORT_XLSX_ROWS_PER_SHEET", "2000000", NULL};
+  cr_expect_eq(erpq_ropts_from_config(&o, lookup, (void *)bad, err, sizeof err), -EINVAL);
+  cr_expect(strstr(err, "ERPQ_REPORT_XLSX_ROWS_PER_SHEET"), "%s", err);
+  const char *const neg[] = {"ERPQ_REPORT_PDF_MAX_ROWS", "-1", NULL};
+  cr_expect_eq(erpq_ropts_from_config(&o, lookup, (void *)neg, err, sizeof err), -EINVAL);
 }
