@@ -100,7 +100,9 @@ static int put_cell(erpq_rw *w, size_t col, const erpq_cell *v, char *err, size_
   case ERPQ_RCOL_TEXT: return put_text(w, v->text, err, errlen);
   case ERPQ_RCOL_INT: n = snprintf(tmp, sizeof tmp, "%" PRId64, v->num); break;
   case ERPQ_RCOL_MONEY: n = (int)erpq_money_plain(v->num, w->cur.exponent, tmp); break;
-  case ERPQ_RCOL_DATE: n = snprintf(tmp, sizeof tmp, "%04d-%02d-%02d", v->t.y, v->t.m, v->t.d); break;
+  case ERPQ_RCOL_DATE:
+    n = snprintf(tmp, sizeof tmp, "%04d-%02d-%02d", v->t.y, v->t.m, v->t.d);
+    break;
   case ERPQ_RCOL_DATETIME:
     n = snprintf(tmp, sizeof tmp, "%04d-%02d-%02d %02d:%02d:%02d", v->t.y, v->t.m, v->t.d, v->t.hh,
                  v->t.mi, v->t.ss);

@@ -25,9 +25,9 @@
 typedef enum { ERPQ_RTL_NONE, ERPQ_RTL_SUM, ERPQ_RTL_VALUE } erpq_rtl_kind;
 
 typedef struct erpq_rtl {
-  const char *label;       /* well-formed UTF-8 */
-  int group_col;           /* -1 or a GROUP column */
-  const char *group_value; /* well-formed UTF-8 with group_col */
+  const char *label;         /* well-formed UTF-8 */
+  int group_col;             /* -1 or a GROUP column */
+  const char *group_value;   /* well-formed UTF-8 with group_col */
   const erpq_rtl_kind *kind; /* per column */
   const int64_t *value;      /* per column, where kind != NONE */
 } erpq_rtl;
@@ -44,21 +44,21 @@ struct erpq_rw {
   void *impl; /* the back end's state, freed by ops->destroy */
   erpq_rformat format;
   size_t ncols;
-  erpq_rcol *cols;   /* copies; titles owned */
-  char **headers;    /* display titles ("Amount (INR)"), owned */
-  erpq_rmeta meta;   /* copies, owned (never NULL: "" when not given) */
-  erpq_ropts opts;   /* copies; string options owned */
-  erpq_rdest dest;   /* path owned */
+  erpq_rcol *cols; /* copies; titles owned */
+  char **headers;  /* display titles ("Amount (INR)"), owned */
+  erpq_rmeta meta; /* copies, owned (never NULL: "" when not given) */
+  erpq_ropts opts; /* copies; string options owned */
+  erpq_rdest dest; /* path owned */
   erpq_currency cur;
-  int indian;        /* Indian digit grouping for display */
+  int indian; /* Indian digit grouping for display */
   erpq_rstats st;
   /* private to the front */
   int state;
   int failed_code;
-  int64_t *sums;     /* per column */
+  int64_t *sums;              /* per column */
   struct erpq_rgroup *groups; /* per column, NULL unless GROUP */
-  erpq_buf scratch;  /* repaired text of the current row */
-  erpq_cell *clean;  /* the current row as the back end sees it */
+  erpq_buf scratch;           /* repaired text of the current row */
+  erpq_cell *clean;           /* the current row as the back end sees it */
 };
 
 /* Back-end constructors: fill w->ops and w->impl. Called by the front

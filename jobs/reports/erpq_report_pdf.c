@@ -262,10 +262,10 @@ static int new_page(erpq_rw *w, char *err, size_t errlen) {
                       errlen)) < 0 ||
       (rc = head_text(w, p->bold, p->cov_bold, 10, MARGIN, top - 26, w->meta.title, 0, err,
                       errlen)) < 0 ||
-      (rc = head_text(w, p->reg, p->cov_reg, 8, MARGIN, top - 38, w->meta.period, 0, err,
-                      errlen)) < 0 ||
-      (rc = head_text(w, p->reg, p->cov_reg, 8, p->pw - MARGIN, top - 38, w->meta.generated, 1,
-                      err, errlen)) < 0)
+      (rc = head_text(w, p->reg, p->cov_reg, 8, MARGIN, top - 38, w->meta.period, 0, err, errlen)) <
+          0 ||
+      (rc = head_text(w, p->reg, p->cov_reg, 8, p->pw - MARGIN, top - 38, w->meta.generated, 1, err,
+                      errlen)) < 0)
     return rc;
   float hy = top - 54;
   for (size_t c = 0; c < w->ncols; c++) {
@@ -343,8 +343,8 @@ static int pdf_total(erpq_rw *w, const erpq_rtl *t, char *err, size_t errlen) {
     span++;
   CK(HPDF_Page_BeginText(p->page), "starting text");
   w->st.undrawable += clean(p, p->cov_bold, t->label);
-  if ((rc = draw_fit(p, p->bold, BODY_SIZE, p->colx[0], p->colx[span] - p->colx[0], p->y,
-                     p->line.s, 0, 0, err, errlen)) < 0)
+  if ((rc = draw_fit(p, p->bold, BODY_SIZE, p->colx[0], p->colx[span] - p->colx[0], p->y, p->line.s,
+                     0, 0, err, errlen)) < 0)
     return rc;
   for (size_t c = 1; c < w->ncols; c++) {
     if (t->kind[c] == ERPQ_RTL_NONE)

@@ -228,7 +228,8 @@ int erpq_rw_open(erpq_rw **out, erpq_rformat format, const erpq_rdest *dest, con
   }
   if (w->opts.csv_buffer == 0)
     w->opts.csv_buffer = 16384;
-  if (w->opts.xlsx_rows_per_sheet == 0 || w->opts.xlsx_rows_per_sheet > ERPQ_RW_XLSX_MAX_ROWS_PER_SHEET)
+  if (w->opts.xlsx_rows_per_sheet == 0 ||
+      w->opts.xlsx_rows_per_sheet > ERPQ_RW_XLSX_MAX_ROWS_PER_SHEET)
     w->opts.xlsx_rows_per_sheet = ERPQ_RW_XLSX_MAX_ROWS_PER_SHEET;
   if (w->opts.pdf_max_rows == 0)
     w->opts.pdf_max_rows = ERPQ_RW_PDF_MAX_ROWS;
@@ -440,8 +441,8 @@ int erpq_rw_total(erpq_rw *w, const erpq_rtotal *t, char *err, size_t errlen) {
       known = 0; /* the value may have been among those not tracked */
     if (!known && !given) {
       rc = erpq_fail(err, errlen, ERPQ_E_ARG,
-                     "total line: column %zu (%s) has more than %d groups; give its value",
-                     c + 1, w->cols[c].title, ERPQ_RW_MAX_GROUPS);
+                     "total line: column %zu (%s) has more than %d groups; give its value", c + 1,
+                     w->cols[c].title, ERPQ_RW_MAX_GROUPS);
       goto out;
     }
     if (known && given && given->num != own) {

@@ -158,7 +158,7 @@ typedef struct erpq_ropts {
   int pdf_no_zebra;             /* 1: no shading of every other row */
 } erpq_ropts;
 
-/* Reads options from configuration through the caller's lookup: 
+/* Reads options from configuration through the caller's lookup:
  * ERPQ_REPORT_CSV_BOM (0/1), ERPQ_REPORT_CSV_BUFFER, ERPQ_REPORT_XLSX_ROWS_PER_SHEET,
  * ERPQ_REPORT_TMPDIR, ERPQ_REPORT_PDF_MAX_ROWS, ERPQ_REPORT_FONT_REGULAR,
  * ERPQ_REPORT_FONT_BOLD. Unset names keep what *o holds. String options

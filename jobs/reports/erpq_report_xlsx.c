@@ -199,13 +199,17 @@ static int write_cell(erpq_rw *w, xsheet *s, lxw_row_t r, size_t c, const erpq_c
     int with_time = w->cols[c].type == ERPQ_RCOL_DATETIME;
     if (v->t.y < 1900) { /* before Excel's epoch: ISO text */
       if (with_time)
-        snprintf(buf, sizeof buf, "%04d-%02d-%02d %02d:%02d:%02d", v->t.y, v->t.m, v->t.d,
-                 v->t.hh, v->t.mi, v->t.ss);
+        snprintf(buf, sizeof buf, "%04d-%02d-%02d %02d:%02d:%02d", v->t.y, v->t.m, v->t.d, v->t.hh,
+                 v->t.mi, v->t.ss);
       else
         snprintf(buf, sizeof buf, "%04d-%02d-%02d", v->t.y, v->t.m, v->t.d);
       e = worksheet_write_string(s->ws, r, col, buf, NULL);
     } else {
-      lxw_datetime dt = {v->t.y, v->t.m, v->t.d, with_time ? v->t.hh : 0, with_time ? v->t.mi : 0,
+      lxw_datetime dt = {v->t.y,
+                         v->t.m,
+                         v->t.d,
+                         with_time ? v->t.hh : 0,
+                         with_time ? v->t.mi : 0,
                          with_time ? v->t.ss : 0};
       e = worksheet_write_datetime(s->ws, r, col, &dt, with_time ? x->f_dt : x->f_date);
     }

@@ -19,16 +19,23 @@
 #include "erpq_report_writer.h"
 
 static const erpq_rcol COLS[] = {
-    {"Paid at", ERPQ_RCOL_DATETIME, 0, 0},     {"Receipt", ERPQ_RCOL_TEXT, 0, 4},
-    {"Admission no.", ERPQ_RCOL_TEXT, 0, 4},   {"Student", ERPQ_RCOL_TEXT, 0, 8},
-    {"Class", ERPQ_RCOL_TEXT, 0, 3},           {"Fee head", ERPQ_RCOL_TEXT, 0, 4},
-    {"Period", ERPQ_RCOL_TEXT, 0, 3},          {"Method", ERPQ_RCOL_TEXT, ERPQ_RCOL_GROUP, 4},
+    {"Paid at", ERPQ_RCOL_DATETIME, 0, 0},
+    {"Receipt", ERPQ_RCOL_TEXT, 0, 4},
+    {"Admission no.", ERPQ_RCOL_TEXT, 0, 4},
+    {"Student", ERPQ_RCOL_TEXT, 0, 8},
+    {"Class", ERPQ_RCOL_TEXT, 0, 3},
+    {"Fee head", ERPQ_RCOL_TEXT, 0, 4},
+    {"Period", ERPQ_RCOL_TEXT, 0, 3},
+    {"Method", ERPQ_RCOL_TEXT, ERPQ_RCOL_GROUP, 4},
     {"Amount", ERPQ_RCOL_MONEY, ERPQ_RCOL_SUM, 4},
 };
 #define NCOLS (sizeof COLS / sizeof COLS[0])
 
-static const char *const FIRST[] = {"Aarav",  "Zo\xc3\xab",   "Ananya", "\xce\x95\xce\xbb\xce\xad\xce\xbd\xce\xb7",
-                                    "Priya",  "Fran\xc3\xa7ois", "Neha",   "\xd0\x94\xd0\xbc\xd0\xb8\xd1\x82\xd1\x80\xd0\xb8\xd0\xb9"};
+static const char *const FIRST[] = {
+    "Aarav",  "Zo\xc3\xab",
+    "Ananya", "\xce\x95\xce\xbb\xce\xad\xce\xbd\xce\xb7",
+    "Priya",  "Fran\xc3\xa7ois",
+    "Neha",   "\xd0\x94\xd0\xbc\xd0\xb8\xd1\x82\xd1\x80\xd0\xb8\xd0\xb9"};
 static const char *const LAST[] = {"Sharma", "Nair", "Gupta", "M\xc3\xbcller", "Iyer", "Khan"};
 static const char *const METHODS[] = {"Cash", "UPI", "Card", "Cheque", "Bank transfer"};
 static const char *const HEADS[] = {"Tuition", "Transport", "Library", "Exam fee", "Sports"};
@@ -72,8 +79,12 @@ int main(int argc, char **argv) {
     dest = (erpq_rdest){.write = file_sink, .ud = csv};
   }
   erpq_ropts opts = {.pdf_max_rows = argc > 4 ? (uint32_t)strtoul(argv[4], NULL, 10) : 0};
-  erpq_rmeta meta = {"Green Valley School", "Fee collection", "1 Apr 2024 - 31 Mar 2025",
-                     "Generated 2 Apr 2025 10:15 IST", "INR", "en-IN"};
+  erpq_rmeta meta = {"Green Valley School",
+                     "Fee collection",
+                     "1 Apr 2024 - 31 Mar 2025",
+                     "Generated 2 Apr 2025 10:15 IST",
+                     "INR",
+                     "en-IN"};
   char err[256];
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);

@@ -31,34 +31,39 @@ const erpq_rcol RF_COLS[RF_NCOLS] = {
 
 const char *const RF_METHODS[5] = {"Cash", "UPI", "Card", "Cheque", "Bank transfer"};
 
-const char *const RF_NAMES[RF_NNAMES] = {
-    "Aarav Sharma",
-    "Zo\xc3\xab \xc3\x91\xc3\xba\xc3\xb1" "ez-Garc\xc3\xad" "a",        /* Zoë Ñúñez-García */
-    "\xc3\x89lodie Lef\xc3\xa8vre",                                    /* Élodie Lefèvre */
-    "\xce\x95\xce\xbb\xce\xad\xce\xbd\xce\xb7 \xce\xa0\xce\xb1\xcf\x80\xce\xb1\xce\xb4"
-    "\xce\xbf\xcf\x80\xce\xbf\xcf\x8d\xce\xbb\xce\xbf\xcf\x85",          /* Ελένη Παπαδοπούλου */
-    "\xd0\x94\xd0\xbc\xd0\xb8\xd1\x82\xd1\x80\xd0\xb8\xd0\xb9 \xd0\x98\xd0\xb2\xd0\xb0"
-    "\xd0\xbd\xd0\xbe\xd0\xb2",                                        /* Дмитрий Иванов */
-    "\xe0\xa4\x85\xe0\xa4\xa8\xe0\xa4\xa8\xe0\xa5\x8d\xe0\xa4\xaf\xe0\xa4\xbe "
-    "\xe0\xa4\xb6\xe0\xa4\xb0\xe0\xa5\x8d\xe0\xa4\xae\xe0\xa4\xbe",      /* अनन्या शर्मा */
-    "Ahmed \xf0\x9f\x98\x80 Khan",                                     /* emoji */
-    "\xd9\x85\xd8\xad\xd9\x85\xd8\xaf \xd8\xb9\xd9\x84\xd9\x8a",          /* محمد علي */
-    "\xe7\x8e\x8b\xe5\xb0\x8f\xe6\x98\x8e",                             /* 王小明 */
-    "=HYPERLINK(\"http://example.com\",\"click\")",
-    "+1",
-    "-2+3",
-    "@SUM(A1:A2)",
-    "O'Brien, Se\xc3\xa1n",                                            /* comma */
-    "Say \"Hi\" Kumar",                                                /* quotes */
-    "Line1\nLine2",                                                    /* newline */
-    "\tTabbed Name",
-    "Ravi\r\nKumar",
-    "Bad \xe2\x82 UTF-8 \xff end",                                     /* ill-formed */
-    "\xc5\x81ukasz \xc5\xbb\xc3\xb3\xc5\x82kowski",                      /* Łukasz Żółkowski */
-    "Priya Nair",
-    "Fran\xc3\xa7ois M\xc3\xbcller",                                   /* François Müller */
-    "\xd0\x9e\xd0\xbb\xd1\x8c\xd0\xb3\xd0\xb0 \xd0\xa9\xd1\x83\xd0\xba\xd0\xb8\xd0\xbd\xd0\xb0", /* Ольга Щукина */
-    "Neha Gupta",
+const char
+    *const RF_NAMES[RF_NNAMES] =
+        {
+            "Aarav Sharma",
+            "Zo\xc3\xab \xc3\x91\xc3\xba\xc3\xb1"
+            "ez-Garc\xc3\xad"
+            "a",                            /* Zoë Ñúñez-García */
+            "\xc3\x89lodie Lef\xc3\xa8vre", /* Élodie Lefèvre */
+            "\xce\x95\xce\xbb\xce\xad\xce\xbd\xce\xb7 \xce\xa0\xce\xb1\xcf\x80\xce\xb1\xce\xb4"
+            "\xce\xbf\xcf\x80\xce\xbf\xcf\x8d\xce\xbb\xce\xbf\xcf\x85", /* Ελένη Παπαδοπούλου */
+            "\xd0\x94\xd0\xbc\xd0\xb8\xd1\x82\xd1\x80\xd0\xb8\xd0\xb9 \xd0\x98\xd0\xb2\xd0\xb0"
+            "\xd0\xbd\xd0\xbe\xd0\xb2", /* Дмитрий Иванов */
+            "\xe0\xa4\x85\xe0\xa4\xa8\xe0\xa4\xa8\xe0\xa5\x8d\xe0\xa4\xaf\xe0\xa4\xbe "
+            "\xe0\xa4\xb6\xe0\xa4\xb0\xe0\xa5\x8d\xe0\xa4\xae\xe0\xa4\xbe", /* अनन्या शर्मा */
+            "Ahmed \xf0\x9f\x98\x80 Khan",                                  /* emoji */
+            "\xd9\x85\xd8\xad\xd9\x85\xd8\xaf \xd8\xb9\xd9\x84\xd9\x8a", /* محمد علي */
+            "\xe7\x8e\x8b\xe5\xb0\x8f\xe6\x98\x8e",                      /* 王小明 */
+            "=HYPERLINK(\"http://example.com\",\"click\")",
+            "+1",
+            "-2+3",
+            "@SUM(A1:A2)",
+            "O'Brien, Se\xc3\xa1n", /* comma */
+            "Say \"Hi\" Kumar",     /* quotes */
+            "Line1\nLine2",         /* newline */
+            "\tTabbed Name",
+            "Ravi\r\nKumar",
+            "Bad \xe2\x82 UTF-8 \xff end",                  /* ill-formed */
+            "\xc5\x81ukasz \xc5\xbb\xc3\xb3\xc5\x82kowski", /* Łukasz Żółkowski */
+            "Priya Nair",
+            "Fran\xc3\xa7ois M\xc3\xbcller", /* François Müller */
+            "\xd0\x9e\xd0\xbb\xd1\x8c\xd0\xb3\xd0\xb0 "
+            "\xd0\xa9\xd1\x83\xd0\xba\xd0\xb8\xd0\xbd\xd0\xb0", /* Ольга Щукина */
+            "Neha Gupta",
 };
 
 static char plain_names[RF_NNAMES][32];
@@ -207,8 +212,12 @@ long rf_maxrss_kib(void) {
 int rf_write_fee_report(erpq_rformat format, const erpq_rdest *dest, const erpq_ropts *opts,
                         const char *currency, const char *locale, size_t nrows, int plain,
                         json_t *doc, erpq_rstats *stats, char *err, size_t errlen) {
-  erpq_rmeta meta = {"Green Valley School", "Fee collection", "1 Apr 2024 - 31 Mar 2025",
-                     "Generated 2 Apr 2025 10:15 IST", currency, locale};
+  erpq_rmeta meta = {"Green Valley School",
+                     "Fee collection",
+                     "1 Apr 2024 - 31 Mar 2025",
+                     "Generated 2 Apr 2025 10:15 IST",
+                     currency,
+                     locale};
   erpq_rw *w;
   int rc = erpq_rw_open(&w, format, dest, RF_COLS, RF_NCOLS, &meta, opts, err, errlen);
   if (rc < 0)
@@ -240,7 +249,8 @@ int rf_write_fee_report(erpq_rformat format, const erpq_rdest *dest, const erpq_
     erpq_rtotal t = {"Grand total", -1, NULL, NULL};
     rc = erpq_rw_total(w, &t, err, errlen);
     if (totals)
-      json_array_append_new(totals, json_pack("{s:s,s:i}", "label", "Grand total", "group_col", -1));
+      json_array_append_new(totals,
+                            json_pack("{s:s,s:i}", "label", "Grand total", "group_col", -1));
   }
   if (doc) {
     rf_cols_json(doc, RF_COLS, RF_NCOLS);

@@ -49,32 +49,64 @@ Test(money, plain_form) {
 }
 
 Test(money, display_indian_grouping) {
-  display_is(123456789, "INR", "en-IN", "\xe2\x82\xb9" "12,34,567.89");
-  display_is(123456789, "INR", "hi", "\xe2\x82\xb9" "12,34,567.89");
-  display_is(123456789, "INR", "hi_IN", "\xe2\x82\xb9" "12,34,567.89");
-  display_is(-1250, "INR", "en-IN", "-\xe2\x82\xb9" "12.50");
-  display_is(99999, "INR", "en-IN", "\xe2\x82\xb9" "999.99");
-  display_is(100000, "INR", "en-IN", "\xe2\x82\xb9" "1,000.00");
-  display_is(10000000, "INR", "en-IN", "\xe2\x82\xb9" "1,00,000.00");
-  display_is(1000000000000, "INR", "en-IN", "\xe2\x82\xb9" "10,00,00,00,000.00");
-  display_is(INT64_MAX, "INR", "en-IN", "\xe2\x82\xb9" "92,23,37,20,36,85,47,758.07");
-  display_is(INT64_MIN, "INR", "en-IN", "-\xe2\x82\xb9" "92,23,37,20,36,85,47,758.08");
+  display_is(123456789, "INR", "en-IN",
+             "\xe2\x82\xb9"
+             "12,34,567.89");
+  display_is(123456789, "INR", "hi",
+             "\xe2\x82\xb9"
+             "12,34,567.89");
+  display_is(123456789, "INR", "hi_IN",
+             "\xe2\x82\xb9"
+             "12,34,567.89");
+  display_is(-1250, "INR", "en-IN",
+             "-\xe2\x82\xb9"
+             "12.50");
+  display_is(99999, "INR", "en-IN",
+             "\xe2\x82\xb9"
+             "999.99");
+  display_is(100000, "INR", "en-IN",
+             "\xe2\x82\xb9"
+             "1,000.00");
+  display_is(10000000, "INR", "en-IN",
+             "\xe2\x82\xb9"
+             "1,00,000.00");
+  display_is(1000000000000, "INR", "en-IN",
+             "\xe2\x82\xb9"
+             "10,00,00,00,000.00");
+  display_is(INT64_MAX, "INR", "en-IN",
+             "\xe2\x82\xb9"
+             "92,23,37,20,36,85,47,758.07");
+  display_is(INT64_MIN, "INR", "en-IN",
+             "-\xe2\x82\xb9"
+             "92,23,37,20,36,85,47,758.08");
   display_is(123456789, "NPR", "ne-NP", "NPR 12,34,567.89");
 }
 
 Test(money, display_western_grouping) {
-  display_is(123456789, "INR", "en-US", "\xe2\x82\xb9" "1,234,567.89");
+  display_is(123456789, "INR", "en-US",
+             "\xe2\x82\xb9"
+             "1,234,567.89");
   display_is(123456789, "USD", "en-US", "$1,234,567.89");
   display_is(-123456789, "USD", "en", "-$1,234,567.89");
   display_is(1234567, "KWD", "ar-KW", "KWD 1,234.567");
   display_is(-1, "KWD", "en", "-KWD 0.001");
-  display_is(1234567, "JPY", "ja-JP", "\xc2\xa5" "1,234,567");
-  display_is(0, "JPY", "ja", "\xc2\xa5" "0");
-  display_is(100, "EUR", "de-DE", "\xe2\x82\xac" "1.00");
-  display_is(123456, "GBP", "en-GB", "\xc2\xa3" "1,234.56");
+  display_is(1234567, "JPY", "ja-JP",
+             "\xc2\xa5"
+             "1,234,567");
+  display_is(0, "JPY", "ja",
+             "\xc2\xa5"
+             "0");
+  display_is(100, "EUR", "de-DE",
+             "\xe2\x82\xac"
+             "1.00");
+  display_is(123456, "GBP", "en-GB",
+             "\xc2\xa3"
+             "1,234.56");
   display_is(123456, "XYZ", "en", "XYZ 1,234.56");
   display_is(INT64_MIN, "USD", "", "-$92,233,720,368,547,758.08");
-  display_is(INT64_MIN, "JPY", NULL, "-\xc2\xa5" "9,223,372,036,854,775,808");
+  display_is(INT64_MIN, "JPY", NULL,
+             "-\xc2\xa5"
+             "9,223,372,036,854,775,808");
 }
 
 Test(money, exponents_and_lookup) {
@@ -124,15 +156,15 @@ Test(money, xlsx_formats) {
 
 /* Every code of the table and many amounts, checked by Babel and Decimal. */
 static const char *const CODES[] = {
-    "AED", "AFN", "ALL", "AMD", "AOA", "ARS", "AUD", "AZN", "BAM", "BDT", "BGN", "BHD", "BIF",
-    "BND", "BOB", "BRL", "BTN", "BWP", "BYN", "CAD", "CDF", "CHF", "CLP", "CNY", "COP", "CRC",
-    "CZK", "DJF", "DKK", "DZD", "EGP", "ETB", "EUR", "FJD", "GBP", "GEL", "GHS", "GNF", "HKD",
-    "HUF", "IDR", "ILS", "INR", "IQD", "IRR", "ISK", "JOD", "JPY", "KES", "KGS", "KHR", "KMF",
-    "KRW", "KWD", "KZT", "LAK", "LBP", "LKR", "LYD", "MAD", "MGA", "MMK", "MNT", "MUR", "MVR",
-    "MWK", "MXN", "MYR", "MZN", "NAD", "NGN", "NOK", "NPR", "NZD", "OMR", "PEN", "PGK", "PHP",
-    "PKR", "PLN", "PYG", "QAR", "RON", "RSD", "RUB", "RWF", "SAR", "SEK", "SGD", "SOS", "SYP",
-    "THB", "TND", "TRY", "TWD", "TZS", "UAH", "UGX", "USD", "UZS", "VND", "VUV", "XAF", "XOF",
-    "XPF", "YER", "ZAR", "ZMW"};
+    "AED", "AFN", "ALL", "AMD", "AOA", "ARS", "AUD", "AZN", "BAM", "BDT", "BGN", "BHD",
+    "BIF", "BND", "BOB", "BRL", "BTN", "BWP", "BYN", "CAD", "CDF", "CHF", "CLP", "CNY",
+    "COP", "CRC", "CZK", "DJF", "DKK", "DZD", "EGP", "ETB", "EUR", "FJD", "GBP", "GEL",
+    "GHS", "GNF", "HKD", "HUF", "IDR", "ILS", "INR", "IQD", "IRR", "ISK", "JOD", "JPY",
+    "KES", "KGS", "KHR", "KMF", "KRW", "KWD", "KZT", "LAK", "LBP", "LKR", "LYD", "MAD",
+    "MGA", "MMK", "MNT", "MUR", "MVR", "MWK", "MXN", "MYR", "MZN", "NAD", "NGN", "NOK",
+    "NPR", "NZD", "OMR", "PEN", "PGK", "PHP", "PKR", "PLN", "PYG", "QAR", "RON", "RSD",
+    "RUB", "RWF", "SAR", "SEK", "SGD", "SOS", "SYP", "THB", "TND", "TRY", "TWD", "TZS",
+    "UAH", "UGX", "USD", "UZS", "VND", "VUV", "XAF", "XOF", "XPF", "YER", "ZAR", "ZMW"};
 
 Test(money, cross_check_with_babel) {
   char *dir = rf_tmpdir();
@@ -144,8 +176,8 @@ Test(money, cross_check_with_babel) {
     cr_assert(c.known, "%s is in the table", CODES[i]);
     json_array_append_new(cur_a, json_pack("{s:s,s:i}", "code", CODES[i], "exponent", c.exponent));
   }
-  static const char *const LOCALES[] = {"en-IN", "hi", "ta-IN", "bn-BD", "ne-NP", "en-US",
-                                        "en-GB", "ar-AE", "mr-IN", "fr-FR", "", "en"};
+  static const char *const LOCALES[] = {"en-IN", "hi",    "ta-IN", "bn-BD", "ne-NP", "en-US",
+                                        "en-GB", "ar-AE", "mr-IN", "fr-FR", "",      "en"};
   static const char *const CASE_CODES[] = {"INR", "USD", "KWD", "JPY", "AED", "NPR", "OMR", "EUR"};
   uint64_t x = 88172645463325252ull; /* xorshift: many magnitudes */
   for (int k = 0; k < 3000; k++) {
@@ -166,8 +198,8 @@ Test(money, cross_check_with_babel) {
     erpq_money_plain(minor, c.exponent, plain);
     erpq_money_display(minor, &c, erpq_money_indian_grouping(loc), disp);
     json_array_append_new(cases, json_pack("{s:I,s:s,s:s,s:s,s:s,s:s}", "minor", (json_int_t)minor,
-                                           "code", code, "locale", loc, "plain", plain,
-                                           "display", disp, "symbol", c.symbol));
+                                           "code", code, "locale", loc, "plain", plain, "display",
+                                           disp, "symbol", c.symbol));
   }
   json_object_set_new(doc, "currencies", cur_a);
   json_object_set_new(doc, "cases", cases);

@@ -33,8 +33,8 @@ static void roundtrip(const char *currency, const char *locale, size_t nrows, in
   erpq_ropts opts = {.csv_no_bom = !bom, .csv_buffer = buffer};
   json_t *doc = json_object();
   erpq_rstats st;
-  int rc = rf_write_fee_report(ERPQ_RFORMAT_CSV, &dest, &opts, currency, locale, nrows, 0, doc,
-                               &st, err, sizeof err);
+  int rc = rf_write_fee_report(ERPQ_RFORMAT_CSV, &dest, &opts, currency, locale, nrows, 0, doc, &st,
+                               err, sizeof err);
   cr_assert_eq(fclose(f), 0);
   cr_assert_eq(rc, 0, "%s", err);
   cr_assert_eq(st.rows, nrows);
@@ -43,8 +43,8 @@ static void roundtrip(const char *currency, const char *locale, size_t nrows, in
   fseek(f, 0, SEEK_END);
   size = ftell(f);
   fclose(f);
-  cr_assert_eq(st.bytes, (uint64_t)size, "stats.bytes %llu, file %ld",
-               (unsigned long long)st.bytes, size);
+  cr_assert_eq(st.bytes, (uint64_t)size, "stats.bytes %llu, file %ld", (unsigned long long)st.bytes,
+               size);
   /* RF_NAMES[18] holds two ill-formed sequences; it is used every 24 rows. */
   cr_assert_eq(st.repaired, 2 * ((nrows + 24 - 19) / 24));
   rf_write_json(in, doc);
@@ -88,9 +88,9 @@ Test(report_csv, streams_as_rows_arrive) {
   erpq_rmeta meta = {"S", "T", "P", "G", "INR", "en-IN"};
   erpq_rw *w;
   char err[256];
-  cr_assert_eq(erpq_rw_open(&w, ERPQ_RFORMAT_CSV, &dest, RF_COLS, RF_NCOLS, &meta, &opts, err,
-                            sizeof err),
-               0, "%s", err);
+  cr_assert_eq(
+      erpq_rw_open(&w, ERPQ_RFORMAT_CSV, &dest, RF_COLS, RF_NCOLS, &meta, &opts, err, sizeof err),
+      0, "%s", err);
   for (size_t i = 0; i < 20000; i++) {
     rf_row r;
     rf_make_row(i, 1, &r);
@@ -116,9 +116,9 @@ Test(report_csv, sink_failure_fails_the_writer) {
   erpq_rmeta meta = {"S", "T", "P", "G", "INR", "en-IN"};
   erpq_rw *w;
   char err[256];
-  cr_assert_eq(erpq_rw_open(&w, ERPQ_RFORMAT_CSV, &dest, RF_COLS, RF_NCOLS, &meta, &opts, err,
-                            sizeof err),
-               0, "%s", err);
+  cr_assert_eq(
+      erpq_rw_open(&w, ERPQ_RFORMAT_CSV, &dest, RF_COLS, RF_NCOLS, &meta, &opts, err, sizeof err),
+      0, "%s", err);
   int rc = 0;
   size_t i;
   for (i = 0; i < 1000 && rc == 0; i++) {
@@ -142,8 +142,8 @@ Test(report_csv, totals_given_by_caller_must_match) {
   erpq_rw *w;
   char err[256];
   cr_assert_eq(
-      erpq_rw_open(&w, ERPQ_RFORMAT_CSV, &dest, RF_COLS, RF_NCOLS, &meta, NULL, err, sizeof err),
-      0, "%s", err);
+      erpq_rw_open(&w, ERPQ_RFORMAT_CSV, &dest, RF_COLS, RF_NCOLS, &meta, NULL, err, sizeof err), 0,
+      "%s", err);
   int64_t sum = 0;
   for (size_t i = 0; i < 10; i++) {
     rf_row r;
@@ -172,8 +172,8 @@ Test(report_csv, bad_dates_and_late_rows_are_refused) {
   erpq_rw *w;
   char err[256];
   cr_assert_eq(
-      erpq_rw_open(&w, ERPQ_RFORMAT_CSV, &dest, RF_COLS, RF_NCOLS, &meta, NULL, err, sizeof err),
-      0, "%s", err);
+      erpq_rw_open(&w, ERPQ_RFORMAT_CSV, &dest, RF_COLS, RF_NCOLS, &meta, NULL, err, sizeof err), 0,
+      "%s", err);
   rf_row r;
   rf_make_row(0, 1, &r);
   r.cells[0] = erpq_cell_datetime(2023, 2, 29, 10, 0, 0);
@@ -182,8 +182,8 @@ Test(report_csv, bad_dates_and_late_rows_are_refused) {
   erpq_rw_abort(w);
 
   cr_assert_eq(
-      erpq_rw_open(&w, ERPQ_RFORMAT_CSV, &dest, RF_COLS, RF_NCOLS, &meta, NULL, err, sizeof err),
-      0, "%s", err);
+      erpq_rw_open(&w, ERPQ_RFORMAT_CSV, &dest, RF_COLS, RF_NCOLS, &meta, NULL, err, sizeof err), 0,
+      "%s", err);
   rf_make_row(0, 1, &r);
   cr_assert_eq(erpq_rw_row(w, r.cells, err, sizeof err), 0, "%s", err);
   erpq_rtotal t = {"Grand total", -1, NULL, NULL};
@@ -210,9 +210,15 @@ static const char *lookup(void *ud, const char *name) {
 }
 
 Test(report_csv, options_from_config) {
-  const char *const good[] = {"ERPQ_REPORT_CSV_BOM", "0", "ERPQ_REPORT_PDF_MAX_ROWS", "5000",
-                              "ERPQ_REPORT_XLSX_ROWS_PER_SHEET", "1000", "ERPQ_REPORT_TMPDIR",
-                              "/var/tmp", NULL};
+  const char *const good[] = {"ERPQ_REPORT_CSV_BOM",
+                              "0",
+                              "ERPQ_REPORT_PDF_MAX_ROWS",
+                              "5000",
+                              "ERPQ_REPORT_XLSX_ROWS_PER_SHEET",
+                              "1000",
+                              "ERPQ_REPORT_TMPDIR",
+                              "/var/tmp",
+                              NULL};
   erpq_ropts o = {0};
   char err[256];
   cr_assert_eq(erpq_ropts_from_config(&o, lookup, (void *)good, err, sizeof err), 0, "%s", err);

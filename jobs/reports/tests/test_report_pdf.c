@@ -67,8 +67,12 @@ Test(report_pdf, fee_statement_portrait) {
   snprintf(in, sizeof in, "%s/input.json", dir);
   snprintf(out, sizeof out, "%s/statement.pdf", dir);
   erpq_rdest dest = {.path = out};
-  erpq_rmeta meta = {"Green Valley School", "Fee statement: \xc3\x89lodie Lef\xc3\xa8vre",
-                     "2024-25", "Generated 2 Apr 2025", "INR", "en-IN"};
+  erpq_rmeta meta = {"Green Valley School",
+                     "Fee statement: \xc3\x89lodie Lef\xc3\xa8vre",
+                     "2024-25",
+                     "Generated 2 Apr 2025",
+                     "INR",
+                     "en-IN"};
   erpq_rw *w;
   cr_assert_eq(erpq_rw_open(&w, ERPQ_RFORMAT_PDF, &dest, cols, 5, &meta, NULL, err, sizeof err), 0,
                "%s", err);
