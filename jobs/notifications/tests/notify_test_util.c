@@ -38,7 +38,7 @@ char *nt_run(const char *cmd, const void *input, size_t inlen, size_t *outlen, i
   size_t cl = strlen(cmd) + strlen(in) + 16;
   char *full = malloc(cl);
   cr_assert(full);
-  snprintf(full, cl, "%s < '%s'", cmd, in);
+  snprintf(full, cl, "( %s ) < '%s'", cmd, in);
   FILE *f = popen(full, "r");
   cr_assert(f, "popen failed: %s", cmd);
   size_t cap = 65536, len = 0;

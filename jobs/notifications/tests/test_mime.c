@@ -224,3 +224,173 @@ Test(mime, random_messages, .timeout = 300) {
   python_check(messages, N);
   json_decref(messages);
 }
+
+/* ---- Refusals ----------------------------------------------------------------- */
+
+static erpq_mime_addr good_to[1] = {{"Parent", "parent@example.com"}};
+
+static erpq_mime_msg minimal(void) {
+  erpq_mime_msg m = {0};
+  m.from = (erpq_mime_addr){"School", "office@school.example"};
+  m.to = good_to;
+  m.nto = 1;
+  m.subject = "Hello";
+  m.message_id = "<1@school.example>";
+  m.date = 1796000000;
+  m.text = "Hi\n";
+  return m;
+}
+
+/* Builds m into a buffer that already holds "KEEP": the call must fail
+ * with code, name `word` in the message, and leave the buffer as it was. */
+static void refused(const erpq_mime_msg *m, int code, const char *word) {
+  erpq_buf b = {0};
+  erpq_buf_adds(&b, "KEEP");
+  char err[256] = "";
+  int rc = erpq_mime_build(m, &b, err, sizeof err);
+  cr_expect_eq(rc, code, "expected %d, got %d (%s)", code, rc, err);
+  cr_expect(strstr(err, word), "'%s' does not mention '%s'", err, word);
+  cr_expect_eq(b.len, 4);
+  cr_expect_str_eq(b.s, "KEEP");
+  erpq_buf_free(&b);
+}
+
+Test(mime, header_injection_refused) {
+  erpq_mime_msg m = minimal();
+  m.subject = "Fees due\r\nBcc: everyone@example.com";
+  refused(&m, -EINVAL, "header injection");
+  m = minimal();
+  m.subject = "Fees due\nX-Evil: 1";
+  refused(&m, -EINVAL, "header injection");
+  m = minimal();
+  m.from.name = "School\r\nBcc: a@example.com";
+  refused(&m, -EINVAL, "header injection");
+  m = minimal();
+  erpq_mime_addr to_bad[1] = {{"Parent", "parent@example.com\r\nBcc: x@example.com"}};
+  m.to = to_bad;
+  refused(&m, -EINVAL, "header injection");
+  m = minimal();
+  erpq_mime_addr cc_bad[1] = {{"A\rB", "cc@example.com"}};
+  m.cc = cc_bad;
+  m.ncc = 1;
+  refused(&m, -EINVAL, "header injection");
+  m = minimal();
+  m.message_id = "<1@school.example>\r\nBcc: x@example.com";
+  refused(&m, -EINVAL, "header injection");
+  m = minimal();
+  m.unsubscribe_url = "https://school.example/u\r\nBcc: x@example.com";
+  refused(&m, -EINVAL, "header injection");
+  m = minimal();
+  erpq_mime_header h1[1] = {{"X-Note", "ok\r\nBcc: x@example.com"}};
+  m.headers = h1;
+  m.nheaders = 1;
+  refused(&m, -EINVAL, "header injection");
+  m = minimal();
+  erpq_mime_header h2[1] = {{"X-Note\r\nBcc", "x@example.com"}};
+  m.headers = h2;
+  m.nheaders = 1;
+  refused(&m, -EINVAL, "CR/LF");
+  m = minimal();
+  erpq_mime_attachment a1[1] = {
+      {"report.pdf\r\nContent-Type: text/html", "application/pdf", "x", 1, NULL}};
+  m.attachments = a1;
+  m.nattachments = 1;
+  refused(&m, -EINVAL, "header injection");
+  m = minimal();
+  erpq_mime_attachment a2[1] = {{"report.pdf", "application/pdf\r\nX: y", "x", 1, NULL}};
+  m.attachments = a2;
+  m.nattachments = 1;
+  refused(&m, -EINVAL, "content type");
+}
+
+Test(mime, other_refusals) {
+  erpq_mime_msg m = minimal();
+  m.nto = 0;
+  refused(&m, -EINVAL, "no To");
+  m = minimal();
+  m.text = NULL;
+  refused(&m, -EINVAL, "neither text nor html");
+  m = minimal();
+  m.subject = "bad \xc3\x28 utf-8";
+  refused(&m, -EINVAL, "UTF-8");
+  m = minimal();
+  m.text = "bad \xed\xa0\x80 surrogate";
+  refused(&m, -EINVAL, "UTF-8");
+  m = minimal();
+  m.subject = "a\x01"
+              "b";
+  refused(&m, -EINVAL, "control");
+  m = minimal();
+  m.from.email = "not an address";
+  refused(&m, -EINVAL, "From");
+  m = minimal();
+  m.message_id = "no-at-sign";
+  refused(&m, -EINVAL, "Message-ID");
+  m = minimal();
+  m.unsubscribe_url = "http://school.example/u";
+  refused(&m, -EINVAL, "https");
+  m = minimal();
+  m.unsubscribe_mailto = "unsub@school.example";
+  refused(&m, -EINVAL, "mailto");
+  static const char *const reserved[] = {
+      "Bcc", "from", "Content-Type", "MIME-Version", "List-Unsubscribe-Post", "Message-Id"};
+  for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
+    m = minimal();
+    erpq_mime_header h[1] = {{reserved[i], "x"}};
+    m.headers = h;
+    m.nheaders = 1;
+    refused(&m, -EINVAL, "written by the builder");
+  }
+  m = minimal();
+  erpq_mime_attachment a[1] = {
+      {"missing.pdf", "application/pdf", NULL, 0, "/nonexistent/erpq/missing.pdf"}};
+  m.attachments = a;
+  m.nattachments = 1;
+  refused(&m, -ENOENT, "attachment #1");
+  m = minimal();
+  m.tz_minutes = 1440;
+  refused(&m, -EINVAL, "time zone");
+}
+
+Test(mime, message_id_from_dedup_key) {
+  const char *key = "notifications:school-12:fee-reminder:2026-12:student-4711";
+  char id[128], err[128];
+  cr_assert_eq(
+      erpq_mime_message_id(key, strlen(key), "school.example", id, sizeof id, err, sizeof err), 0,
+      "%s", err);
+  /* The reference: coreutils sha256sum over the same key. */
+  char cmd[256];
+  snprintf(cmd, sizeof cmd, "printf '%%s' '%s' | sha256sum", key);
+  int st;
+  char *out = nt_run(cmd, NULL, 0, NULL, &st);
+  cr_assert_eq(st, 0);
+  char want[128];
+  snprintf(want, sizeof want, "<%.32s@school.example>", out);
+  cr_assert_str_eq(id, want);
+  free(out);
+  /* Same key, same id; another key, another id. */
+  char id2[128];
+  cr_assert_eq(
+      erpq_mime_message_id(key, strlen(key), "school.example", id2, sizeof id2, err, sizeof err),
+      0);
+  cr_assert_str_eq(id, id2);
+  cr_assert_eq(erpq_mime_message_id("other", 5, "school.example", id2, sizeof id2, err, sizeof err),
+               0);
+  cr_assert_str_neq(id, id2);
+  cr_assert_eq(
+      erpq_mime_message_id(key, strlen(key), "bad domain>", id2, sizeof id2, err, sizeof err),
+      -EINVAL);
+  cr_assert_eq(erpq_mime_message_id(key, strlen(key), "school.example", id2, 20, err, sizeof err),
+               -ENOSPC);
+}
+
+Test(mime, date_format) {
+  char d[32];
+  cr_assert_eq(erpq_mime_date(0, 0, d), 0);
+  cr_assert_str_eq(d, "Thu, 01 Jan 1970 00:00:00 +0000");
+  /* 2026-11-30 00:53:20 UTC is a Monday, 06:23:20 in India. */
+  cr_assert_eq(erpq_mime_date(1796000000, 330, d), 0);
+  cr_assert_str_eq(d, "Mon, 30 Nov 2026 06:23:20 +0530");
+  cr_assert_eq(erpq_mime_date(1796000000, -300, d), 0);
+  cr_assert_str_eq(d, "Sun, 29 Nov 2026 19:53:20 -0500");
+}
