@@ -151,6 +151,9 @@ static int check_msg(const erpq_mime_msg *m, char *err, size_t errlen) {
   }
   if (m->tz_minutes < -1439 || m->tz_minutes > 1439)
     return erpq_fail(err, errlen, -EINVAL, "the time zone offset is out of range");
+  char date[32];
+  if (erpq_mime_date(m->date, m->tz_minutes, date))
+    return erpq_fail(err, errlen, -EINVAL, "the date is outside the years 1900..9999");
   if (m->unsubscribe_url) {
     if ((rc = check_token("the List-Unsubscribe URL", m->unsubscribe_url, "<>\"", err, errlen)))
       return rc;
@@ -203,16 +206,23 @@ int erpq_mime_date(int64_t t, int tz_minutes, char out[32]) {
   static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
   static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  out[0] = '\0';
+  if (tz_minutes < -1439 || tz_minutes > 1439)
+    return -EINVAL;
   time_t local = (time_t)(t + (int64_t)tz_minutes * 60);
   struct tm tm;
-  if (!gmtime_r(&local, &tm) || tm.tm_year + 1900 > 9999 || tm.tm_year + 1900 < 1900) {
-    out[0] = '\0';
+  if (!gmtime_r(&local, &tm) || tm.tm_year + 1900 > 9999 || tm.tm_year + 1900 < 1900)
     return -EINVAL;
-  }
   int off = tz_minutes < 0 ? -tz_minutes : tz_minutes;
-  snprintf(out, 32, "%s, %02d %s %04d %02d:%02d:%02d %c%02d%02d", days[tm.tm_wday], tm.tm_mday,
-           months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec,
-           tz_minutes < 0 ? '-' : '+', off / 60, off % 60);
+  /* Formatted into a roomy buffer: the ranges above keep it at 31. */
+  char tmp[96];
+  int n =
+      snprintf(tmp, sizeof tmp, "%s, %02d %s %04d %02d:%02d:%02d %c%02d%02d", days[tm.tm_wday % 7],
+               tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+               tm.tm_sec, tz_minutes < 0 ? '-' : '+', off / 60, off % 60);
+  if (n < 0 || n > 31)
+    return -EINVAL;
+  memcpy(out, tmp, (size_t)n + 1);
   return 0;
 }
 

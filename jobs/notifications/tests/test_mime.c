@@ -350,6 +350,9 @@ Test(mime, other_refusals) {
   m = minimal();
   m.tz_minutes = 1440;
   refused(&m, -EINVAL, "time zone");
+  m = minimal();
+  m.date = 400000000000; /* year 14645 */
+  refused(&m, -EINVAL, "date");
 }
 
 Test(mime, message_id_from_dedup_key) {

@@ -44,20 +44,20 @@ Test(mime_smtp, maildev_receives_what_we_built, .timeout = 120) {
     snprintf(cmd, sizeof cmd, "curl -sS --max-time 60 '%s' --mail-from '%s' --upload-file '%s'",
              smtp, s->m.from.email, file);
     json_t *env = json_array(), *bcc = json_array();
-    for (size_t i = 0; i < s->m.nto; i++) add_rcpt(cmd, sizeof cmd, env, s->m.to[i].email);
-    for (size_t i = 0; i < s->m.ncc; i++) add_rcpt(cmd, sizeof cmd, env, s->m.cc[i].email);
+    for (size_t i = 0; i < s->m.nto; i++)
+      add_rcpt(cmd, sizeof cmd, env, s->m.to[i].email);
+    for (size_t i = 0; i < s->m.ncc; i++)
+      add_rcpt(cmd, sizeof cmd, env, s->m.cc[i].email);
     add_rcpt(cmd, sizeof cmd, env, "hidden-bcc@example.com");
     json_array_append_new(bcc, json_string("hidden-bcc@example.com"));
     int st;
     char *out = nt_run(cmd, NULL, 0, NULL, &st);
-    cr_assert_eq(st, 0, "curl could not deliver message %d to %s (exit %d): %s", k, smtp, st,
-                 out);
+    cr_assert_eq(st, 0, "curl could not deliver message %d to %s (exit %d): %s", k, smtp, st, out);
     free(out);
     unlink(file);
     free(file);
-    json_array_append_new(specs, json_pack("{s:s,s:o,s:o,s:o}", "message_id", ids[k],
-                                           "envelope_to", env, "bcc", bcc, "expect",
-                                           mt_expect(s)));
+    json_array_append_new(specs, json_pack("{s:s,s:o,s:o,s:o}", "message_id", ids[k], "envelope_to",
+                                           env, "bcc", bcc, "expect", mt_expect(s)));
   }
   json_t *doc = json_pack("{s:s,s:o}", "api", api, "messages", specs);
   char *in = json_dumps(doc, JSON_COMPACT);
@@ -80,11 +80,13 @@ Test(mime_smtp, maildev_receives_what_we_built, .timeout = 120) {
     json_t *a;
     json_array_foreach(json_object_get(json_object_get(spec, "expect"), "attachments"), k, a) {
       const char *p = json_string_value(json_object_get(a, "path"));
-      if (p && strstr(p, ".bin")) unlink(p);
+      if (p && strstr(p, ".bin"))
+        unlink(p);
     }
   }
   free(out);
   free(in);
   json_decref(doc);
-  for (int k = 0; k < 2; k++) mt_sample_free(&samples[k]);
+  for (int k = 0; k < 2; k++)
+    mt_sample_free(&samples[k]);
 }
