@@ -157,7 +157,7 @@ static void complete(erpq_curl_async *a, xfer *x, CURLcode rc) {
   if (curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x->saved_private) != CURLE_OK) {
     /* Nothing better to do: the caller's private pointer is lost. */
   }
-  x->done(x->easy, rc, x->ud);
+  x->done(x->easy, rc, x->id, x->ud);
   free(x);
 }
 

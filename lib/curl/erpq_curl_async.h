@@ -103,9 +103,9 @@
 typedef struct erpq_curl_async erpq_curl_async;
 typedef struct erpq_curl_group erpq_curl_group;
 
-/* Called once per transfer, on the runner thread, with its result and the
- * easy handle (the caller's again). */
-typedef void (*erpq_curl_done_fn)(CURL *easy, CURLcode rc, void *ud);
+/* Called once per transfer, on the runner thread, with its result, the
+ * easy handle (the caller's again) and the id submit gave it. */
+typedef void (*erpq_curl_done_fn)(CURL *easy, CURLcode rc, uint64_t id, void *ud);
 
 /* A group's start hook: runs on the runner thread just before a transfer
  * of the group is added to the multi handle, and may still set options on
@@ -136,7 +136,8 @@ int erpq_curl_group_new(erpq_curl_async *a, int max_active, erpq_curl_start_fn s
 
 /* Submits easy (configured, not in any multi handle) in group g (NULL: the
  * runner's default group, bounded only by max_active); done(easy, rc, ud)
- * runs once it completes. *id (may be NULL) gets the transfer's id, > 0.
+ * runs once it completes. *id (may be NULL) gets the transfer's id, > 0
+ * (it may already have completed when submit returns).
  * Returns 0, -EINVAL, -ENOMEM, or -ESHUTDOWN once the runner is stopping. */
 int erpq_curl_async_submit(erpq_curl_async *a, erpq_curl_group *g, CURL *easy,
                            erpq_curl_done_fn done, void *ud, uint64_t *id);

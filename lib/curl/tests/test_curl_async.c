@@ -86,9 +86,10 @@ static void free_req(req *r) {
 }
 
 /* Records the outcome and frees the request. */
-static void on_done(CURL *easy, CURLcode rc, void *ud) {
+static void on_done(CURL *easy, CURLcode rc, uint64_t id, void *ud) {
   req *r = ud;
   cr_assert_eq(easy, r->easy);
+  cr_assert(id > 0);
   tally *t = r->t;
   if (rc == CURLE_OK) {
     long code = 0;
@@ -197,9 +198,9 @@ static CURLcode count_start(CURL *easy, void *ud, void *gud) {
   return CURLE_OK;
 }
 
-static void group_done(CURL *easy, CURLcode rc, void *ud) {
+static void group_done(CURL *easy, CURLcode rc, uint64_t id, void *ud) {
   atomic_fetch_sub(&in_group, 1);
-  on_done(easy, rc, ud);
+  on_done(easy, rc, id, ud);
 }
 
 Test(curl_async, a_group_bounds_its_own_transfers) {
@@ -299,8 +300,8 @@ typedef struct chain {
 
 static chain the_chain;
 
-static void chain_done(CURL *easy, CURLcode rc, void *ud) {
-  on_done(easy, rc, ud);
+static void chain_done(CURL *easy, CURLcode rc, uint64_t id, void *ud) {
+  on_done(easy, rc, id, ud);
   if (the_chain.left-- > 0) {
     req *r = new_req(the_chain.t, 0, "/echo/next");
     int e = erpq_curl_async_submit(the_chain.a, NULL, r->easy, chain_done, r, NULL);
@@ -335,9 +336,9 @@ Test(curl_async, follow_ups_are_refused_once_pending_work_is_cancelled) {
   cr_expect_eq(the_chain.refused, 1);
 }
 
-static void stop_in_callback(CURL *easy, CURLcode rc, void *ud) {
+static void stop_in_callback(CURL *easy, CURLcode rc, uint64_t id, void *ud) {
   cr_expect_eq(erpq_curl_async_stop(the_chain.a, 0), -EDEADLK);
-  on_done(easy, rc, ud);
+  on_done(easy, rc, id, ud);
 }
 
 Test(curl_async, stop_from_a_callback_is_refused) {
@@ -352,12 +353,12 @@ Test(curl_async, stop_from_a_callback_is_refused) {
 
 static atomic_int private_ok;
 
-static void private_done(CURL *easy, CURLcode rc, void *ud) {
+static void private_done(CURL *easy, CURLcode rc, uint64_t id, void *ud) {
   void *p = NULL;
   curl_easy_getinfo(easy, CURLINFO_PRIVATE, &p);
   if (p == ud)
     atomic_fetch_add(&private_ok, 1);
-  on_done(easy, rc, ud);
+  on_done(easy, rc, id, ud);
 }
 
 Test(curl_async, the_callers_private_pointer_comes_back) {
