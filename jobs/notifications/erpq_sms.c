@@ -363,7 +363,7 @@ int erpq_sms_new(erpq_sms **out, erpq_curl_async *runner, const erpq_conf_src *c
     rc = erpq_fail(err, errlen, -ENOMEM, "sms: out of memory");
     goto fail;
   }
-  if ((rc = erpq_curl_group_new(runner, (int)v[0], NULL, NULL, &s->group, err, errlen)))
+  if ((rc = erpq_curl_group_new(runner, (int)v[0], NULL, &s->group, err, errlen)))
     goto fail;
   *out = s;
   return 0;

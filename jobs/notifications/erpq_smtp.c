@@ -18,6 +18,7 @@ typedef struct lane {
   CURLSH *share;
   int busy;
   int socks;    /* Sockets of this lane open now (0 or 1 in practice). */
+  int fd;       /* The latest of them, -1 when none. */
   long on_conn; /* Messages carried by the current session. */
 } lane;
 
@@ -31,7 +32,7 @@ struct erpq_smtp {
   lane *lanes;
   atomic_long pending;
   atomic_ulong sent, accepted, temporary, permanent, opened;
-  atomic_int open_now;
+  atomic_int open_now, open_max;
 };
 
 typedef struct smsg {
@@ -169,14 +170,19 @@ static curl_socket_t lane_open(void *clientp, curlsocktype purpose, struct curl_
     return CURL_SOCKET_BAD;
   if (l->socks++ == 0)
     l->on_conn = 0;
+  l->fd = fd;
   atomic_fetch_add(&l->s->opened, 1);
-  atomic_fetch_add(&l->s->open_now, 1);
+  int now = atomic_fetch_add(&l->s->open_now, 1) + 1;
+  if (now > atomic_load(&l->s->open_max))
+    atomic_store(&l->s->open_max, now); /* Only the runner thread writes it. */
   return fd;
 }
 
 static int lane_close(void *clientp, curl_socket_t fd) {
   lane *l = clientp;
   l->socks--;
+  if (fd == l->fd)
+    l->fd = -1;
   atomic_fetch_sub(&l->s->open_now, 1);
   return close(fd);
 }
@@ -202,6 +208,16 @@ static CURLcode smtp_start(CURL *easy, void *ud, void *gud) {
   l->busy = 1;
   m->lane = l;
   return CURLE_OK;
+}
+
+/* Abort hook (runner thread): a message cut short must not reach the
+ * server as a whole one, so its session is shut down before libcurl's
+ * "done" step could send the end-of-data mark (see erpq_curl_async.h). */
+static void smtp_abort(CURL *easy, void *ud, void *gud) {
+  smsg *m = ud;
+  (void)easy, (void)gud;
+  if (m->lane && m->lane->fd >= 0)
+    (void)shutdown(m->lane->fd, SHUT_RDWR);
 }
 
 static void msg_free(smsg *m) {
@@ -357,6 +373,7 @@ void erpq_smtp_stats_get(erpq_smtp *s, erpq_smtp_stats *st) {
   st->permanent = atomic_load(&s->permanent);
   st->sessions_opened = atomic_load(&s->opened);
   st->sessions_open = atomic_load(&s->open_now);
+  st->sessions_max = atomic_load(&s->open_max);
 }
 
 /* ---- Configuration ----------------------------------------------------------------- */
@@ -497,6 +514,7 @@ int erpq_smtp_new(erpq_smtp **out, erpq_curl_async *runner, const erpq_conf_src 
   for (int i = 0; i < s->nlanes; i++) {
     lane *l = &s->lanes[i];
     l->s = s;
+    l->fd = -1;
     l->share = curl_share_init();
     if (!l->share || curl_share_setopt(l->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) ||
         curl_share_setopt(l->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS)) {
@@ -504,7 +522,8 @@ int erpq_smtp_new(erpq_smtp **out, erpq_curl_async *runner, const erpq_conf_src 
       goto fail;
     }
   }
-  if ((rc = erpq_curl_group_new(runner, s->nlanes, smtp_start, s, &s->group, err, errlen)))
+  erpq_curl_group_hooks hooks = {.start = smtp_start, .abort = smtp_abort, .ud = s};
+  if ((rc = erpq_curl_group_new(runner, s->nlanes, &hooks, &s->group, err, errlen)))
     goto fail;
   *out = s;
   return 0;

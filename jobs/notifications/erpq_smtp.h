@@ -133,6 +133,7 @@ typedef struct erpq_smtp_stats {
   uint64_t sent, accepted, temporary, permanent;
   uint64_t sessions_opened; /* Sockets opened by the lanes. */
   int sessions_open;        /* Open now. */
+  int sessions_max;         /* Most open at once. */
 } erpq_smtp_stats;
 
 int erpq_smtp_new(erpq_smtp **out, erpq_curl_async *runner, const erpq_conf_src *conf, char *err,

@@ -31,8 +31,7 @@ struct erpq_curl_group {
   int active;
   size_t queued;
   xfer *qhead, *qtail;
-  erpq_curl_start_fn start;
-  void *start_ud;
+  erpq_curl_group_hooks hooks;
   erpq_curl_group *next; /* Ring of all groups. */
 };
 
@@ -164,6 +163,8 @@ static void complete(erpq_curl_async *a, xfer *x, CURLcode rc) {
 /* Takes an ACTIVE transfer out of the multi handle and out of the active
  * list (under mu), then completes it. */
 static void finish_active(erpq_curl_async *a, xfer *x, CURLcode rc) {
+  if (x->started && rc == CURLE_ABORTED_BY_CALLBACK && x->g->hooks.abort)
+    x->g->hooks.abort(x->easy, x->ud, x->g->hooks.ud);
   (void)curl_multi_remove_handle(a->multi, x->easy);
   pthread_mutex_lock(&a->mu);
   act_del(a, x);
@@ -199,8 +200,8 @@ static int start_some(erpq_curl_async *a) {
       return n;
     n++;
     CURLcode rc = CURLE_OK;
-    if (x->g->start)
-      rc = x->g->start(x->easy, x->ud, x->g->start_ud);
+    if (x->g->hooks.start)
+      rc = x->g->hooks.start(x->easy, x->ud, x->g->hooks.ud);
     if (rc == CURLE_OK) {
       if (curl_multi_add_handle(a->multi, x->easy) != CURLM_OK)
         rc = CURLE_FAILED_INIT;
@@ -392,8 +393,8 @@ fail:
   return erpq_fail(err, errlen, rc, "curl runner: cannot start: %s", erpq_strerror(rc));
 }
 
-int erpq_curl_group_new(erpq_curl_async *a, int max_active, erpq_curl_start_fn start,
-                        void *group_ud, erpq_curl_group **out, char *err, size_t errlen) {
+int erpq_curl_group_new(erpq_curl_async *a, int max_active, const erpq_curl_group_hooks *hooks,
+                        erpq_curl_group **out, char *err, size_t errlen) {
   *out = NULL;
   if (max_active <= 0)
     return erpq_fail(err, errlen, -EINVAL, "curl group: max_active must be > 0");
@@ -401,8 +402,8 @@ int erpq_curl_group_new(erpq_curl_async *a, int max_active, erpq_curl_start_fn s
   if (!g)
     return erpq_fail(err, errlen, -ENOMEM, "curl group: out of memory");
   g->limit = max_active;
-  g->start = start;
-  g->start_ud = group_ud;
+  if (hooks)
+    g->hooks = *hooks;
   pthread_mutex_lock(&a->mu);
   g->next = a->dflt.next;
   a->dflt.next = g;

@@ -107,11 +107,23 @@ typedef struct erpq_curl_group erpq_curl_group;
  * easy handle (the caller's again) and the id submit gave it. */
 typedef void (*erpq_curl_done_fn)(CURL *easy, CURLcode rc, uint64_t id, void *ud);
 
-/* A group's start hook: runs on the runner thread just before a transfer
- * of the group is added to the multi handle, and may still set options on
- * the easy handle (the SMTP sender picks the connection lane here). A
- * result other than CURLE_OK completes the transfer at once with it. */
-typedef CURLcode (*erpq_curl_start_fn)(CURL *easy, void *ud, void *group_ud);
+/* A group's hooks, all optional, run on the runner thread.
+ *   start: just before a transfer of the group is added to the multi
+ *     handle; may still set options on the easy handle (the SMTP sender
+ *     picks the connection lane here). A result other than CURLE_OK
+ *     completes the transfer at once with it.
+ *   abort: just before an active transfer is taken out of the multi handle
+ *     by a cancellation or a stop without drain. curl_multi_remove_handle()
+ *     runs the protocol's "done" step, and libcurl's SMTP one (7.88) then
+ *     sends the end-of-data mark and waits for the reply even for a
+ *     transfer cut short, which would deliver a truncated message: the
+ *     SMTP sender's abort hook shuts the session's socket down first.
+ *   ud: passed to both as group_ud. */
+typedef struct erpq_curl_group_hooks {
+  CURLcode (*start)(CURL *easy, void *ud, void *group_ud);
+  void (*abort)(CURL *easy, void *ud, void *group_ud);
+  void *ud;
+} erpq_curl_group_hooks;
 
 typedef struct erpq_curl_async_conf {
   long max_total_connections; /* 0: no bound */
@@ -129,10 +141,10 @@ typedef struct erpq_curl_async_stats {
 int erpq_curl_async_start(erpq_curl_async **out, const erpq_curl_async_conf *conf, char *err,
                           size_t errlen);
 
-/* A group whose transfers run at most max_active at a time (> 0), with an
- * optional start hook (start may be NULL; group_ud is passed to it). */
-int erpq_curl_group_new(erpq_curl_async *a, int max_active, erpq_curl_start_fn start,
-                        void *group_ud, erpq_curl_group **out, char *err, size_t errlen);
+/* A group whose transfers run at most max_active at a time (> 0), with
+ * optional hooks (hooks may be NULL; it is copied). */
+int erpq_curl_group_new(erpq_curl_async *a, int max_active, const erpq_curl_group_hooks *hooks,
+                        erpq_curl_group **out, char *err, size_t errlen);
 
 /* Submits easy (configured, not in any multi handle) in group g (NULL: the
  * runner's default group, bounded only by max_active); done(easy, rc, ud)

@@ -209,8 +209,8 @@ Test(curl_async, a_group_bounds_its_own_transfers) {
   erpq_curl_async *a = runner(8, 0, 8);
   erpq_curl_group *g;
   char err[256];
-  cr_assert_eq(erpq_curl_group_new(a, 2, count_start, (void *)(intptr_t)42, &g, err, sizeof err),
-               0);
+  erpq_curl_group_hooks h = {.start = count_start, .ud = (void *)(intptr_t)42};
+  cr_assert_eq(erpq_curl_group_new(a, 2, &h, &g, err, sizeof err), 0);
   for (int i = 0; i < 100; i++) {
     req *r = new_req(&t, i, "/slow/3");
     cr_assert_eq(erpq_curl_async_submit(a, g, r->easy, group_done, r, NULL), 0);
