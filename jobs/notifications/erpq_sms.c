@@ -138,7 +138,9 @@ void erpq_sms_classify(int cc, int status, const char *retry_after, const char *
     snprintf(codes, sizeof codes, " (HTTP %d, code %d)", r->http_status, r->error_code);
   else if (r->http_status)
     snprintf(codes, sizeof codes, " (HTTP %d)", r->http_status);
-  snprintf(r->message, sizeof r->message, "%s%s%s%s", what, codes, *text ? ": " : "", text);
+  /* A long provider text is cut here on purpose. */
+  if (snprintf(r->message, sizeof r->message, "%s%s%s%s", what, codes, *text ? ": " : "", text) < 0)
+    r->message[0] = 0;
 }
 
 /* ---- Requests --------------------------------------------------------------------- */

@@ -156,8 +156,10 @@ void erpq_smtp_classify(int cc, int code, const char *line, const char *cerr, er
     snprintf(codes, sizeof codes, " (%d %s)", code, r->enhanced);
   else if (code > 0 && (ok || code >= 400))
     snprintf(codes, sizeof codes, " (%d)", code);
-  snprintf(r->message, sizeof r->message, "%s%s%s%s", what_of(st, ok), codes, *text ? ": " : "",
-           text);
+  /* A long server text is cut here on purpose. */
+  if (snprintf(r->message, sizeof r->message, "%s%s%s%s", what_of(st, ok), codes, *text ? ": " : "",
+               text) < 0)
+    r->message[0] = 0;
 }
 
 /* ---- Lanes ----------------------------------------------------------------------- */

@@ -139,7 +139,7 @@ static void *feed(void *arg) {
 }
 
 Test(curl_async, thousands_of_requests_through_four_connections) {
-  test_peer_ask(&srv, "reset", 5000);
+  free(test_peer_ask(&srv, "reset", 5000));
   tally t = {0};
   erpq_curl_async *a = runner(4, 0, 0);
   enum { N = 3000 };
@@ -173,7 +173,7 @@ Test(curl_async, thousands_of_requests_through_four_connections) {
 }
 
 Test(curl_async, the_per_host_bound_holds) {
-  test_peer_ask(&srv, "reset", 5000);
+  free(test_peer_ask(&srv, "reset", 5000));
   tally t = {0};
   erpq_curl_async *a = runner(8, 2, 8);
   for (int i = 0; i < 200; i++)
@@ -204,7 +204,7 @@ static void group_done(CURL *easy, CURLcode rc, uint64_t id, void *ud) {
 }
 
 Test(curl_async, a_group_bounds_its_own_transfers) {
-  test_peer_ask(&srv, "reset", 5000);
+  free(test_peer_ask(&srv, "reset", 5000));
   tally t = {0};
   erpq_curl_async *a = runner(8, 0, 8);
   erpq_curl_group *g;
