@@ -31,7 +31,7 @@ struct erpq_sms {
 
 typedef struct sreq {
   erpq_sms *s;
-  CURL *easy;
+  char *to, *from, *text; /* Copies of the caller's strings. */
   char *post;
   erpq_buf body;
   char retry_after[128];
@@ -174,6 +174,9 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
 }
 
 static void req_free(sreq *q) {
+  free(q->to);
+  free(q->from);
+  free(q->text);
   erpq_buf_free(&q->body);
   free(q->post);
   free(q);
@@ -183,7 +186,7 @@ static void sms_done(CURL *easy, CURLcode rc, uint64_t id, void *ud) {
   sreq *q = ud;
   erpq_sms *s = q->s;
   long status = 0;
-  if (curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
+  if (!easy || curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
     status = 0;
   erpq_sms_result r;
   memset(&r, 0, sizeof r);
@@ -191,7 +194,8 @@ static void sms_done(CURL *easy, CURLcode rc, uint64_t id, void *ud) {
                     q->body.oom ? NULL : q->body.s, q->errbuf, s->throttle_default_ms,
                     (int64_t)time(NULL), &r);
   r.id = id;
-  curl_easy_cleanup(easy);
+  if (easy)
+    curl_easy_cleanup(easy);
   erpq_sms_done_fn done = q->done;
   void *dud = q->ud;
   req_free(q);
@@ -209,22 +213,17 @@ static int add_field(erpq_buf *b, CURL *e, const char *name, const char *value) 
   return 0;
 }
 
-int erpq_sms_send(erpq_sms *s, const char *to, const char *from, const char *body,
-                  erpq_sms_done_fn done, void *ud, uint64_t *id, char *err, size_t errlen) {
-  if (!from)
-    from = s->from;
-  if (!to || !*to || !body || !*body || !from || !*from || !done)
-    return erpq_fail(err, errlen, -EINVAL, "sms: To, From, Body and a callback are required");
-  sreq *q = calloc(1, sizeof *q);
-  if (!q)
-    return erpq_fail(err, errlen, -ENOMEM, "sms: out of memory");
-  q->s = s;
-  q->done = done;
-  q->ud = ud;
-  CURL *e = q->easy = curl_easy_init();
+/* Start hook (runner thread): makes the request's easy handle, so that a
+ * queued request costs its own strings only. */
+static CURLcode sms_start(CURL **out, void *ud, void *gud) {
+  sreq *q = ud;
+  erpq_sms *s = gud;
+  CURL *e = *out = curl_easy_init();
+  if (!e)
+    return CURLE_OUT_OF_MEMORY;
   erpq_buf form = {0};
-  int ok = e && !add_field(&form, e, "To", to) && !add_field(&form, e, "From", from) &&
-           !add_field(&form, e, "Body", body) && (q->post = erpq_buf_take(&form));
+  int ok = !add_field(&form, e, "To", q->to) && !add_field(&form, e, "From", q->from) &&
+           !add_field(&form, e, "Body", q->text) && (q->post = erpq_buf_take(&form));
   erpq_buf_free(&form);
   ok = ok && !curl_easy_setopt(e, CURLOPT_URL, s->url) && !curl_easy_setopt(e, CURLOPT_POST, 1L) &&
        !curl_easy_setopt(e, CURLOPT_POSTFIELDS, q->post) &&
@@ -242,17 +241,32 @@ int erpq_sms_send(erpq_sms *s, const char *to, const char *from, const char *bod
        !curl_easy_setopt(e, CURLOPT_HEADERDATA, q) &&
        !curl_easy_setopt(e, CURLOPT_ERRORBUFFER, q->errbuf) &&
        (!s->ca_file || !curl_easy_setopt(e, CURLOPT_CAINFO, s->ca_file));
-  if (!ok) {
-    if (e)
-      curl_easy_cleanup(e);
+  return ok ? CURLE_OK : CURLE_OUT_OF_MEMORY;
+}
+
+int erpq_sms_send(erpq_sms *s, const char *to, const char *from, const char *body,
+                  erpq_sms_done_fn done, void *ud, uint64_t *id, char *err, size_t errlen) {
+  if (!from)
+    from = s->from;
+  if (!to || !*to || !body || !*body || !from || !*from || !done)
+    return erpq_fail(err, errlen, -EINVAL, "sms: To, From, Body and a callback are required");
+  sreq *q = calloc(1, sizeof *q);
+  if (!q)
+    return erpq_fail(err, errlen, -ENOMEM, "sms: out of memory");
+  q->s = s;
+  q->done = done;
+  q->ud = ud;
+  q->to = strdup(to);
+  q->from = strdup(from);
+  q->text = strdup(body);
+  if (!q->to || !q->from || !q->text) {
     req_free(q);
-    return erpq_fail(err, errlen, -ENOMEM, "sms: cannot set up the request (out of memory)");
+    return erpq_fail(err, errlen, -ENOMEM, "sms: out of memory");
   }
   atomic_fetch_add(&s->pending, 1);
-  int rc = erpq_curl_async_submit(s->runner, s->group, e, sms_done, q, id);
+  int rc = erpq_curl_async_submit(s->runner, s->group, NULL, sms_done, q, id);
   if (rc) {
     atomic_fetch_sub(&s->pending, 1);
-    curl_easy_cleanup(e);
     req_free(q);
     return erpq_fail(err, errlen, rc, "sms: cannot submit: %s", erpq_strerror(rc));
   }
@@ -365,7 +379,8 @@ int erpq_sms_new(erpq_sms **out, erpq_curl_async *runner, const erpq_conf_src *c
     rc = erpq_fail(err, errlen, -ENOMEM, "sms: out of memory");
     goto fail;
   }
-  if ((rc = erpq_curl_group_new(runner, (int)v[0], NULL, &s->group, err, errlen)))
+  erpq_curl_group_hooks hooks = {.start = sms_start, .ud = s};
+  if ((rc = erpq_curl_group_new(runner, (int)v[0], &hooks, &s->group, err, errlen)))
     goto fail;
   *out = s;
   return 0;

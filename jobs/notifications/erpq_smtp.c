@@ -38,7 +38,6 @@ struct erpq_smtp {
 typedef struct smsg {
   erpq_smtp *s;
   lane *lane;
-  CURL *easy;
   struct curl_slist *rcpt;
   char *from, *data;
   size_t len, off;
@@ -189,10 +188,16 @@ static int lane_close(void *clientp, curl_socket_t fd) {
   return close(fd);
 }
 
-/* Start hook (runner thread): binds the message to a free lane. */
-static CURLcode smtp_start(CURL *easy, void *ud, void *gud) {
+static int configure(erpq_smtp *s, smsg *m, CURL *e);
+
+/* Start hook (runner thread): makes the message's easy handle and binds
+ * it to a free lane. */
+static CURLcode smtp_start(CURL **out, void *ud, void *gud) {
   erpq_smtp *s = gud;
   smsg *m = ud;
+  CURL *easy = *out = curl_easy_init();
+  if (!easy || configure(s, m, easy))
+    return CURLE_OUT_OF_MEMORY;
   lane *l = NULL;
   for (int i = 0; i < s->nlanes && !l; i++)
     if (!s->lanes[i].busy)
@@ -234,15 +239,16 @@ static void smtp_done(CURL *easy, CURLcode rc, uint64_t id, void *ud) {
   smsg *m = ud;
   erpq_smtp *s = m->s;
   long code = 0, nconn = 0;
-  if (curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK)
+  if (!easy || curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK)
     code = 0;
-  if (curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &nconn) != CURLE_OK)
+  if (!easy || curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &nconn) != CURLE_OK)
     nconn = 0;
   erpq_smtp_result r;
   memset(&r, 0, sizeof r);
   erpq_smtp_classify(rc, (int)code, m->reply, m->errbuf, &r);
   r.id = id;
-  curl_easy_cleanup(easy); /* Leaves the lane's share. */
+  if (easy)
+    curl_easy_cleanup(easy); /* Leaves the lane's share. */
   lane *l = m->lane;
   if (l) {
     /* The first message of a new session, or one more on the old one;
@@ -297,6 +303,27 @@ static int bad_address(const char *a) {
   return 0;
 }
 
+/* Every option of a message's transfer but the lane's. 0 or -1. */
+static int configure(erpq_smtp *s, smsg *m, CURL *e) {
+  return !(!curl_easy_setopt(e, CURLOPT_URL, s->url) &&
+           !curl_easy_setopt(e, CURLOPT_USE_SSL, s->use_ssl) &&
+           !curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, s->connect_timeout_ms) &&
+           !curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, s->timeout_ms) &&
+           !curl_easy_setopt(e, CURLOPT_SERVER_RESPONSE_TIMEOUT, s->reply_timeout_s) &&
+           !curl_easy_setopt(e, CURLOPT_MAIL_FROM, m->from) &&
+           !curl_easy_setopt(e, CURLOPT_MAIL_RCPT, m->rcpt) &&
+           !curl_easy_setopt(e, CURLOPT_UPLOAD, 1L) &&
+           !curl_easy_setopt(e, CURLOPT_READFUNCTION, read_body) &&
+           !curl_easy_setopt(e, CURLOPT_READDATA, m) &&
+           !curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)m->len) &&
+           !curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_reply) &&
+           !curl_easy_setopt(e, CURLOPT_HEADERDATA, m) &&
+           !curl_easy_setopt(e, CURLOPT_ERRORBUFFER, m->errbuf) &&
+           (!s->user || !curl_easy_setopt(e, CURLOPT_USERNAME, s->user)) &&
+           (!s->password || !curl_easy_setopt(e, CURLOPT_PASSWORD, s->password)) &&
+           (!s->ca_file || !curl_easy_setopt(e, CURLOPT_CAINFO, s->ca_file)));
+}
+
 int erpq_smtp_send(erpq_smtp *s, const char *from, const char *const *rcpt, size_t nrcpt,
                    const void *msg, size_t len, erpq_smtp_done_fn done, void *ud, uint64_t *id,
                    char *err, size_t errlen) {
@@ -318,8 +345,7 @@ int erpq_smtp_send(erpq_smtp *s, const char *from, const char *const *rcpt, size
   m->len = len;
   m->from = strdup(from);
   m->data = malloc(len ? len : 1);
-  m->easy = curl_easy_init();
-  int ok = m->from && m->data && m->easy;
+  int ok = m->from && m->data;
   if (ok && len)
     memcpy(m->data, msg, len);
   for (size_t i = 0; ok && i < nrcpt; i++) {
@@ -329,37 +355,18 @@ int erpq_smtp_send(erpq_smtp *s, const char *from, const char *const *rcpt, size
     else
       m->rcpt = n;
   }
-  CURL *e = m->easy;
-  ok = ok && !curl_easy_setopt(e, CURLOPT_URL, s->url) &&
-       !curl_easy_setopt(e, CURLOPT_USE_SSL, s->use_ssl) &&
-       !curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, s->connect_timeout_ms) &&
-       !curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, s->timeout_ms) &&
-       !curl_easy_setopt(e, CURLOPT_SERVER_RESPONSE_TIMEOUT, s->reply_timeout_s) &&
-       !curl_easy_setopt(e, CURLOPT_MAIL_FROM, m->from) &&
-       !curl_easy_setopt(e, CURLOPT_MAIL_RCPT, m->rcpt) &&
-       !curl_easy_setopt(e, CURLOPT_UPLOAD, 1L) &&
-       !curl_easy_setopt(e, CURLOPT_READFUNCTION, read_body) &&
-       !curl_easy_setopt(e, CURLOPT_READDATA, m) &&
-       !curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len) &&
-       !curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_reply) &&
-       !curl_easy_setopt(e, CURLOPT_HEADERDATA, m) &&
-       !curl_easy_setopt(e, CURLOPT_ERRORBUFFER, m->errbuf) &&
-       (!s->user || !curl_easy_setopt(e, CURLOPT_USERNAME, s->user)) &&
-       (!s->password || !curl_easy_setopt(e, CURLOPT_PASSWORD, s->password)) &&
-       (!s->ca_file || !curl_easy_setopt(e, CURLOPT_CAINFO, s->ca_file));
   if (!ok) {
-    if (m->easy)
-      curl_easy_cleanup(m->easy);
     msg_free(m);
-    return erpq_fail(err, errlen, -ENOMEM, "smtp: cannot set up the transfer (out of memory)");
+    return erpq_fail(err, errlen, -ENOMEM, "smtp: out of memory");
   }
   atomic_fetch_add(&s->pending, 1);
   atomic_fetch_add(&s->sent, 1);
-  int rc = erpq_curl_async_submit(s->runner, s->group, e, smtp_done, m, id);
+  /* The easy handle is made by the start hook when the message gets a
+   * lane: a queued message costs its own bytes only. */
+  int rc = erpq_curl_async_submit(s->runner, s->group, NULL, smtp_done, m, id);
   if (rc) {
     atomic_fetch_sub(&s->pending, 1);
     atomic_fetch_sub(&s->sent, 1);
-    curl_easy_cleanup(e);
     msg_free(m);
     return erpq_fail(err, errlen, rc, "smtp: cannot submit: %s", erpq_strerror(rc));
   }

@@ -19,6 +19,7 @@ typedef struct xfer {
   erpq_curl_done_fn done;
   void *ud;
   void *saved_private;
+  int adopted; /* PRIVATE and NOSIGNAL are set on easy. */
   int state;
   int cancel;               /* Cancellation asked while ACTIVE. */
   int started;              /* Was added to the multi handle. */
@@ -153,7 +154,7 @@ static void complete(erpq_curl_async *a, xfer *x, CURLcode rc) {
     a->st.connects += (uint64_t)nconn;
   pthread_mutex_unlock(&a->mu);
   /* Restoring a pointer option cannot fail; the result is checked anyway. */
-  if (curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x->saved_private) != CURLE_OK) {
+  if (x->adopted && curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x->saved_private) != CURLE_OK) {
     /* Nothing better to do: the caller's private pointer is lost. */
   }
   x->done(x->easy, rc, x->id, x->ud);
@@ -165,13 +166,25 @@ static void complete(erpq_curl_async *a, xfer *x, CURLcode rc) {
 static void finish_active(erpq_curl_async *a, xfer *x, CURLcode rc) {
   if (x->started && rc == CURLE_ABORTED_BY_CALLBACK && x->g->hooks.abort)
     x->g->hooks.abort(x->easy, x->ud, x->g->hooks.ud);
-  (void)curl_multi_remove_handle(a->multi, x->easy);
+  if (x->started)
+    (void)curl_multi_remove_handle(a->multi, x->easy);
   pthread_mutex_lock(&a->mu);
   act_del(a, x);
   if (x->cancel)
     a->cancel_active--;
   pthread_mutex_unlock(&a->mu);
   complete(a, x, rc);
+}
+
+/* Takes the easy handle over: the caller's CURLOPT_PRIVATE is kept aside,
+ * ours set, and NOSIGNAL. Returns 0 or -1. */
+static int adopt(xfer *x) {
+  if (curl_easy_getinfo(x->easy, CURLINFO_PRIVATE, &x->saved_private) != CURLE_OK ||
+      curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x) != CURLE_OK ||
+      curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L) != CURLE_OK)
+    return -1;
+  x->adopted = 1;
+  return 0;
 }
 
 /* Starts queued transfers while there is room. Returns how many it
@@ -201,7 +214,11 @@ static int start_some(erpq_curl_async *a) {
     n++;
     CURLcode rc = CURLE_OK;
     if (x->g->hooks.start)
-      rc = x->g->hooks.start(x->easy, x->ud, x->g->hooks.ud);
+      rc = x->g->hooks.start(&x->easy, x->ud, x->g->hooks.ud);
+    if (rc == CURLE_OK && !x->easy)
+      rc = CURLE_FAILED_INIT;
+    if (rc == CURLE_OK && !x->adopted && adopt(x))
+      rc = CURLE_FAILED_INIT;
     if (rc == CURLE_OK) {
       if (curl_multi_add_handle(a->multi, x->easy) != CURLM_OK)
         rc = CURLE_FAILED_INIT;
@@ -414,7 +431,7 @@ int erpq_curl_group_new(erpq_curl_async *a, int max_active, const erpq_curl_grou
 
 int erpq_curl_async_submit(erpq_curl_async *a, erpq_curl_group *g, CURL *easy,
                            erpq_curl_done_fn done, void *ud, uint64_t *id) {
-  if (!a || !easy || !done)
+  if (!a || !done || (!easy && !(g && g->hooks.start)))
     return -EINVAL;
   xfer *x = calloc(1, sizeof *x);
   if (!x)
@@ -423,9 +440,7 @@ int erpq_curl_async_submit(erpq_curl_async *a, erpq_curl_group *g, CURL *easy,
   x->g = g ? g : &a->dflt;
   x->done = done;
   x->ud = ud;
-  if (curl_easy_getinfo(easy, CURLINFO_PRIVATE, &x->saved_private) != CURLE_OK ||
-      curl_easy_setopt(easy, CURLOPT_PRIVATE, x) != CURLE_OK ||
-      curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L) != CURLE_OK) {
+  if (easy && adopt(x)) {
     free(x);
     return -EINVAL;
   }
@@ -433,7 +448,8 @@ int erpq_curl_async_submit(erpq_curl_async *a, erpq_curl_group *g, CURL *easy,
   int on_runner = pthread_equal(pthread_self(), a->thread);
   if (a->closed || (a->stopping && !on_runner)) {
     pthread_mutex_unlock(&a->mu);
-    (void)curl_easy_setopt(easy, CURLOPT_PRIVATE, x->saved_private);
+    if (easy)
+      (void)curl_easy_setopt(easy, CURLOPT_PRIVATE, x->saved_private);
     free(x);
     return -ESHUTDOWN;
   }

@@ -104,14 +104,20 @@ typedef struct erpq_curl_async erpq_curl_async;
 typedef struct erpq_curl_group erpq_curl_group;
 
 /* Called once per transfer, on the runner thread, with its result, the
- * easy handle (the caller's again) and the id submit gave it. */
+ * easy handle (the caller's again; NULL for a transfer submitted without
+ * one that never started) and the id submit gave it. */
 typedef void (*erpq_curl_done_fn)(CURL *easy, CURLcode rc, uint64_t id, void *ud);
 
 /* A group's hooks, all optional, run on the runner thread.
  *   start: just before a transfer of the group is added to the multi
- *     handle; may still set options on the easy handle (the SMTP sender
- *     picks the connection lane here). A result other than CURLE_OK
- *     completes the transfer at once with it.
+ *     handle; may still set options on *easy (the SMTP sender picks the
+ *     connection lane here). A transfer submitted without an easy handle
+ *     (easy NULL: allowed in a group with a start hook) gets it here: the
+ *     hook creates and configures it and stores it in *easy, so that a
+ *     queued transfer costs no easy handle (several KiB each) while it
+ *     waits. A result other than CURLE_OK, or *easy still NULL, completes
+ *     the transfer at once (with CURLE_FAILED_INIT for the latter); the
+ *     done callback gets whatever *easy holds then, to clean up.
  *   abort: just before an active transfer is taken out of the multi handle
  *     by a cancellation or a stop without drain. curl_multi_remove_handle()
  *     runs the protocol's "done" step, and libcurl's SMTP one (7.88) then
@@ -120,7 +126,7 @@ typedef void (*erpq_curl_done_fn)(CURL *easy, CURLcode rc, uint64_t id, void *ud
  *     SMTP sender's abort hook shuts the session's socket down first.
  *   ud: passed to both as group_ud. */
 typedef struct erpq_curl_group_hooks {
-  CURLcode (*start)(CURL *easy, void *ud, void *group_ud);
+  CURLcode (*start)(CURL **easy, void *ud, void *group_ud);
   void (*abort)(CURL *easy, void *ud, void *group_ud);
   void *ud;
 } erpq_curl_group_hooks;
@@ -146,8 +152,9 @@ int erpq_curl_async_start(erpq_curl_async **out, const erpq_curl_async_conf *con
 int erpq_curl_group_new(erpq_curl_async *a, int max_active, const erpq_curl_group_hooks *hooks,
                         erpq_curl_group **out, char *err, size_t errlen);
 
-/* Submits easy (configured, not in any multi handle) in group g (NULL: the
- * runner's default group, bounded only by max_active); done(easy, rc, ud)
+/* Submits easy (configured, not in any multi handle; or NULL, to be made
+ * by g's start hook) in group g (NULL: the runner's default group, bounded
+ * only by max_active); done(easy, rc, id, ud)
  * runs once it completes. *id (may be NULL) gets the transfer's id, > 0
  * (it may already have completed when submit returns).
  * Returns 0, -EINVAL, -ENOMEM, or -ESHUTDOWN once the runner is stopping. */

@@ -187,7 +187,7 @@ Test(curl_async, the_per_host_bound_holds) {
 /* A group of at most 2 at once, whose start hook counts its calls. */
 static atomic_int starts, in_group, max_in_group;
 
-static CURLcode count_start(CURL *easy, void *ud, void *gud) {
+static CURLcode count_start(CURL **easy, void *ud, void *gud) {
   (void)easy, (void)ud;
   cr_assert_eq((intptr_t)gud, 42);
   atomic_fetch_add(&starts, 1);
@@ -370,4 +370,61 @@ Test(curl_async, the_callers_private_pointer_comes_back) {
   cr_assert_eq(erpq_curl_async_stop(a, -1), 0);
   cr_expect_eq(atomic_load(&t.ok), 1);
   cr_expect_eq(atomic_load(&private_ok), 1);
+}
+
+/* Transfers submitted without an easy handle: the group's start hook makes
+ * it; one cancelled while queued completes with no handle at all. */
+static atomic_int lazy_made, lazy_null;
+
+static CURLcode lazy_start(CURL **easy, void *ud, void *gud) {
+  req *r = ud;
+  (void)gud;
+  cr_assert_null(*easy);
+  req *made = new_req(r->t, r->index, "/echo/lazy");
+  r->easy = *easy = made->easy; /* r takes the handle over. */
+  snprintf(r->want, sizeof r->want, "%s", made->want);
+  curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, &r->body);
+  free(made);
+  atomic_fetch_add(&lazy_made, 1);
+  return CURLE_OK;
+}
+
+static void lazy_done(CURL *easy, CURLcode rc, uint64_t id, void *ud) {
+  req *r = ud;
+  if (!easy) {
+    atomic_fetch_add(&lazy_null, 1);
+    cr_assert_eq(rc, CURLE_ABORTED_BY_CALLBACK);
+    atomic_fetch_add(&r->t->aborted, 1);
+    atomic_fetch_add(&r->t->done, 1);
+    erpq_buf_free(&r->body);
+    free(r);
+    return;
+  }
+  on_done(easy, rc, id, ud);
+}
+
+Test(curl_async, a_start_hook_makes_the_easy_handle_of_a_lazy_submission) {
+  tally t = {0};
+  erpq_curl_async *a = runner(2, 0, 0);
+  erpq_curl_group *g;
+  char err[256];
+  erpq_curl_group_hooks h = {.start = lazy_start};
+  cr_assert_eq(erpq_curl_group_new(a, 1, &h, &g, err, sizeof err), 0);
+  cr_assert_eq(erpq_curl_async_submit(a, NULL, NULL, lazy_done, NULL, NULL), -EINVAL,
+               "no handle and no start hook");
+  uint64_t ids[50];
+  for (int i = 0; i < 50; i++) {
+    req *r = calloc(1, sizeof *r);
+    cr_assert(r);
+    r->t = &t;
+    r->index = i;
+    cr_assert_eq(erpq_curl_async_submit(a, g, NULL, lazy_done, r, &ids[i]), 0);
+  }
+  cr_assert_eq(erpq_curl_async_cancel(a, ids[49]), 0);
+  cr_assert_eq(erpq_curl_async_stop(a, -1), 0);
+  cr_expect_eq(atomic_load(&t.done), 50);
+  cr_expect_eq(atomic_load(&t.ok) + atomic_load(&t.aborted), 50);
+  cr_expect_geq(atomic_load(&t.ok), 48);
+  cr_expect_eq(atomic_load(&lazy_made), atomic_load(&t.ok));
+  cr_expect_eq(atomic_load(&lazy_null), atomic_load(&t.aborted));
 }
