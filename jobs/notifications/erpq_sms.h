@@ -49,6 +49,9 @@
  * may have queued the message: a retry can send it twice (the API has no
  * idempotency key).
  *
+ * Requests wait in the runner's queue as their three strings; the easy
+ * handle is made by the group's start hook when a slot frees.
+ *
  * Threads and ownership: as erpq_smtp.h. erpq_sms_send() is thread-safe
  * and copies its strings; done runs exactly once on the runner thread
  * unless send fails (-EINVAL for a NULL/empty To or Body or no sender,

@@ -47,7 +47,9 @@
  *     between (not even curl_easy_getinfo). In the callback and afterwards
  *     it is the caller's again: it was removed from the multi handle, and
  *     may be cleaned up, reconfigured or submitted again. A failed submit
- *     leaves it with the caller.
+ *     leaves it with the caller. A transfer submitted without a handle
+ *     (lazy, see the start hook) gets one from its group's start hook; the
+ *     done callback owns it (NULL if the transfer never started).
  *   - The runner uses CURLOPT_PRIVATE while it holds the handle; the
  *     caller's value is put back before the done callback runs.
  *   - The runner sets CURLOPT_NOSIGNAL=1 on every submitted handle (libcurl
