@@ -9,6 +9,12 @@
       conflicts with other mail transport agents).
   smtp_peers.py maildev --user U --password P
       a private maildev (tests/interop/node_modules) with SMTP AUTH required.
+  smtp_peers.py tls
+      an aiosmtpd server (Debian python3-aiosmtpd, run with /usr/bin/python3)
+      that offers STARTTLS with a throwaway self-signed certificate for
+      127.0.0.1 and refuses mail before it (require_starttls); READY gives
+      ca=<the certificate file>, "stats" the mails taken and how many came
+      over TLS.
   smtp_peers.py proxy --target HOST:PORT
       a TCP proxy that counts the SMTP sessions going through it: accepted
       in all, open now, the most open at once, and "MAIL FROM" commands per
@@ -210,6 +216,53 @@ def run_maildev(args):
         shutil.rmtree(mail_dir, ignore_errors=True)
 
 
+# ---- STARTTLS server (aiosmtpd) ------------------------------------------------------------
+
+def run_tls(args):
+    import logging
+    import ssl
+    from aiosmtpd.controller import Controller
+
+    # The refused handshake of the unknown-CA case is expected: no tracebacks.
+    logging.getLogger("mail.log").setLevel(logging.CRITICAL)
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+
+    tmp = tempfile.mkdtemp(prefix="erpq-tls-")
+    cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    got = {"mails": 0, "tls": 0}
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            with LOCK:
+                got["mails"] += 1
+                got["tls"] += session.ssl is not None
+            return "250 2.0.0 Ok"
+
+    try:
+        for port in candidate_ports():
+            ctl = Controller(Handler(), hostname="127.0.0.1", port=port, tls_context=ctx,
+                             require_starttls=True)
+            try:
+                ctl.start()
+            except Exception as e:  # the port was taken meanwhile
+                log("aiosmtpd did not start on %d: %s" % (port, e))
+                continue
+            print("READY port=%d ca=%s" % (port, cert), flush=True)
+            try:
+                serve_until_eof(lambda: dict(got))
+            finally:
+                ctl.stop()
+            return
+        sys.exit("smtp_peers: no port for the TLS server")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 # ---- Counting proxy ------------------------------------------------------------------------
 
 LOCK = threading.Lock()
@@ -312,6 +365,7 @@ def main():
     m = sub.add_parser("maildev")
     m.add_argument("--user", required=True)
     m.add_argument("--password", required=True)
+    sub.add_parser("tls")
     x = sub.add_parser("proxy")
     x.add_argument("--target", required=True)
     args, extra = p.parse_known_args()
@@ -319,6 +373,8 @@ def main():
         run_sink(args, extra)
     elif args.cmd == "maildev":
         run_maildev(args)
+    elif args.cmd == "tls":
+        run_tls(args)
     else:
         run_proxy(args)
 

@@ -293,6 +293,43 @@ Test(smtp, starttls_required_fails_when_the_server_offers_none) {
   sender_free(&s);
 }
 
+/* ---- STARTTLS (aiosmtpd with a self-signed certificate) ------------------------------------ */
+
+static erpq_smtp_result tls_send(const char *url, const char *ca) {
+  kv conf[] = {{"ERPQ_SMTP_URL", url}, {"ERPQ_SMTP_CA_FILE", ca}, {NULL, NULL}};
+  sender s;
+  sender_new(&s, conf, 1);
+  send_msg(&s, 0, "TLS", NULL);
+  sender_finish(&s, NULL);
+  erpq_smtp_result r = s.slots[0].r;
+  sender_free(&s);
+  return r;
+}
+
+Test(smtp, starttls_is_used_when_the_server_offers_it) {
+  test_peer p;
+  peer(&p, "tls", NULL);
+  char *ca = test_peer_field(&p, "ca");
+  cr_assert(ca);
+  char url[96], req[128];
+  snprintf(url, sizeof url, "smtp://127.0.0.1:%d", test_peer_port(&p));
+  snprintf(req, sizeof req, "%s?starttls=required", url);
+  erpq_smtp_result r = tls_send(url, ca);
+  cr_expect_eq(r.outcome, ERPQ_SMTP_ACCEPTED, "%s", r.message);
+  r = tls_send(req, ca);
+  cr_expect_eq(r.outcome, ERPQ_SMTP_ACCEPTED, "%s", r.message);
+  /* A certificate nobody vouches for: a server-wide TLS failure. */
+  r = tls_send(url, NULL);
+  cr_expect_eq(r.outcome, ERPQ_SMTP_TEMPORARY, "%s", r.message);
+  cr_expect_eq(r.server_wide, 1);
+  json_t *st = peer_stats(&p);
+  cr_expect_eq(json_integer_value(json_object_get(st, "mails")), 2);
+  cr_expect_eq(json_integer_value(json_object_get(st, "tls")), 2, "both went over TLS");
+  json_decref(st);
+  free(ca);
+  test_peer_stop(&p);
+}
+
 /* ---- SMTP AUTH (a private maildev) ------------------------------------------------------------
  */
 
