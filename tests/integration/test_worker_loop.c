@@ -12,6 +12,8 @@
 #include <criterion/criterion.h>
 
 #include <inttypes.h>
+#include <pthread.h>
+#include <time.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,6 +100,75 @@ static int h_slow(erpq_jobctx *ctx, const json_t *data, json_t **result, char *e
   return 0;
 }
 
+/* postpone: the first run asks for 300 ms more without using an attempt
+ * (erpq_job_delay); the second completes with what it saw. */
+static atomic_int postpone_runs;
+static int h_postpone(erpq_jobctx *ctx, const json_t *data, json_t **result, char *err,
+                      size_t errlen) {
+  (void)data, (void)err, (void)errlen;
+  if (atomic_fetch_add(&postpone_runs, 1) == 0) return erpq_job_delay(ctx, 300, "provider busy");
+  *result = json_pack("{s:i}", "attemptsMade", erpq_job_attempts_made(ctx));
+  return 0;
+}
+
+/* ---- Async handlers: many jobs in flight on one pool thread ------------------------
+ * The "async" handler parks its job and returns ERPQ_JOB_ASYNC; a completer
+ * thread of the test (the stand-in for a family's I/O thread) waits until
+ * as many jobs as the queue's concurrency are parked at once, then finishes
+ * them all with erpq_job_finish(). With one pool thread, that many jobs in
+ * flight at once shows that none of them holds a thread. */
+#define ASYNC_MAX 64
+static pthread_mutex_t amu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t acv = PTHREAD_COND_INITIALIZER;
+static erpq_jobctx *parked[ASYNC_MAX];
+static int nparked, max_parked, async_target, async_stop;
+static pthread_t async_thread;
+static atomic_int cancels;
+
+static int h_async(erpq_jobctx *ctx, const json_t *data, json_t **result, char *err,
+                   size_t errlen) {
+  (void)data, (void)result, (void)err, (void)errlen;
+  pthread_mutex_lock(&amu);
+  parked[nparked++] = ctx;
+  if (nparked > max_parked) max_parked = nparked;
+  pthread_cond_broadcast(&acv);
+  pthread_mutex_unlock(&amu);
+  return ERPQ_JOB_ASYNC;
+}
+
+static void *completer(void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&amu);
+  while (!async_stop) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 3; /* Never wait forever: a failure must show as a test failure. */
+    while (!async_stop && nparked < async_target && pthread_cond_timedwait(&acv, &amu, &ts) == 0) {
+    }
+    for (int i = 0; i < nparked; i++)
+      erpq_job_finish(parked[i], 0, json_pack("{s:s}", "async", erpq_job_id(parked[i])), NULL);
+    nparked = 0;
+    if (!async_stop) pthread_cond_timedwait(&acv, &amu, &ts);
+  }
+  pthread_mutex_unlock(&amu);
+  return NULL;
+}
+
+/* async-cancel: parks nothing; finishes the job from its cancellation
+ * callback (the loop thread), as an I/O family aborts a transfer. */
+static void on_cancel(erpq_jobctx *ctx, void *ud) {
+  (void)ud;
+  atomic_fetch_add(&cancels, 1);
+  erpq_job_finish(ctx, -ECANCELED, NULL, "send aborted");
+}
+
+static int h_async_cancel(erpq_jobctx *ctx, const json_t *data, json_t **result, char *err,
+                          size_t errlen) {
+  (void)data, (void)result, (void)err, (void)errlen;
+  erpq_job_on_cancel(ctx, on_cancel, NULL);
+  return ERPQ_JOB_ASYNC;
+}
+
 /* ---- Harness ------------------------------------------------------------------ */
 
 static void close_timers(harness *h) {
@@ -143,6 +214,14 @@ static void h_init(harness *h, const char *stem, int concurrency, int64_t grace_
   cr_assert_eq(erpq_registry_add(&h->reg, h->name, "reject", h_reject, NULL), 0);
   cr_assert_eq(erpq_registry_add(&h->reg, h->name, "report", h_report, NULL), 0);
   cr_assert_eq(erpq_registry_add(&h->reg, h->name, "slow", h_slow, NULL), 0);
+  cr_assert_eq(erpq_registry_add(&h->reg, h->name, "postpone", h_postpone, NULL), 0);
+  /* The async jobs run on a pool of their own with a single thread. */
+  int pool = erpq_registry_family_pool(&h->reg, "async-test", 1);
+  cr_assert_geq(pool, 1);
+  cr_assert_eq(erpq_registry_add_in(&h->reg, pool, h->name, "async", h_async, NULL, NULL, NULL), 0);
+  cr_assert_eq(erpq_registry_add_in(&h->reg, pool, h->name, "async-cancel", h_async_cancel, NULL,
+                                    NULL, NULL),
+               0);
   erpq_worker_conf_defaults(&h->conf);
   char err[256] = "";
   cr_assert_eq(erpq_redis_url_parse(test_redis_url(), &h->conf.redis, err, sizeof err), 0, "%s",
@@ -373,5 +452,80 @@ Test(worker_loop, shutdown_completes_a_running_job_within_grace) {
   expect_field(&h, b, "processedOn", NULL);
   free(a);
   free(b);
+  h_free(&h);
+}
+
+static int postponed_done(harness *h) { return rd_int(h->rc, "ZCARD %s", h->k.completed) >= 1; }
+
+Test(worker_loop, erpq_job_delay_postpones_without_using_an_attempt) {
+  harness h;
+  h_init(&h, "wl-postpone", 1, 5000);
+  atomic_store(&postpone_runs, 0);
+  char *a = add_job(&h, "postpone", "{}", "{\"attempts\":1}");
+  int64_t t0 = erpq_now_ms();
+  h_run(&h, postponed_done);
+  cr_expect_eq(atomic_load(&postpone_runs), 2, "ran %d times", atomic_load(&postpone_runs));
+  /* The second run saw no attempt used: attempts 1 would otherwise have
+   * failed the job for good. */
+  expect_field(&h, a, "returnvalue", "{\"attemptsMade\":0}");
+  expect_field(&h, a, "failedReason", NULL);
+  expect_field(&h, a, "stacktrace", NULL);
+  char *fin = field(&h, a, "finishedOn");
+  cr_expect(fin && atoll(fin) - t0 >= 300, "finished %s ms after the add, before its delay",
+            fin ? fin : "(nil)");
+  free(fin);
+  char *logs = erpq_keys_job(&h.k, a, ":logs");
+  char *rows = rd_join(h.rc, "LRANGE %s 0 -1", logs);
+  cr_expect(strstr(rows, "without using an attempt: provider busy"), "logs: %s", rows);
+  free(rows);
+  free(logs);
+  expect_empty(&h, h.k.delayed);
+  expect_empty(&h, h.k.active);
+  free(a);
+  h_free(&h);
+}
+
+#define ASYNC_JOBS 120
+#define ASYNC_CONC 40
+static int async_done(harness *h) { return rd_int(h->rc, "ZCARD %s", h->k.completed) >= ASYNC_JOBS; }
+
+Test(worker_loop, async_jobs_many_in_flight_on_one_thread) {
+  harness h;
+  h_init(&h, "wl-async", ASYNC_CONC, 5000);
+  nparked = max_parked = 0;
+  async_stop = 0;
+  async_target = ASYNC_CONC;
+  cr_assert_eq(pthread_create(&async_thread, NULL, completer, NULL), 0);
+  char *ids[ASYNC_JOBS];
+  for (int i = 0; i < ASYNC_JOBS; i++) ids[i] = add_job(&h, "async", "{}", NULL);
+  h_run(&h, async_done);
+  pthread_mutex_lock(&amu);
+  async_stop = 1;
+  pthread_cond_broadcast(&acv);
+  pthread_mutex_unlock(&amu);
+  pthread_join(async_thread, NULL);
+  cr_expect_eq(max_parked, ASYNC_CONC,
+               "%d jobs were in flight at once on one pool thread (concurrency %d)", max_parked,
+               ASYNC_CONC);
+  for (int i = 0; i < ASYNC_JOBS; i++) {
+    char want[96];
+    snprintf(want, sizeof want, "{\"async\":\"%s\"}", ids[i]);
+    expect_field(&h, ids[i], "returnvalue", want);
+    free(ids[i]);
+  }
+  expect_empty(&h, h.k.active);
+  h_free(&h);
+}
+
+Test(worker_loop, async_job_timeout_runs_the_cancel_callback) {
+  harness h;
+  h_init(&h, "wl-async-cancel", 2, 300);
+  atomic_store(&cancels, 0);
+  char *a = add_job(&h, "async-cancel", "{}", "{\"timeout\":200}");
+  h_run(&h, one_failed);
+  cr_expect_eq(atomic_load(&cancels), 1);
+  expect_field(&h, a, "failedReason", "Promise timed out after 200 milliseconds");
+  expect_empty(&h, h.k.active);
+  free(a);
   h_free(&h);
 }

@@ -410,3 +410,33 @@ test('job.retry() of a failed job (Node) is reprocessed by C', async t => {
   assert.equal(jobIds(w, job.id).length, 2);
   assert.deepEqual(await h.within((await Q.getJob(job.id)).finished(), 5000, 'finished'), { ok: true, attempts: 2 });
 });
+
+test('erpq_job_delay: our handler puts a job back to delayed without using an attempt; a Node worker runs it when due', async t => {
+  const { q, Q, w } = await setup(t, 'postpone');
+  const until = Date.now() + 1500;
+  // attempts: 1 — had the postponement used an attempt, the job could not run again.
+  const job = await Q.add('throttle', { until }, { attempts: 1 });
+  await w.waitLog('job.postponed', { jobId: String(job.id) });
+  const hash = await h.jobHash(r, q, job.id);
+  assert.ok(!hash.attemptsMade || hash.attemptsMade === '0', `attemptsMade ${hash.attemptsMade}`);
+  assert.equal(hash.failedReason, undefined);
+  assert.equal(hash.stacktrace, undefined);
+  assert.equal(await r.exists(h.key(q, `${job.id}:lock`)), 0, 'lock released');
+  assert.deepEqual(await r.lrange(h.key(q, 'active'), 0, -1), []);
+  const score = Number(await r.zscore(h.key(q, 'delayed'), String(job.id)));
+  const due = Math.floor(score / 4096);
+  assert.ok(Math.abs(due - until) < 100, `due ${due} vs until ${until}`);
+  assert.equal(score % 4096, Number(job.id) & 0xfff, "bull's delayed score");
+  const state = await (await Q.getJob(job.id)).getState();
+  assert.equal(state, 'delayed', 'Node bull sees an ordinary delayed job');
+  // Our worker goes away; a Node bull worker promotes and runs the job.
+  await w.stop();
+  const nw = await h.startNodeWorker({ queue: q, handlers: ['throttle'] });
+  t.after(() => nw.kill9());
+  const result = await h.within(job.finished(), 15000, 'the Node worker to finish the job');
+  assert.deepEqual(result, { until, by: 'node' });
+  const done = await h.jobHash(r, q, job.id);
+  assert.ok(Number(done.finishedOn) >= until, 'not run before it was due');
+  assert.ok(Number(done.attemptsMade || 0) <= 1, `attemptsMade ${done.attemptsMade}`);
+  assert.equal(done.failedReason, undefined);
+});
