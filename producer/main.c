@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "erpq_args.h"
 #include "erpq_cli.h"
 #include "erpq_config.h"
 #include "erpq_err.h"
@@ -79,93 +80,78 @@ static int usage_error(const char *fmt, const char *a, const char *b) {
   return ERPQ_EXIT_USAGE;
 }
 
-/* ---- Subcommand argument parsing ------------------------------------------ */
+/* ---- Options: the project's one option parser (erpq_args.h) ------------------ */
 
-typedef struct optdef {
-  const char *name; /* Without the leading "--". */
-  int has_value;
-} optdef;
+#define END {NULL, 0, NULL, NULL, NULL, 0, 0, NULL, 0}
+static const erpq_opt global_opts[] = {
+    {"redis", ERPQ_OPT_STRING, "ERPQ_REDIS_URL", "URL", "", 0, 0, ERPQ_DEFAULT_REDIS_URL,
+     ERPQ_OPT_SECRET},
+    {"prefix", ERPQ_OPT_STRING, "ERPQ_PREFIX", "P", "", 0, 0, ERPQ_DEFAULT_PREFIX, 0},
+    {"command-timeout", ERPQ_OPT_STRING, NULL, "S", "", 0, 0, NULL, 0},
+    {"help", ERPQ_OPT_FLAG, NULL, NULL, "", 0, 0, NULL, 0},
+    {"version", ERPQ_OPT_FLAG, NULL, NULL, "", 0, 0, NULL, 0},
+    END};
+static const erpq_opt help_opt[] = {{"help", ERPQ_OPT_FLAG, NULL, NULL, "", 0, 0, NULL, 0}, END};
+static const erpq_opt add_opts[] = {
+    {"data", ERPQ_OPT_STRING, NULL, "JSON|@FILE", "", 0, 0, NULL, 0},
+    {"opts", ERPQ_OPT_STRING, NULL, "JSON|@FILE", "", 0, 0, NULL, 0},
+    {"wait", ERPQ_OPT_FLAG, NULL, NULL, "", 0, 0, NULL, 0},
+    {"timeout", ERPQ_OPT_STRING, NULL, "S", "", 0, 0, NULL, 0},
+    END};
+static const erpq_opt state_opt[] = {{"state", ERPQ_OPT_STRING, NULL, "S", "", 0, 0, NULL, 0}, END};
+static const erpq_opt clean_opts[] = {
+    {"state", ERPQ_OPT_STRING, NULL, "S", "", 0, 0, NULL, 0},
+    {"grace", ERPQ_OPT_INT, NULL, "MS", "", 0, INT64_C(1) << 50, NULL, 0},
+    {"limit", ERPQ_OPT_INT, NULL, "N", "", 0, INT64_C(1) << 31, NULL, 0},
+    END};
+static const erpq_opt repeat_opt[] = {{"repeat", ERPQ_OPT_STRING, NULL, "JSON|@FILE", "", 0, 0, NULL, 0}, END};
 
 typedef struct cmddef {
   const char *name;
   int npos;
   const char *pos_names; /* For messages, e.g. "QUEUE NAME". */
-  optdef opts[5];
+  const erpq_opt *opts;
 } cmddef;
 
 static const cmddef commands[] = {
-    {"add", 2, "QUEUE NAME", {{"data", 1}, {"opts", 1}, {"wait", 0}, {"timeout", 1}, {0, 0}}},
-    {"add-bulk", 2, "QUEUE FILE", {{0, 0}}},
-    {"status", 2, "QUEUE ID", {{0, 0}}},
-    {"counts", 1, "QUEUE", {{0, 0}}},
-    {"pause", 1, "QUEUE", {{0, 0}}},
-    {"resume", 1, "QUEUE", {{0, 0}}},
-    {"retry", 2, "QUEUE ID", {{"state", 1}, {0, 0}}},
-    {"remove", 2, "QUEUE ID", {{0, 0}}},
-    {"promote", 2, "QUEUE ID", {{0, 0}}},
-    {"clean", 1, "QUEUE", {{"state", 1}, {"grace", 1}, {"limit", 1}, {0, 0}}},
-    {"remove-repeatable", 2, "QUEUE NAME", {{"repeat", 1}, {0, 0}}},
+    {"add", 2, "QUEUE NAME", add_opts},
+    {"add-bulk", 2, "QUEUE FILE", NULL},
+    {"status", 2, "QUEUE ID", NULL},
+    {"counts", 1, "QUEUE", NULL},
+    {"pause", 1, "QUEUE", NULL},
+    {"resume", 1, "QUEUE", NULL},
+    {"retry", 2, "QUEUE ID", state_opt},
+    {"remove", 2, "QUEUE ID", NULL},
+    {"promote", 2, "QUEUE ID", NULL},
+    {"clean", 1, "QUEUE", clean_opts},
+    {"remove-repeatable", 2, "QUEUE NAME", repeat_opt},
 };
-
-#define MAX_POS 4
 
 typedef struct parsed {
   const cmddef *cmd;
-  const char *pos[MAX_POS];
-  int npos;
-  const char *val[5]; /* Option values by index in cmd->opts; "" for a flag. */
+  erpq_args *a;
+  const char *pos[4];
 } parsed;
 
-static const char *opt(const parsed *p, const char *name) {
-  for (int i = 0; p->cmd->opts[i].name; i++)
-    if (strcmp(p->cmd->opts[i].name, name) == 0) return p->val[i];
-  return NULL;
-}
+static const char *opt(const parsed *p, const char *name) { return erpq_args_str(p->a, name); }
 
 static int parse_sub(const cmddef *cmd, int argc, char **argv, parsed *p) {
   memset(p, 0, sizeof *p);
   p->cmd = cmd;
-  int only_pos = 0;
-  for (int i = 0; i < argc; i++) {
-    const char *a = argv[i];
-    if (!only_pos && strcmp(a, "--") == 0) {
-      only_pos = 1;
-      continue;
-    }
-    if (!only_pos && a[0] == '-' && a[1] == '-') {
-      const char *name = a + 2;
-      const char *eq = strchr(name, '=');
-      size_t nl = eq ? (size_t)(eq - name) : strlen(name);
-      int k = -1;
-      for (int j = 0; cmd->opts[j].name; j++)
-        if (strlen(cmd->opts[j].name) == nl && strncmp(cmd->opts[j].name, name, nl) == 0) k = j;
-      if (k < 0) {
-        char o[128];
-        snprintf(o, sizeof o, "%.*s", (int)(nl < 100 ? nl : 100), a);
-        return usage_error("unknown option '%s' for '%s'", o, cmd->name);
-      }
-      if (p->val[k]) return usage_error("option '--%s' given twice", cmd->opts[k].name, NULL);
-      if (!cmd->opts[k].has_value) {
-        if (eq) return usage_error("option '--%s' takes no value", cmd->opts[k].name, NULL);
-        p->val[k] = "";
-      } else if (eq) {
-        p->val[k] = eq + 1;
-      } else {
-        if (i + 1 >= argc) return usage_error("option '--%s' needs a value", cmd->opts[k].name, NULL);
-        p->val[k] = argv[++i];
-      }
-      continue;
-    }
-    if (!only_pos && a[0] == '-' && a[1] && a[1] != '-')
-      return usage_error("unknown option '%s' for '%s'", a, cmd->name);
-    if (p->npos >= cmd->npos)
-      return usage_error("too many arguments for '%s' (expected %s)", cmd->name, cmd->pos_names);
-    p->pos[p->npos++] = a;
+  const erpq_opt *t[] = {help_opt, cmd->opts, NULL};
+  char err[512];
+  if (erpq_args_parse(&p->a, t, argc, argv, 0, NULL, err, sizeof err)) {
+    erpq_cli_error("%s for '%s' (see erpq-producer --help)", err, cmd->name);
+    return ERPQ_EXIT_USAGE;
   }
-  if (p->npos < cmd->npos)
-    return usage_error("missing arguments for '%s' (expected %s)", cmd->name, cmd->pos_names);
-  for (int i = 0; i < p->npos; i++)
+  if (erpq_args_flag(p->a, "help")) return 0;
+  int n = erpq_args_npos(p->a);
+  if (n > cmd->npos) return usage_error("too many arguments for '%s' (expected %s)", cmd->name, cmd->pos_names);
+  if (n < cmd->npos) return usage_error("missing arguments for '%s' (expected %s)", cmd->name, cmd->pos_names);
+  for (int i = 0; i < n; i++) {
+    p->pos[i] = erpq_args_pos(p->a, i);
     if (!p->pos[i][0]) return usage_error("empty argument for '%s' (expected %s)", cmd->name, cmd->pos_names);
+  }
   return 0;
 }
 
@@ -176,15 +162,6 @@ static int parse_seconds(const char *what, const char *s, int64_t *ms) {
   if (end == s || *end || !isfinite(d) || d <= 0 || d > 1e9)
     return usage_error("%s must be a positive number of seconds, got '%s'", what, s);
   *ms = (int64_t)ceil(d * 1000.0);
-  return 0;
-}
-
-static int parse_int(const char *what, const char *s, int64_t max, int64_t *out) {
-  char err[256];
-  if (erpq_parse_int_arg(what, s, 0, max, out, err, sizeof err)) {
-    erpq_cli_error("%s (see erpq-producer --help)", err);
-    return ERPQ_EXIT_USAGE;
-  }
   return 0;
 }
 
@@ -250,9 +227,7 @@ static int cmd_clean(const erpq_cli *cli, const parsed *p) {
   for (size_t i = 0; i < sizeof states / sizeof states[0]; i++) ok |= strcmp(states[i], state) == 0;
   if (!ok)
     return usage_error("--state must be completed, failed, wait, active, delayed or paused, got '%s'", state, NULL);
-  int64_t grace = 0, limit = 0;
-  if (opt(p, "grace") && parse_int("--grace", opt(p, "grace"), INT64_C(1) << 50, &grace)) return ERPQ_EXIT_USAGE;
-  if (opt(p, "limit") && parse_int("--limit", opt(p, "limit"), INT64_C(1) << 31, &limit)) return ERPQ_EXIT_USAGE;
+  int64_t grace = erpq_args_int(p->a, "grace", 0), limit = erpq_args_int(p->a, "limit", 0);
   return erpq_cli_clean(cli, p->pos[0], state, grace, limit);
 }
 
@@ -265,6 +240,36 @@ static int cmd_remove_repeatable(const erpq_cli *cli, const parsed *p) {
   if (!ex) ex = erpq_cli_remove_repeatable(cli, p->pos[0], p->pos[1], v);
   json_decref(v);
   free(txt);
+  return ex;
+}
+
+static int dispatch(const erpq_cli *cli, const parsed *p);
+
+/* A command other than serve: argv[0] is its name. */
+static int run(const char *url, const char *prefix, int64_t cmd_timeout_ms, int argc, char **argv) {
+  const char *name = argv[0];
+  const cmddef *cmd = NULL;
+  for (size_t j = 0; j < sizeof commands / sizeof commands[0]; j++)
+    if (!strcmp(commands[j].name, name)) cmd = &commands[j];
+  if (!cmd) return usage_error("unknown command '%s'", name, NULL);
+  parsed p;
+  int ex = parse_sub(cmd, argc - 1, argv + 1, &p);
+  if (!ex && erpq_args_flag(p.a, "help")) {
+    fputs(usage_text, stdout);
+  } else if (!ex) {
+    erpq_cli cli;
+    memset(&cli, 0, sizeof cli);
+    char err[512];
+    if (erpq_redis_url_parse(url, &cli.addr, err, sizeof err)) {
+      erpq_cli_error("%s", err);
+      ex = ERPQ_EXIT_USAGE;
+    } else {
+      cli.prefix = prefix;
+      cli.cmd_timeout_ms = cmd_timeout_ms > 3600000 ? 3600000 : (int)cmd_timeout_ms;
+      ex = dispatch(&cli, &p);
+    }
+  }
+  erpq_args_free(p.a);
   return ex;
 }
 
@@ -285,76 +290,39 @@ static int dispatch(const erpq_cli *cli, const parsed *p) {
 }
 
 int main(int argc, char **argv) {
-  const char *url = erpq_env("ERPQ_REDIS_URL", ERPQ_DEFAULT_REDIS_URL);
-  const char *prefix = erpq_env("ERPQ_PREFIX", ERPQ_DEFAULT_PREFIX);
-  int64_t cmd_timeout_ms = 10000;
-  int i = 1;
-  for (; i < argc; i++) {
-    const char *a = argv[i];
-    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-      fputs(usage_text, stdout);
-      return ERPQ_EXIT_OK;
-    }
-    if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
-      printf("erpq-producer %s (bull 4.16.5 protocol)\n", ERPQ_VERSION);
-      return ERPQ_EXIT_OK;
-    }
-    if (strcmp(a, "--") == 0) {
-      i++;
-      break;
-    }
-    if (a[0] != '-') break;
-    const char *names[] = {"--redis", "--prefix", "--command-timeout"};
-    const char *val = NULL;
-    int k = -1;
-    for (int j = 0; j < 3; j++) {
-      size_t n = strlen(names[j]);
-      if (!strncmp(a, names[j], n) && (a[n] == '\0' || a[n] == '=')) {
-        k = j;
-        if (a[n] == '=')
-          val = a + n + 1;
-        else if (i + 1 < argc)
-          val = argv[++i];
-        else
-          return usage_error("option '%s' needs a value", names[j], NULL);
-      }
-    }
-    if (k < 0) return usage_error("unknown option '%s'", a, NULL);
-    if (k == 0) url = val;
-    if (k == 1) {
-      if (!*val) return usage_error("--prefix must not be empty", NULL, NULL);
-      prefix = val;
-    }
-    if (k == 2 && parse_seconds("--command-timeout", val, &cmd_timeout_ms)) return ERPQ_EXIT_USAGE;
+  /* The short forms the help names: -h and -V. */
+  for (int k = 1; k < argc && strcmp(argv[k], "--"); k++) {
+    if (!strcmp(argv[k], "-h")) argv[k] = (char *)"--help";
+    if (!strcmp(argv[k], "-V")) argv[k] = (char *)"--version";
   }
-  if (i >= argc) return usage_error("missing command", NULL, NULL);
-  const char *name = argv[i];
-  /* ---- serve: the HTTP API (erpq_http.c parses its own options). ---- */
-  if (!strcmp(name, "serve")) return erpq_http_main(url, prefix, argc - i - 1, argv + i + 1);
-  /* ---- end serve ---- */
-  const cmddef *cmd = NULL;
-  for (size_t j = 0; j < sizeof commands / sizeof commands[0]; j++)
-    if (!strcmp(commands[j].name, name)) cmd = &commands[j];
-  if (!cmd) return usage_error("unknown command '%s'", name, NULL);
-  for (int j = i + 1; j < argc; j++) {
-    if (!strcmp(argv[j], "--")) break;
-    if (!strcmp(argv[j], "-h") || !strcmp(argv[j], "--help")) {
-      fputs(usage_text, stdout);
-      return ERPQ_EXIT_OK;
-    }
-  }
-  parsed p;
-  int ex = parse_sub(cmd, argc - i - 1, argv + i + 1, &p);
-  if (ex) return ex;
-
-  erpq_cli cli;
-  memset(&cli, 0, sizeof cli);
+  const erpq_opt *t[] = {global_opts, NULL};
+  erpq_args *g = NULL;
   char err[512];
-  if (erpq_redis_url_parse(url, &cli.addr, err, sizeof err)) {
-    erpq_cli_error("%s", err);
+  int used = 0;
+  if (erpq_args_parse(&g, t, argc - 1, argv + 1, ERPQ_ARGS_STOP, &used, err, sizeof err)) {
+    erpq_cli_error("%s (see erpq-producer --help)", err);
     return ERPQ_EXIT_USAGE;
   }
-  cli.prefix = prefix;
-  cli.cmd_timeout_ms = cmd_timeout_ms > 3600000 ? 3600000 : (int)cmd_timeout_ms;
-  return dispatch(&cli, &p);
+  int i = 1 + used, ex = ERPQ_EXIT_OK;
+  int64_t cmd_timeout_ms = 10000;
+  const char *url = erpq_args_str(g, "redis"), *prefix = erpq_args_str(g, "prefix");
+  const char *ct = erpq_args_str(g, "command-timeout");
+  if (erpq_args_flag(g, "help")) {
+    fputs(usage_text, stdout);
+  } else if (erpq_args_flag(g, "version")) {
+    printf("erpq-producer %s (bull 4.16.5 protocol)\n", ERPQ_VERSION);
+  } else if (!*prefix) {
+    ex = usage_error("--prefix must not be empty", NULL, NULL);
+  } else if (ct && parse_seconds("--command-timeout", ct, &cmd_timeout_ms)) {
+    ex = ERPQ_EXIT_USAGE;
+  } else if (i >= argc) {
+    ex = usage_error("missing command", NULL, NULL);
+  } else if (!strcmp(argv[i], "serve")) {
+    /* The HTTP API (erpq_http.c reads its own options). */
+    ex = erpq_http_main(url, prefix, argc - i - 1, argv + i + 1);
+  } else {
+    ex = run(url, prefix, cmd_timeout_ms, argc - i, argv + i);
+  }
+  erpq_args_free(g);
+  return ex;
 }
