@@ -14,7 +14,63 @@
 
 #define UPLOAD_BUFFER (256 * 1024) /* curl's upload buffer, bytes (default 64 KiB). */
 
+#define STOP_POLL_MS 20 /* Longest wait between two looks at the stop function. */
+
 CURL *s3_easy(void) { return curl_easy_init(); }
+
+s3_conn *s3_conn_new(void) {
+  s3_conn *h = calloc(1, sizeof *h);
+  if (!h)
+    return NULL;
+  h->easy = curl_easy_init();
+  h->multi = curl_multi_init();
+  if (!h->easy || !h->multi) {
+    s3_conn_free(h);
+    return NULL;
+  }
+  return h;
+}
+
+void s3_conn_free(s3_conn *h) {
+  if (!h)
+    return;
+  if (h->multi)
+    curl_multi_cleanup(h->multi);
+  if (h->easy)
+    curl_easy_cleanup(h->easy);
+  free(h);
+}
+
+CURLcode s3_perform(s3_conn *h, s3_call *c) {
+  if (curl_multi_add_handle(h->multi, h->easy) != CURLM_OK)
+    return CURLE_FAILED_INIT;
+  CURLcode res = CURLE_OK;
+  for (;;) {
+    int running = 0, left = 0, done = 0;
+    if (curl_multi_perform(h->multi, &running) != CURLM_OK) {
+      res = CURLE_OUT_OF_MEMORY;
+      break;
+    }
+    CURLMsg *m;
+    while ((m = curl_multi_info_read(h->multi, &left)))
+      if (m->msg == CURLMSG_DONE && m->easy_handle == h->easy) {
+        res = m->data.result;
+        done = 1;
+      }
+    if (done)
+      break;
+    if (c->stop && c->stop(c->stop_ud)) {
+      res = CURLE_ABORTED_BY_CALLBACK;
+      break;
+    }
+    if (curl_multi_poll(h->multi, NULL, 0, STOP_POLL_MS, NULL) != CURLM_OK) {
+      res = CURLE_OUT_OF_MEMORY;
+      break;
+    }
+  }
+  curl_multi_remove_handle(h->multi, h->easy);
+  return res;
+}
 
 void s3_log(const erpq_s3 *s3, const char *fmt, ...) {
   if (!s3->conf.log)
@@ -346,7 +402,8 @@ int s3_sleep(long ms, s3_stop_fn stop, void *stop_ud) {
   }
 }
 
-int s3_call_run(const erpq_s3 *s3, CURL *easy, s3_call *c, char *err, size_t errlen) {
+int s3_call_run(const erpq_s3 *s3, s3_conn *h, s3_call *c, char *err, size_t errlen) {
+  CURL *easy = h->easy;
   unsigned seed = (unsigned)erpq_mono_ms() ^ (unsigned)(uintptr_t)c;
   int rc = 0;
   for (int attempt = 1; attempt <= s3->conf.max_tries; attempt++) {
@@ -364,7 +421,7 @@ int s3_call_run(const erpq_s3 *s3, CURL *easy, s3_call *c, char *err, size_t err
       return rc;
     if (c->stop && c->stop(c->stop_ud))
       return erpq_fail(err, errlen, -ECANCELED, "S3 %s: cancelled", c->what);
-    CURLcode cr = curl_easy_perform(easy);
+    CURLcode cr = s3_perform(h, c);
     rc = s3_call_done(s3, easy, c, cr, err, errlen);
     if (rc == 0 || !c->retryable)
       return rc;

@@ -43,6 +43,18 @@ struct erpq_s3 {
 
 typedef int (*s3_stop_fn)(void *ud);
 
+/* An easy handle and the multi handle it runs on, so that a blocking
+ * request can poll its stop function every few milliseconds (curl's own
+ * progress callback may wait a second) and still keep its connection
+ * between requests (the multi holds the connection cache). One thread
+ * at a time. */
+typedef struct s3_conn {
+  CURL *easy;
+  CURLM *multi;
+} s3_conn;
+s3_conn *s3_conn_new(void);
+void s3_conn_free(s3_conn *h);
+
 typedef struct s3_call {
   /* Request (filled by the caller). */
   const char *method; /* GET, PUT, POST, HEAD, DELETE. */
@@ -91,7 +103,9 @@ int s3_call_done(const erpq_s3 *s3, CURL *easy, s3_call *c, CURLcode rc, char *e
 void s3_call_reset_response(s3_call *c);
 void s3_call_free(s3_call *c);
 /* setup + perform + done, retried as the header describes. */
-int s3_call_run(const erpq_s3 *s3, CURL *easy, s3_call *c, char *err, size_t errlen);
+int s3_call_run(const erpq_s3 *s3, s3_conn *h, s3_call *c, char *err, size_t errlen);
+/* One transfer of the set-up easy handle on h; polls c->stop. */
+CURLcode s3_perform(s3_conn *h, s3_call *c);
 
 /* The delay before attempt (2, 3, ...), jittered; seed is the caller's. */
 long s3_backoff_ms(const erpq_s3 *s3, int attempt, unsigned *seed);
@@ -99,7 +113,7 @@ long s3_backoff_ms(const erpq_s3 *s3, int attempt, unsigned *seed);
 int s3_sleep(long ms, s3_stop_fn stop, void *stop_ud);
 /* One line through conf.log (when set). */
 void s3_log(const erpq_s3 *s3, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* A fresh easy handle or NULL. */
+/* A fresh easy handle or NULL (put_file's slots). */
 CURL *s3_easy(void);
 
 /* The text of the first <tag> element of xml, entities decoded, into out.
@@ -111,15 +125,15 @@ void s3_etag_unquote(const char *in, char *out, size_t outlen);
 int s3_header_ok(const char *v);
 
 /* Multipart steps (erpq_s3_ops.c), run on easy with retries. */
-int s3_mpu_create(const erpq_s3 *s3, CURL *easy, const char *key, const char *content_type,
+int s3_mpu_create(const erpq_s3 *s3, s3_conn *h, const char *key, const char *content_type,
                   const char *content_disposition, s3_stop_fn stop, void *stop_ud, char **upload_id,
                   char *err, size_t errlen);
 /* etags[i] is part i+1's ETag as S3 gave it. The object's ETag into etag. */
-int s3_mpu_complete(const erpq_s3 *s3, CURL *easy, const char *key, const char *upload_id,
+int s3_mpu_complete(const erpq_s3 *s3, s3_conn *h, const char *key, const char *upload_id,
                     char *const *etags, int nparts, s3_stop_fn stop, void *stop_ud, char *etag,
                     size_t etaglen, char *err, size_t errlen);
 /* Best effort, one try, never cancelled; a refusal is only logged. */
-void s3_mpu_abort(const erpq_s3 *s3, CURL *easy, const char *key, const char *upload_id);
+void s3_mpu_abort(const erpq_s3 *s3, s3_conn *h, const char *key, const char *upload_id);
 /* "partNumber=N&uploadId=<encoded>" (malloc'ed) or NULL. */
 char *s3_part_query(int partno, const char *upload_id);
 

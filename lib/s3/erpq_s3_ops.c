@@ -28,11 +28,11 @@ int erpq_s3_head(const erpq_s3 *s3, const char *key, erpq_s3_info *out, char *er
   int rc = key_ok(key, err, errlen);
   if (rc)
     return rc;
-  CURL *easy = s3_easy();
-  if (!easy)
+  s3_conn *conn = s3_conn_new();
+  if (!conn)
     return erpq_fail(err, errlen, -ENOMEM, "out of memory");
   s3_call c = {.method = "HEAD", .key = key, .what = "HeadObject", .fd = -1, .sink_fd = -1};
-  rc = s3_call_run(s3, easy, &c, err, errlen);
+  rc = s3_call_run(s3, conn, &c, err, errlen);
   if (rc == 0) {
     out->exists = 1;
     out->size = c.content_length;
@@ -44,7 +44,7 @@ int erpq_s3_head(const erpq_s3 *s3, const char *key, erpq_s3_info *out, char *er
       err[0] = '\0';
   }
   s3_call_free(&c);
-  curl_easy_cleanup(easy);
+  s3_conn_free(conn);
   return rc;
 }
 
@@ -60,8 +60,8 @@ int erpq_s3_get_to_file(const erpq_s3 *s3, const char *key, const char *path,
     int e = errno;
     return erpq_fail(err, errlen, -e, "cannot create %s: %s", path, strerror(e));
   }
-  CURL *easy = s3_easy();
-  if (!easy) {
+  s3_conn *conn = s3_conn_new();
+  if (!conn) {
     close(fd);
     unlink(path);
     return erpq_fail(err, errlen, -ENOMEM, "out of memory");
@@ -73,7 +73,7 @@ int erpq_s3_get_to_file(const erpq_s3 *s3, const char *key, const char *path,
                .sink_fd = fd,
                .stop = cancel ? cancel_stop : NULL,
                .stop_ud = (void *)cancel};
-  rc = s3_call_run(s3, easy, &c, err, errlen);
+  rc = s3_call_run(s3, conn, &c, err, errlen);
   if (rc == 0 && fsync(fd) != 0) {
     int e = errno;
     rc = erpq_fail(err, errlen, -e, "cannot write %s: %s", path, strerror(e));
@@ -87,7 +87,7 @@ int erpq_s3_get_to_file(const erpq_s3 *s3, const char *key, const char *path,
   if (rc)
     unlink(path);
   s3_call_free(&c);
-  curl_easy_cleanup(easy);
+  s3_conn_free(conn);
   return rc;
 }
 
@@ -95,15 +95,15 @@ int erpq_s3_delete(const erpq_s3 *s3, const char *key, char *err, size_t errlen)
   int rc = key_ok(key, err, errlen);
   if (rc)
     return rc;
-  CURL *easy = s3_easy();
-  if (!easy)
+  s3_conn *conn = s3_conn_new();
+  if (!conn)
     return erpq_fail(err, errlen, -ENOMEM, "out of memory");
   s3_call c = {.method = "DELETE", .key = key, .what = "DeleteObject", .fd = -1, .sink_fd = -1};
-  rc = s3_call_run(s3, easy, &c, err, errlen);
+  rc = s3_call_run(s3, conn, &c, err, errlen);
   if (rc == -ENOENT)
     rc = 0;
   s3_call_free(&c);
-  curl_easy_cleanup(easy);
+  s3_conn_free(conn);
   return rc;
 }
 
@@ -132,7 +132,7 @@ char *s3_part_query(int partno, const char *upload_id) {
   return erpq_buf_take(&q);
 }
 
-int s3_mpu_create(const erpq_s3 *s3, CURL *easy, const char *key, const char *content_type,
+int s3_mpu_create(const erpq_s3 *s3, s3_conn *conn, const char *key, const char *content_type,
                   const char *content_disposition, s3_stop_fn stop, void *stop_ud, char **upload_id,
                   char *err, size_t errlen) {
   *upload_id = NULL;
@@ -147,7 +147,7 @@ int s3_mpu_create(const erpq_s3 *s3, CURL *easy, const char *key, const char *co
                .object_headers = 1,
                .stop = stop,
                .stop_ud = stop_ud};
-  int rc = s3_call_run(s3, easy, &c, err, errlen);
+  int rc = s3_call_run(s3, conn, &c, err, errlen);
   if (rc == 0) {
     char id[1024];
     if (!c.resp.s || s3_xml_text(c.resp.s, "UploadId", id, sizeof id) || !id[0])
@@ -170,7 +170,7 @@ static void xml_escape(erpq_buf *b, const char *s) {
   }
 }
 
-int s3_mpu_complete(const erpq_s3 *s3, CURL *easy, const char *key, const char *upload_id,
+int s3_mpu_complete(const erpq_s3 *s3, s3_conn *conn, const char *key, const char *upload_id,
                     char *const *etags, int nparts, s3_stop_fn stop, void *stop_ud, char *etag,
                     size_t etaglen, char *err, size_t errlen) {
   erpq_buf body = {0}, query = {0};
@@ -199,7 +199,7 @@ int s3_mpu_complete(const erpq_s3 *s3, CURL *easy, const char *key, const char *
                .content_type = "application/xml",
                .stop = stop,
                .stop_ud = stop_ud};
-  rc = s3_call_run(s3, easy, &c, err, errlen);
+  rc = s3_call_run(s3, conn, &c, err, errlen);
   if (rc == 0) {
     char raw[256] = "";
     if (c.resp.s)
@@ -213,7 +213,7 @@ done:
   return rc;
 }
 
-void s3_mpu_abort(const erpq_s3 *s3, CURL *easy, const char *key, const char *upload_id) {
+void s3_mpu_abort(const erpq_s3 *s3, s3_conn *conn, const char *key, const char *upload_id) {
   erpq_buf query = {0};
   erpq_buf_adds(&query, "uploadId=");
   erpq_sigv4_uri_encode(&query, upload_id, strlen(upload_id), 0);
@@ -228,11 +228,11 @@ void s3_mpu_abort(const erpq_s3 *s3, CURL *easy, const char *key, const char *up
                .fd = -1,
                .sink_fd = -1};
   char err[256];
-  int rc = s3_call_setup(s3, easy, &c, err, sizeof err);
+  int rc = s3_call_setup(s3, conn->easy, &c, err, sizeof err);
   if (rc == 0) {
     /* One try, bounded: abort runs after a cancel or a failure. */
-    curl_easy_setopt(easy, CURLOPT_TIMEOUT, s3->conf.stall_timeout_s);
-    rc = s3_call_done(s3, easy, &c, curl_easy_perform(easy), err, sizeof err);
+    curl_easy_setopt(conn->easy, CURLOPT_TIMEOUT, s3->conf.stall_timeout_s);
+    rc = s3_call_done(s3, conn->easy, &c, s3_perform(conn, &c), err, sizeof err);
   }
   if (rc)
     s3_log(s3,

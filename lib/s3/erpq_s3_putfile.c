@@ -276,10 +276,10 @@ int erpq_s3_put_file(const erpq_s3 *s3, const char *key, const char *path, const
   int nparts = size > ps ? (int)((size + ps - 1) / ps) : 0;
   part *parts = nparts ? calloc((size_t)nparts, sizeof *parts) : NULL;
   char **etags = nparts ? calloc((size_t)nparts, sizeof *etags) : NULL;
-  CURL *easy = s3_easy();
+  s3_conn *conn = s3_conn_new();
   char *upload_id = NULL;
   int rc = 0;
-  if ((nparts && (!parts || !etags)) || !easy) {
+  if ((nparts && (!parts || !etags)) || !conn) {
     rc = erpq_fail(err, errlen, -ENOMEM, "out of memory");
     goto done;
   }
@@ -305,22 +305,22 @@ int erpq_s3_put_file(const erpq_s3 *s3, const char *key, const char *path, const
                  .object_headers = 1,
                  .stop = cancel ? cancel_stop : NULL,
                  .stop_ud = (void *)cancel};
-    rc = s3_call_run(s3, easy, &c, err, errlen);
+    rc = s3_call_run(s3, conn, &c, err, errlen);
     if (rc == 0)
       s3_etag_unquote(c.etag, r.etag, sizeof r.etag);
     s3_call_free(&c);
     goto done;
   }
-  rc = s3_mpu_create(s3, easy, key, content_type, content_disposition, cancel ? cancel_stop : NULL,
+  rc = s3_mpu_create(s3, conn, key, content_type, content_disposition, cancel ? cancel_stop : NULL,
                      (void *)cancel, &upload_id, err, errlen);
   if (rc)
     goto done;
   rc = send_parts(s3, key, upload_id, fd, parts, nparts, etags, cancel, err, errlen);
   if (rc == 0)
-    rc = s3_mpu_complete(s3, easy, key, upload_id, etags, nparts, cancel ? cancel_stop : NULL,
+    rc = s3_mpu_complete(s3, conn, key, upload_id, etags, nparts, cancel ? cancel_stop : NULL,
                          (void *)cancel, r.etag, sizeof r.etag, err, errlen);
   if (rc)
-    s3_mpu_abort(s3, easy, key, upload_id);
+    s3_mpu_abort(s3, conn, key, upload_id);
   else
     r.parts = nparts;
 done:
@@ -333,8 +333,7 @@ done:
   free(etags);
   free(parts);
   free(upload_id);
-  if (easy)
-    curl_easy_cleanup(easy);
+  s3_conn_free(conn);
   close(fd);
   return rc;
 }

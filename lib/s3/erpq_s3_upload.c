@@ -35,7 +35,7 @@ struct erpq_s3_upload {
   erpq_s3_cancel cancel;
   int has_cancel;
   int64_t last_poll_ms;
-  CURL *easy; /* The caller's requests: Create, Complete, Abort, single PUT. */
+  s3_conn *conn; /* The caller's requests: Create, Complete, Abort, single PUT. */
 
   unsigned char *fill; /* Being filled: fill_len of conf.part_size bytes. */
   size_t fill_len;
@@ -89,7 +89,7 @@ static int fail(erpq_s3_upload *u, int rc, const char *msg, char *err, size_t er
 
 /* ---- the helper thread --------------------------------------------------- */
 
-static void upload_part(erpq_s3_upload *u, CURL *easy) {
+static void upload_part(erpq_s3_upload *u, s3_conn *conn) {
   char sha[65], what[48], err[256] = "";
   erpq_sigv4_sha256_hex(u->job.buf, u->job.len, sha);
   snprintf(what, sizeof what, "UploadPart %d", u->job.partno);
@@ -109,7 +109,7 @@ static void upload_part(erpq_s3_upload *u, CURL *easy) {
                  .sink_fd = -1,
                  .stop = stop_flag,
                  .stop_ud = u};
-    rc = s3_call_run(u->s3, easy, &c, err, sizeof err);
+    rc = s3_call_run(u->s3, conn, &c, err, sizeof err);
     if (rc == 0 && !c.etag[0])
       rc = erpq_fail(err, sizeof err, -EPROTO, "S3 %s answered no ETag", what);
     if (rc == 0 && !(u->etags[u->job.partno - 1] = strdup(c.etag)))
@@ -127,7 +127,7 @@ static void upload_part(erpq_s3_upload *u, CURL *easy) {
 
 static void *helper(void *arg) {
   erpq_s3_upload *u = arg;
-  CURL *easy = s3_easy();
+  s3_conn *conn = s3_conn_new();
   for (;;) {
     pthread_mutex_lock(&u->mu);
     while (!u->quit && u->job.state != JOB_QUEUED)
@@ -136,7 +136,7 @@ static void *helper(void *arg) {
     pthread_mutex_unlock(&u->mu);
     if (quit)
       break;
-    if (!easy) {
+    if (!conn) {
       pthread_mutex_lock(&u->mu);
       u->job.rc = -ENOMEM;
       snprintf(u->job.err, sizeof u->job.err, "out of memory");
@@ -145,10 +145,9 @@ static void *helper(void *arg) {
       pthread_mutex_unlock(&u->mu);
       continue;
     }
-    upload_part(u, easy);
+    upload_part(u, conn);
   }
-  if (easy)
-    curl_easy_cleanup(easy);
+  s3_conn_free(conn);
   return NULL;
 }
 
@@ -207,7 +206,7 @@ static int ship(erpq_s3_upload *u, char *err, size_t errlen) {
   const erpq_s3_conf *cf = &u->s3->conf;
   int rc;
   if (!u->upload_id) {
-    rc = s3_mpu_create(u->s3, u->easy, u->key, u->content_type, u->content_disposition, cancel_stop,
+    rc = s3_mpu_create(u->s3, u->conn, u->key, u->content_type, u->content_disposition, cancel_stop,
                        u, &u->upload_id, err, errlen);
     if (rc)
       return fail(u, rc, err, err, errlen);
@@ -271,7 +270,7 @@ int erpq_s3_upload_begin(const erpq_s3 *s3, const char *key, const char *content
   u->content_type = content_type ? strdup(content_type) : NULL;
   u->content_disposition = content_disposition ? strdup(content_disposition) : NULL;
   u->fill = malloc(s3->conf.part_size);
-  u->easy = s3_easy();
+  u->conn = s3_conn_new();
   u->sha = EVP_MD_CTX_new();
   if (u->sha && EVP_DigestInit_ex(u->sha, EVP_sha256(), NULL) != 1) {
     EVP_MD_CTX_free(u->sha);
@@ -285,14 +284,13 @@ int erpq_s3_upload_begin(const erpq_s3 *s3, const char *key, const char *content
   int mu_ok = pthread_mutex_init(&u->mu, NULL) == 0;
   int cv_ok = mu_ok && pthread_cond_init(&u->cv, NULL) == 0;
   if (!u->key || (content_type && !u->content_type) ||
-      (content_disposition && !u->content_disposition) || !u->fill || !u->easy || !u->sha ||
+      (content_disposition && !u->content_disposition) || !u->fill || !u->conn || !u->sha ||
       !cv_ok) {
     if (cv_ok)
       pthread_cond_destroy(&u->cv);
     if (mu_ok)
       pthread_mutex_destroy(&u->mu);
-    if (u->easy)
-      curl_easy_cleanup(u->easy);
+    s3_conn_free(u->conn);
     EVP_MD_CTX_free(u->sha);
     free(u->fill);
     free(u->key);
@@ -339,8 +337,7 @@ int erpq_s3_upload_write(erpq_s3_upload *u, const void *buf, size_t len, char *e
 
 static void upload_free(erpq_s3_upload *u) {
   stop_helper(u);
-  if (u->easy)
-    curl_easy_cleanup(u->easy);
+  s3_conn_free(u->conn);
   EVP_MD_CTX_free(u->sha);
   for (int i = 0; i < u->cap_parts; i++)
     free(u->etags[i]);
@@ -362,7 +359,7 @@ void erpq_s3_upload_abort(erpq_s3_upload *u) {
   atomic_store(&u->stop, 1);
   stop_helper(u); /* The part in flight ends at its next progress check. */
   if (u->upload_id)
-    s3_mpu_abort(u->s3, u->easy, u->key, u->upload_id);
+    s3_mpu_abort(u->s3, u->conn, u->key, u->upload_id);
   upload_free(u);
 }
 
@@ -399,7 +396,7 @@ int erpq_s3_upload_finish(erpq_s3_upload *u, erpq_s3_result *res, char *err, siz
                  .object_headers = 1,
                  .stop = cancel_stop,
                  .stop_ud = u};
-    rc = s3_call_run(u->s3, u->easy, &c, err, errlen);
+    rc = s3_call_run(u->s3, u->conn, &c, err, errlen);
     if (rc == 0)
       s3_etag_unquote(c.etag, r.etag, sizeof r.etag);
     s3_call_free(&c);
@@ -411,7 +408,7 @@ int erpq_s3_upload_finish(erpq_s3_upload *u, erpq_s3_result *res, char *err, siz
     if ((rc = wait_slot(u, err, errlen)))
       goto failed;
     stop_helper(u);
-    rc = s3_mpu_complete(u->s3, u->easy, u->key, u->upload_id, u->etags, u->nparts, cancel_stop, u,
+    rc = s3_mpu_complete(u->s3, u->conn, u->key, u->upload_id, u->etags, u->nparts, cancel_stop, u,
                          r.etag, sizeof r.etag, err, errlen);
     if (rc)
       goto failed;
