@@ -125,6 +125,13 @@ void erpq_s3_conf_defaults(erpq_s3_conf *c);
  * the variable), or -errno when a _FILE cannot be read. */
 int erpq_s3_conf_read(erpq_s3_conf *c, erpq_s3_getenv_fn get, void *ud, char *err, size_t errlen);
 
+/* Reads a secret from NAME or from the file named by NAME_FILE (setting
+ * both is an error; trailing CR/LF of a file are dropped; the secret must
+ * be text). *found says whether either was set. Returns 0, -EINVAL or
+ * -errno; err names the variable, never the value. For lib/storage too. */
+int erpq_conf_secret(char *out, size_t outlen, erpq_s3_getenv_fn get, void *ud, const char *name,
+                     int *found, char *err, size_t errlen);
+
 typedef struct erpq_s3 erpq_s3;
 
 /* A client for conf (copied). Returns 0 or -EINVAL/-ENOMEM. */

@@ -48,8 +48,8 @@ static int put(char *out, size_t outlen, const char *v, const char *name, char *
 
 /* A secret from NAME or from the file named by NAME_FILE (trailing
  * newlines dropped). Returns 0 with *found set, or an error. */
-static int secret(char *out, size_t outlen, erpq_s3_getenv_fn get, void *ud, const char *name,
-                  int *found, char *err, size_t errlen) {
+int erpq_conf_secret(char *out, size_t outlen, erpq_s3_getenv_fn get, void *ud, const char *name,
+                     int *found, char *err, size_t errlen) {
   char fname[96];
   snprintf(fname, sizeof fname, "%s_FILE", name);
   const char *direct = lookup(get, ud, name), *file = lookup(get, ud, fname);
@@ -159,14 +159,14 @@ int erpq_s3_conf_read(erpq_s3_conf *c, erpq_s3_getenv_fn get, void *ud, char *er
     return rc;
   if (strchr(c->access_key_id, ':') || strchr(c->access_key_id, ' '))
     return erpq_fail(err, errlen, -EINVAL, "ERPQ_S3_ACCESS_KEY_ID contains ':' or a space");
-  if ((rc = secret(c->secret_access_key, sizeof c->secret_access_key, get, ud,
-                   "ERPQ_S3_SECRET_ACCESS_KEY", &found, err, errlen)))
+  if ((rc = erpq_conf_secret(c->secret_access_key, sizeof c->secret_access_key, get, ud,
+                             "ERPQ_S3_SECRET_ACCESS_KEY", &found, err, errlen)))
     return rc;
   if (!found)
     return erpq_fail(err, errlen, -EINVAL,
                      "ERPQ_S3_SECRET_ACCESS_KEY (or ERPQ_S3_SECRET_ACCESS_KEY_FILE) is not set");
-  if ((rc = secret(c->session_token, sizeof c->session_token, get, ud, "ERPQ_S3_SESSION_TOKEN",
-                   &found, err, errlen)))
+  if ((rc = erpq_conf_secret(c->session_token, sizeof c->session_token, get, ud,
+                             "ERPQ_S3_SESSION_TOKEN", &found, err, errlen)))
     return rc;
 
   if ((v = lookup(get, ud, "ERPQ_S3_SSE"))) {
