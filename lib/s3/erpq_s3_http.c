@@ -353,12 +353,17 @@ int s3_call_done(const erpq_s3 *s3, CURL *easy, s3_call *c, CURLcode rc, char *e
     snprintf(c->content_type_out, sizeof c->content_type_out, "%s", ct);
 
   char code[64] = "", msg[200] = "";
-  if (c->resp.s && strstr(c->resp.s, "<Error>")) {
+  long st = c->status;
+  /* An error document: any answer but 2xx, and a 2xx to a POST
+   * (CompleteMultipartUpload may fail after "200 OK"). Object bodies
+   * never land in resp (downloads go to sink_fd). */
+  int may_err = st < 200 || st >= 300 || strcmp(c->method, "POST") == 0;
+  int error_doc = may_err && c->resp.s && strstr(c->resp.s, "<Error>");
+  if (error_doc) {
     s3_xml_text(c->resp.s, "Code", code, sizeof code);
     s3_xml_text(c->resp.s, "Message", msg, sizeof msg);
   }
-  long st = c->status;
-  if (st >= 200 && st < 300 && !code[0])
+  if (st >= 200 && st < 300 && !error_doc)
     return 0;
   /* A 200 with an <Error> body (CompleteMultipartUpload) is a failure. */
   int e;

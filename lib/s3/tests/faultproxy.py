@@ -8,7 +8,10 @@ Sits in front of s3rver and forwards every request unchanged, except:
   --part-delay-ms D  each UploadPart waits D ms before it is forwarded
                      (so parallel parts overlap visibly);
   --slow-bps B       request bodies are read at about B bytes per second
-                     (a slow network, for cancellation tests).
+                     (a slow network, for cancellation tests);
+  --complete-error C the first CompleteMultipartUpload is answered
+                     "200 OK" with an <Error> body of code C (S3 may do
+                     that), instead of being forwarded.
 GET /__stats answers JSON: UploadPart attempts, the most UploadParts seen
 in flight at once, failures injected, and requests by method.
 
@@ -36,6 +39,7 @@ class State:
     in_flight = 0
     max_parallel = 0
     injected = 0
+    completes = 0
     methods = {}
 
 
@@ -79,12 +83,17 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         if self.command == "GET" and url.path == "/__stats":
             with State.lock:
                 stats = {"parts": State.parts, "max_parallel": State.max_parallel,
+                         "completes": State.completes,
                          "injected": State.injected, "methods": dict(State.methods)}
             self._reply(200, json.dumps(stats).encode(), [("Content-Type", "application/json")])
             return
         is_part = self.command == "PUT" and "partNumber" in query
+        is_complete = self.command == "POST" and "uploadId" in query
         with State.lock:
             State.methods[self.command] = State.methods.get(self.command, 0) + 1
+            if is_complete:
+                State.completes += 1
+                first_complete = State.completes == 1
             if is_part:
                 State.parts += 1
                 nth = State.parts
@@ -94,6 +103,14 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             body = self._read_body()
             if is_part and opts.part_delay_ms:
                 time.sleep(opts.part_delay_ms / 1000)
+            if is_complete and first_complete and opts.complete_error:
+                with State.lock:
+                    State.injected += 1
+                xml = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\n<Error><Code>%s</Code>"
+                       "<Message>injected by faultproxy</Message></Error>"
+                       % opts.complete_error).encode()
+                self._reply(200, xml, [("Content-Type", "application/xml")])
+                return
             if is_part and nth == opts.fail_part:
                 with State.lock:
                     State.injected += 1
@@ -157,6 +174,7 @@ def main():
     ap.add_argument("--fail-status", type=int, default=500)
     ap.add_argument("--part-delay-ms", type=int, default=0)
     ap.add_argument("--slow-bps", type=int, default=0)
+    ap.add_argument("--complete-error", default="")
     opts = ap.parse_args()
     server, port = bind(opts)
     server.daemon_threads = True

@@ -1,7 +1,9 @@
 /*
  * test_s3_faults.c - the S3 client when things go wrong, with
  * tests/faultproxy.py in front of s3rver: a part answered 500 (or 503) is
- * retried and the object is still right; a 403 is final; put_file keeps
+ * retried and the object is still right; a 403 is final; a "200 OK"
+ * to CompleteMultipartUpload carrying an <Error> is a failure (retried
+ * when its code says so); put_file keeps
  * several parts in flight; S3 down (a closed port) fails clearly and
  * leaves no object; a cancelled upload (streaming or file) stops within a
  * fraction of a second, is aborted and leaves no object.
@@ -181,6 +183,43 @@ Test(s3_faults, put_file_parallel_parts_and_retry, .timeout = 60) {
   free(data);
   erpq_s3_free(s3);
   t_peer_stop(&proxy);
+}
+
+/* "200 OK" with an <Error> body to CompleteMultipartUpload. */
+static void complete_error(const char *code, int want_rc) {
+  t_peer proxy;
+  const char *args[] = {"--upstream", getenv("ERPQ_TEST_S3_URL"), "--complete-error", code, NULL};
+  cr_assert_not_null(args[1], "ERPQ_TEST_S3_URL is not set");
+  t_peer_start(&proxy, "faultproxy.py", args);
+  erpq_s3 *s3 = via(&proxy, PART);
+  size_t n = 2 * PART + 10;
+  unsigned char *data = t_data(n, 8);
+  char key[128], err[256] = "";
+  t_key(key, sizeof key, "reports/complete");
+  int rc = stream(s3, key, data, n, NULL, NULL, err, sizeof err);
+  cr_assert_eq(rc, want_rc, "rc %d: %s", rc, err);
+  json_t *s = proxy_stats(&proxy);
+  cr_assert_eq(stat_of(s, "injected"), 1);
+  if (want_rc == 0) {
+    cr_assert_eq(stat_of(s, "completes"), 2, "retried after the <Error>");
+    assert_object(s3, key, data, n);
+  } else {
+    cr_assert(strstr(err, "CompleteMultipartUpload") && strstr(err, code), "%s", err);
+    cr_assert_eq(stat_of(s, "completes"), 1, "a final error is not retried");
+    assert_no_object(key);
+  }
+  json_decref(s);
+  free(data);
+  erpq_s3_free(s3);
+  t_peer_stop(&proxy);
+}
+
+Test(s3_faults, complete_200_with_error_is_a_failure, .timeout = 60) {
+  complete_error("InvalidPart", -EIO);
+}
+
+Test(s3_faults, complete_200_with_internal_error_is_retried, .timeout = 60) {
+  complete_error("InternalError", 0);
 }
 
 /* A port of the task's range that nothing listens on. */
