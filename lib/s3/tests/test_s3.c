@@ -1,12 +1,14 @@
 /*
  * test_s3.c - the S3 client against s3rver (ERPQ_TEST_S3_*, path style,
  * bucket "reports"): single PUT, streaming multipart upload, file upload,
- * HEAD/GET/DELETE, overwrite, and presigned GETs fetched with libcurl
- * (file name honoured, expired URL refused: s3rver enforces expiry).
+ * HEAD/GET/DELETE, overwrite, one client shared by several threads
+ * uploading at once, and presigned GETs fetched with libcurl (file name
+ * honoured, expired URL refused: s3rver enforces expiry).
  */
 #include <criterion/criterion.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -263,5 +265,60 @@ Test(s3, presigned_get) {
   cr_assert(body && strstr(body, "expired"), "%s", body ? body : "");
   free(body);
   free(url);
+  erpq_s3_free(s3);
+}
+
+/* One client, four threads, each streaming its own multipart object. */
+struct worker {
+  const erpq_s3 *s3;
+  char key[128];
+  unsigned char *data;
+  size_t n;
+  int rc;
+  erpq_s3_result r;
+  char err[256];
+};
+
+static void *upload_thread(void *arg) {
+  struct worker *w = arg;
+  erpq_s3_upload *u = NULL;
+  w->rc = erpq_s3_upload_begin(w->s3, w->key, NULL, NULL, NULL, &u, w->err, sizeof w->err);
+  for (size_t off = 0; w->rc == 0 && off < w->n; off += 4096)
+    w->rc = erpq_s3_upload_write(u, w->data + off, w->n - off < 4096 ? w->n - off : 4096, w->err,
+                                 sizeof w->err);
+  if (w->rc == 0)
+    w->rc = erpq_s3_upload_finish(u, &w->r, w->err, sizeof w->err);
+  else if (u)
+    erpq_s3_upload_abort(u);
+  return NULL;
+}
+
+Test(s3, one_client_many_threads, .timeout = 60) {
+  erpq_s3_conf c;
+  t_s3_conf(&c, NULL);
+  c.part_size = SMALL_PART;
+  erpq_s3 *s3 = t_s3_new(&c);
+  struct worker w[4];
+  pthread_t th[4];
+  for (int i = 0; i < 4; i++) {
+    memset(&w[i], 0, sizeof w[i]);
+    w[i].s3 = s3;
+    t_key(w[i].key, sizeof w[i].key, "reports/threads");
+    w[i].n = (size_t)(3 + i) * SMALL_PART + (size_t)i * 1000;
+    w[i].data = t_data(w[i].n, 100 + (unsigned)i);
+    cr_assert_eq(pthread_create(&th[i], NULL, upload_thread, &w[i]), 0);
+  }
+  for (int i = 0; i < 4; i++)
+    pthread_join(th[i], NULL);
+  for (int i = 0; i < 4; i++) {
+    cr_assert_eq(w[i].rc, 0, "thread %d: %s", i, w[i].err);
+    cr_assert_eq(w[i].r.parts, (int)((w[i].n + SMALL_PART - 1) / SMALL_PART));
+    size_t n;
+    unsigned char *back = t_get(s3, w[i].key, &n);
+    cr_assert_eq(n, w[i].n);
+    cr_assert_eq(memcmp(back, w[i].data, n), 0, "thread %d's object differs", i);
+    free(back);
+    free(w[i].data);
+  }
   erpq_s3_free(s3);
 }
