@@ -154,12 +154,12 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
 
 /* ---- setup --------------------------------------------------------------- */
 
-static int add_header(s3_call *c, const char *fmt, const char *value) {
-  char line[1024];
-  int n = snprintf(line, sizeof line, fmt, value);
-  if (n < 0 || (size_t)n >= sizeof line)
-    return -EINVAL;
-  struct curl_slist *h = curl_slist_append(c->headers, line);
+/* Appends "name: value" (session tokens run to a few kilobytes). */
+static int add_header(s3_call *c, const char *name, const char *value) {
+  erpq_buf line = {0};
+  erpq_buf_addf(&line, "%s: %s", name, value);
+  struct curl_slist *h = line.oom ? NULL : curl_slist_append(c->headers, line.s);
+  erpq_buf_free(&line);
   if (!h)
     return -ENOMEM;
   c->headers = h;
@@ -222,28 +222,26 @@ int s3_call_setup(const erpq_s3 *s3, CURL *easy, s3_call *c, char *err, size_t e
   }
   /* Every request carries its payload hash: curl signs it instead of the
    * hash of an empty body. */
-  rc = add_header(c, "x-amz-content-sha256: %s", sha);
+  rc = add_header(c, "x-amz-content-sha256", sha);
   if (!rc && cf->session_token[0])
-    rc = add_header(c, "x-amz-security-token: %s", cf->session_token);
+    rc = add_header(c, "x-amz-security-token", cf->session_token);
   if (!rc && c->object_headers) {
-    rc = add_header(c, "Content-Type: %s",
+    rc = add_header(c, "Content-Type",
                     c->content_type && *c->content_type ? c->content_type
                                                         : "application/octet-stream");
     if (!rc && c->content_disposition && *c->content_disposition)
-      rc = add_header(c, "Content-Disposition: %s", c->content_disposition);
+      rc = add_header(c, "Content-Disposition", c->content_disposition);
     if (!rc && cf->sse == ERPQ_S3_SSE_AES256)
-      rc = add_header(c, "x-amz-server-side-encryption: %s", "AES256");
+      rc = add_header(c, "x-amz-server-side-encryption", "AES256");
     if (!rc && cf->sse == ERPQ_S3_SSE_KMS)
-      rc = add_header(c, "x-amz-server-side-encryption: %s", "aws:kms");
+      rc = add_header(c, "x-amz-server-side-encryption", "aws:kms");
     if (!rc && cf->sse == ERPQ_S3_SSE_KMS && cf->sse_kms_key_id[0])
-      rc = add_header(c, "x-amz-server-side-encryption-aws-kms-key-id: %s", cf->sse_kms_key_id);
+      rc = add_header(c, "x-amz-server-side-encryption-aws-kms-key-id", cf->sse_kms_key_id);
   } else if (!rc && c->content_type) {
-    rc = add_header(c, "Content-Type: %s", c->content_type);
+    rc = add_header(c, "Content-Type", c->content_type);
   }
-  if (rc == -ENOMEM)
-    return erpq_fail(err, errlen, rc, "out of memory");
   if (rc)
-    return erpq_fail(err, errlen, rc, "S3 %s: a header value is too long", c->what);
+    return erpq_fail(err, errlen, rc, "out of memory");
 
   curl_easy_reset(easy);
   SETOPT(CURLOPT_URL, c->url.s);

@@ -176,6 +176,8 @@ static int wait_slot(erpq_s3_upload *u, char *err, size_t errlen) {
     /* The uploaded buffer becomes the spare. */
     if (!u->spare)
       u->spare = u->job.buf;
+    else
+      free(u->job.buf);
     u->job.buf = NULL;
     u->job.state = JOB_IDLE;
   }
