@@ -5,6 +5,8 @@ Sits in front of s3rver and forwards every request unchanged, except:
   --fail-part N      the Nth UploadPart request (counting every attempt)
                      is answered --fail-status (default 500) with an S3
                      InternalError body instead of being forwarded;
+  --stall-part N     the Nth UploadPart is read and then never answered
+                     (a stalled server, for the stall timeout);
   --part-delay-ms D  each UploadPart waits D ms before it is forwarded
                      (so parallel parts overlap visibly);
   --slow-bps B       request bodies are read at about B bytes per second
@@ -111,6 +113,10 @@ class Proxy(http.server.BaseHTTPRequestHandler):
                        % opts.complete_error).encode()
                 self._reply(200, xml, [("Content-Type", "application/xml")])
                 return
+            if is_part and nth == opts.stall_part:
+                with State.lock:
+                    State.injected += 1
+                time.sleep(3600)
             if is_part and nth == opts.fail_part:
                 with State.lock:
                     State.injected += 1
@@ -172,6 +178,7 @@ def main():
     ap.add_argument("--port-max", type=int, required=True)
     ap.add_argument("--fail-part", type=int, default=0)
     ap.add_argument("--fail-status", type=int, default=500)
+    ap.add_argument("--stall-part", type=int, default=0)
     ap.add_argument("--part-delay-ms", type=int, default=0)
     ap.add_argument("--slow-bps", type=int, default=0)
     ap.add_argument("--complete-error", default="")

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -73,9 +74,14 @@ void t_peer_start(t_peer *p, const char *script, const char *const *args) {
   argv[n] = NULL;
   int fds[2];
   cr_assert_eq(pipe(fds), 0);
+  pid_t parent = getpid();
   pid_t pid = fork();
   cr_assert(pid >= 0);
   if (pid == 0) {
+    /* A failed assertion ends the test process without t_peer_stop: the
+     * helper must not outlive it. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+      _exit(126);
     dup2(fds[1], STDOUT_FILENO);
     close(fds[0]);
     close(fds[1]);

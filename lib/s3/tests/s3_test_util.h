@@ -26,7 +26,8 @@ erpq_s3 *t_s3_new(const erpq_s3_conf *c);
 
 /* A Python helper server: /usr/bin/python3 <source>/lib/s3/tests/<script>
  * --port-min B --port-max M args... (B..M from ERPQ_TEST_PORT_BASE/MAX);
- * waits for its "PORT n" line. */
+ * waits for its "PORT n" line. The helper dies with the test process
+ * (PR_SET_PDEATHSIG), so a failed assertion leaves no server behind. */
 typedef struct t_peer {
   pid_t pid;
   int port;

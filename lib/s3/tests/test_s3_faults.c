@@ -3,7 +3,8 @@
  * tests/faultproxy.py in front of s3rver: a part answered 500 (or 503) is
  * retried and the object is still right; a 403 is final; a "200 OK"
  * to CompleteMultipartUpload carrying an <Error> is a failure (retried
- * when its code says so); put_file keeps
+ * when its code says so); a part the server never answers fails after
+ * the stall timeout and is retried; put_file keeps
  * several parts in flight; S3 down (a closed port) fails clearly and
  * leaves no object; a cancelled upload (streaming or file) stops within a
  * fraction of a second, is aborted and leaves no object.
@@ -180,6 +181,40 @@ Test(s3_faults, put_file_parallel_parts_and_retry, .timeout = 60) {
   assert_object(s3, key, data, n);
   unlink(path);
   free(path);
+  free(data);
+  erpq_s3_free(s3);
+  t_peer_stop(&proxy);
+}
+
+Test(s3_faults, stalled_part_times_out_and_is_retried, .timeout = 60) {
+  t_peer proxy;
+  const char *args[] = {"--upstream", getenv("ERPQ_TEST_S3_URL"), "--stall-part", "2", NULL};
+  cr_assert_not_null(args[1], "ERPQ_TEST_S3_URL is not set");
+  t_peer_start(&proxy, "faultproxy.py", args);
+  erpq_s3_conf c;
+  t_s3_conf(&c, proxy.url);
+  c.part_size = PART;
+  c.stall_timeout_s = 1;
+  c.log = log_line;
+  erpq_s3 *s3 = t_s3_new(&c);
+  size_t n = 3 * PART + 5;
+  unsigned char *data = t_data(n, 12);
+  char key[128], err[256];
+  t_key(key, sizeof key, "reports/stalled");
+  logged[0] = '\0';
+  int64_t t0 = erpq_mono_ms();
+  cr_assert_eq(stream(s3, key, data, n, NULL, NULL, err, sizeof err), 0, "%s", err);
+  int64_t ms = erpq_mono_ms() - t0;
+  cr_assert(strstr(logged, "UploadPart 2: attempt 1 of 5 failed") && strstr(logged, "timed out"),
+            "log: %s", logged);
+  /* curl averages the speed over about five seconds: a stall is noticed
+   * between stall_timeout_s and stall_timeout_s + 5 s. */
+  cr_log_info("stalled part given up and retried; upload took %lld ms", (long long)ms);
+  cr_assert(ms >= 1000 && ms < 10000, "took %lld ms", (long long)ms);
+  json_t *s = proxy_stats(&proxy);
+  cr_assert_eq(stat_of(s, "injected"), 1);
+  json_decref(s);
+  assert_object(s3, key, data, n);
   free(data);
   erpq_s3_free(s3);
   t_peer_stop(&proxy);
