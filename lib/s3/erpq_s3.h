@@ -17,8 +17,10 @@
  *   ERPQ_S3_SSE_KMS_KEY_ID           optional, only with aws:kms
  *   ERPQ_S3_PART_SIZE                bytes, 5 MiB..5 GiB, default 8 MiB
  *   ERPQ_S3_CONNECT_TIMEOUT          seconds, default 10
- *   ERPQ_S3_STALL_TIMEOUT            seconds, default 30: a transfer that
- *                                    moves no byte for that long fails
+ *   ERPQ_S3_STALL_TIMEOUT            seconds, default 30: a transfer
+ *                                    slower than 1 byte/s for that long
+ *                                    fails (curl averages over ~5 s, so a
+ *                                    dead peer is given up after 30-35 s)
  * A bad value fails with a sentence naming the variable, never a secret.
  * The tuning fields below the line in the struct (retries, parallelism,
  * the log hook) are not read from the environment; tests change them, and
