@@ -285,9 +285,39 @@ int erpq_bull_add(erpq_cmd *c, const erpq_keys *k, const char *token, const erpq
   return erpq_bull_add_guarded(c, k, token, jobs, n, check_repeat, NULL);
 }
 
+static int add_cmd(erpq_cmd *c, const erpq_keys *k, const char *token, const erpq_newjob *jobs,
+                   size_t n, int check_repeat, const erpq_rate_guard *guard, int report);
+
 int erpq_bull_add_guarded(erpq_cmd *c, const erpq_keys *k, const char *token,
                           const erpq_newjob *jobs, size_t n, int check_repeat,
                           const erpq_rate_guard *guard) {
+  return add_cmd(c, k, token, jobs, n, check_repeat, guard, 0);
+}
+
+int erpq_bull_add_report(erpq_cmd *c, const erpq_keys *k, const char *token,
+                         const erpq_newjob *jobs, size_t n) {
+  return add_cmd(c, k, token, jobs, n, 0, NULL, 1);
+}
+
+int erpq_bull_parse_added(const redisReply *r, char **ids, int *added, size_t n) {
+  if (!r)
+    return ERPQ_E_CONN;
+  if (r->type == REDIS_REPLY_ERROR)
+    return ERPQ_E_REDIS;
+  if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+      r->element[0]->type != REDIS_REPLY_ARRAY || r->element[1]->type != REDIS_REPLY_ARRAY ||
+      r->element[0]->elements != r->element[1]->elements)
+    return ERPQ_E_PROTOCOL;
+  int m = erpq_bull_parse_ids(r->element[0], ids, n);
+  for (int i = 0; i < m; i++) {
+    const redisReply *e = r->element[1]->element[i];
+    added[i] = e->type == REDIS_REPLY_INTEGER && e->integer == 1;
+  }
+  return m;
+}
+
+static int add_cmd(erpq_cmd *c, const erpq_keys *k, const char *token, const erpq_newjob *jobs,
+                   size_t n, int check_repeat, const erpq_rate_guard *guard, int report) {
   int ng = guard ? guard->n : 0;
   if (ng < 0 || ng > ERPQ_GUARD_MAX) return ERPQ_E_ARG;
   const char *keys[7 + ERPQ_GUARD_MAX] = {k->wait,    k->paused,   k->meta_paused, k->id,
@@ -296,7 +326,7 @@ int erpq_bull_add_guarded(erpq_cmd *c, const erpq_keys *k, const char *token,
   erpq_cmd_script_keys(c, ERPQ_LUA_ADD, keys, 7 + ng);
   erpq_cmd_push_str(c, k->base);
   erpq_cmd_push_str(c, token);
-  erpq_cmd_push_i64(c, (int64_t)n);
+  erpq_cmd_push_i64(c, report ? -(int64_t)n : (int64_t)n);
   const char *rkey = NULL;
   int64_t rms = 0;
   for (size_t i = 0; i < n; i++) {

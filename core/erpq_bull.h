@@ -101,6 +101,14 @@ typedef struct erpq_rate_guard {
 int erpq_bull_add_guarded(erpq_cmd *c, const erpq_keys *k, const char *token,
                           const erpq_newjob *jobs, size_t n, int check_repeat,
                           const erpq_rate_guard *guard);
+/* The add of n jobs whose reply also says which were added now (a custom
+ * id already in the queue is not added again): parse it with
+ * erpq_bull_parse_added(). */
+int erpq_bull_add_report(erpq_cmd *c, const erpq_keys *k, const char *token,
+                         const erpq_newjob *jobs, size_t n);
+/* ids[i] (malloc'ed) and added[i] (1 new, 0 existed) of such a reply.
+ * Returns the number of jobs or a negative error. */
+int erpq_bull_parse_added(const redisReply *r, char **ids, int *added, size_t n);
 /* 1 if r is a guarded add's refusal. */
 int erpq_bull_rate_limited(const redisReply *r);
 

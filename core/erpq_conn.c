@@ -383,3 +383,35 @@ void erpq_conn_close(erpq_conn *c) {
     uv_close((uv_handle_t *)&c->retry, retry_closed);
   }
 }
+
+redisReply *erpq_reply_dup(const redisReply *r) {
+  if (!r) return NULL;
+  redisReply *c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->type = r->type;
+  c->integer = r->integer;
+  c->len = r->len;
+  if (r->str) {
+    c->str = malloc(r->len + 1);
+    if (!c->str) {
+      free(c);
+      return NULL;
+    }
+    memcpy(c->str, r->str, r->len);
+    c->str[r->len] = '\0';
+  }
+  if (r->type == REDIS_REPLY_ARRAY && r->elements) {
+    c->element = calloc(r->elements, sizeof *c->element);
+    if (!c->element) {
+      freeReplyObject(c);
+      return NULL;
+    }
+    c->elements = r->elements;
+    for (size_t i = 0; i < r->elements; i++)
+      if (!(c->element[i] = erpq_reply_dup(r->element[i]))) {
+        freeReplyObject(c);
+        return NULL;
+      }
+  }
+  return c;
+}

@@ -73,4 +73,9 @@ void erpq_conn_reset(erpq_conn *c);
  * once every handle is closed. */
 void erpq_conn_close(erpq_conn *c);
 
+/* A deep copy of a reply (hiredis frees its replies after the callback),
+ * for a thread that needs it later: free it with freeReplyObject(). NULL
+ * when r is NULL or memory ran out. Thread-safe. */
+redisReply *erpq_reply_dup(const redisReply *r);
+
 #endif

@@ -44,9 +44,13 @@
 #ifndef ERPQ_JOB_H
 #define ERPQ_JOB_H
 
+#include <hiredis.h>
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "erpq_bull.h"
+#include "erpq_cmd.h"
 
 typedef struct erpq_jobctx erpq_jobctx;
 
@@ -98,6 +102,28 @@ int erpq_job_cancelled(const erpq_jobctx *ctx);
 /* Sleeps up to ms milliseconds; returns early (-ECANCELED) on cancellation,
  * 0 otherwise. */
 int erpq_job_sleep(erpq_jobctx *ctx, int64_t ms);
+
+/* ---- Redis from a handler ----------------------------------------------------
+ * Blocking calls for a handler's thread (never the loop's): they go out on
+ * the worker's own command connection, through the loop, so a family needs
+ * no Redis connection of its own. */
+
+/* The key prefix the worker serves (bull's `prefix`). */
+const char *erpq_job_prefix(const erpq_jobctx *ctx);
+/* Sends cmd (ownership taken) and waits up to timeout_ms for the answer;
+ * *reply is a copy (free it with freeReplyObject()), which may be an error
+ * reply. Returns 0, -ENOTCONN (Redis down, or the connection lost before the
+ * answer), ERPQ_E_TIMEOUT, or -ECANCELED (the job was cancelled while it
+ * waited), with err set. */
+int erpq_job_redis(erpq_jobctx *ctx, erpq_cmd *cmd, redisReply **reply, int64_t timeout_ms,
+                   char *err, size_t errlen);
+/* Adds n prepared jobs (erpq_newjob_prepare(), bull's Queue.add) to queue
+ * in one script call, all or nothing. ids[i] gets each id (malloc'ed, the
+ * caller frees them); added[i] (may be NULL) 1 if the job was added now, 0
+ * if a job with its custom id was already there (so a retried fan-out with
+ * deterministic ids adds nothing twice). Returns 0 or a negative error. */
+int erpq_job_enqueue(erpq_jobctx *ctx, const char *queue, const erpq_newjob *jobs, size_t n,
+                     char **ids, int *added, char *err, size_t errlen);
 
 /* ---- Registration ---------------------------------------------------------- */
 

@@ -21,7 +21,7 @@
 #define TRANSIENT_RETRY_MS 200     /* Delay after LOADING/READONLY/... */
 #define MAX_STEPS_INFLIGHT 4       /* Step calls pipelined per queue. */
 
-enum { MSG_DONE = 1, MSG_PROGRESS, MSG_LOG, MSG_CANCEL };
+enum { MSG_DONE = 1, MSG_PROGRESS, MSG_LOG, MSG_CANCEL, MSG_CALL };
 
 typedef struct wq wq;
 typedef struct erpq_worker erpq_worker;
@@ -204,6 +204,150 @@ void erpq_job_on_cancel(erpq_jobctx *c, void (*fn)(erpq_jobctx *, void *), void 
   pthread_mutex_unlock(&c->mu);
   /* Cancelled before the callback was set: run it on the loop. */
   if (late) post_side(c, MSG_CANCEL, NULL);
+}
+
+/* ---- Redis calls from handler threads ----------------------------------------------
+ * A call is a message to the loop, which sends it on the command connection.
+ * The handler's thread waits on the call's condition variable. Two parties
+ * hold the call (refs): the waiting thread and the loop; whichever lets go
+ * last frees it, so a handler that stops waiting (timeout, cancellation)
+ * never frees a call the loop still answers into. */
+typedef struct call_msg {
+  erpq_msg msg;
+  erpq_jobctx *ctx;
+  erpq_cmd cmd;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int refs, done, rc;
+  redisReply *reply;
+} call_msg;
+
+static void call_release(call_msg *m) {
+  pthread_mutex_lock(&m->mu);
+  int left = --m->refs;
+  pthread_mutex_unlock(&m->mu);
+  if (left) return;
+  erpq_cmd_free(&m->cmd);
+  if (m->reply) freeReplyObject(m->reply);
+  pthread_mutex_destroy(&m->mu);
+  pthread_cond_destroy(&m->cv);
+  free(m);
+}
+
+static void call_answer(call_msg *m, const redisReply *r, int rc) {
+  pthread_mutex_lock(&m->mu);
+  m->rc = rc;
+  if (r && !(m->reply = erpq_reply_dup(r))) m->rc = -ENOMEM;
+  m->done = 1;
+  pthread_cond_broadcast(&m->cv);
+  pthread_mutex_unlock(&m->mu);
+  call_release(m);
+}
+
+static void on_call_reply(erpq_conn *conn, redisReply *r, void *priv) {
+  (void)conn;
+  call_answer(priv, r, r ? 0 : -ENOTCONN);
+}
+
+/* Loop thread: send the call, or answer it at once when Redis is down. */
+static void deliver_call(erpq_worker *w, call_msg *m) {
+  erpq_cmd cmd = m->cmd;
+  memset(&m->cmd, 0, sizeof m->cmd);
+  if (w->cmd.state != ERPQ_CONN_READY || erpq_conn_send(&w->cmd, &cmd, on_call_reply, m)) {
+    if (w->cmd.state != ERPQ_CONN_READY) erpq_cmd_free(&cmd);
+    call_answer(m, NULL, -ENOTCONN);
+  }
+}
+
+const char *erpq_job_prefix(const erpq_jobctx *c) { return c->q->w->conf->prefix; }
+
+int erpq_job_redis(erpq_jobctx *c, erpq_cmd *cmd, redisReply **reply, int64_t timeout_ms,
+                   char *err, size_t errlen) {
+  *reply = NULL;
+  call_msg *m = calloc(1, sizeof *m);
+  if (!m) {
+    erpq_cmd_free(cmd);
+    return erpq_fail(err, errlen, -ENOMEM, "out of memory");
+  }
+  m->msg.kind = MSG_CALL;
+  m->ctx = c;
+  m->cmd = *cmd;
+  memset(cmd, 0, sizeof *cmd);
+  m->refs = 2;
+  pthread_mutex_init(&m->mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&m->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  erpq_pool_post(&c->q->w->pools[c->pool], &m->msg);
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  int64_t end_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + timeout_ms * 1000000;
+  int rc;
+  pthread_mutex_lock(&m->mu);
+  for (;;) {
+    if (m->done) {
+      rc = m->rc;
+      *reply = m->reply;
+      m->reply = NULL;
+      break;
+    }
+    if (atomic_load(&c->cancelled)) {
+      rc = -ECANCELED;
+      break;
+    }
+    /* Wake every 50 ms to see a cancellation (it does not signal us). */
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    if (now_ns >= end_ns) {
+      rc = ERPQ_E_TIMEOUT;
+      break;
+    }
+    int64_t until = now_ns + 50000000 < end_ns ? now_ns + 50000000 : end_ns;
+    struct timespec abs = {(time_t)(until / 1000000000), (long)(until % 1000000000)};
+    pthread_cond_timedwait(&m->cv, &m->mu, &abs);
+  }
+  pthread_mutex_unlock(&m->mu);
+  call_release(m);
+  if (rc == -ENOTCONN) return erpq_fail(err, errlen, rc, "Redis is not reachable");
+  if (rc == ERPQ_E_TIMEOUT)
+    return erpq_fail(err, errlen, rc, "Redis did not answer within %lld ms", (long long)timeout_ms);
+  if (rc == -ECANCELED) return erpq_fail(err, errlen, rc, "the job was cancelled");
+  if (rc) return erpq_fail(err, errlen, rc, "%s", erpq_strerror(rc));
+  return 0;
+}
+
+int erpq_job_enqueue(erpq_jobctx *c, const char *queue, const erpq_newjob *jobs, size_t n,
+                     char **ids, int *added, char *err, size_t errlen) {
+  if (!n) return 0;
+  erpq_keys k;
+  int rc = erpq_keys_init(&k, erpq_job_prefix(c), queue);
+  if (rc) return erpq_fail(err, errlen, rc, "bad queue name '%s'", queue);
+  erpq_cmd cmd;
+  erpq_cmd_init(&cmd);
+  rc = erpq_bull_add_report(&cmd, &k, c->q->token, jobs, n);
+  erpq_keys_free(&k);
+  if (rc) {
+    erpq_cmd_free(&cmd);
+    return erpq_fail(err, errlen, rc, "cannot build the add: %s", erpq_strerror(rc));
+  }
+  redisReply *r = NULL;
+  rc = erpq_job_redis(c, &cmd, &r, 30000, err, errlen);
+  if (rc) return rc;
+  int tmp[1];
+  int *flags = added ? added : (n == 1 ? tmp : malloc(n * sizeof *flags));
+  int got = flags ? erpq_bull_parse_added(r, ids, flags, n) : -ENOMEM;
+  if (!added && flags != tmp) free(flags);
+  if (got != (int)n) {
+    if (r->type == REDIS_REPLY_ERROR) erpq_fail(err, errlen, ERPQ_E_REDIS, "Redis: %s", r->str);
+    else erpq_fail(err, errlen, got < 0 ? got : ERPQ_E_PROTOCOL, "unexpected answer to the add");
+    for (int i = 0; i < got; i++) free(ids[i]);
+    freeReplyObject(r);
+    return got < 0 ? got : ERPQ_E_PROTOCOL;
+  }
+  freeReplyObject(r);
+  return 0;
 }
 
 int erpq_job_delay(erpq_jobctx *c, int64_t ms, const char *reason) {
@@ -940,6 +1084,10 @@ static void deliver(erpq_pool *p, erpq_msg *m) {
     free(s);
     return;
   }
+  if (m->kind == MSG_CALL) {
+    deliver_call(w, (call_msg *)m);
+    return;
+  }
   if (!c->finished && !c->lost && w->cmd.state == ERPQ_CONN_READY) {
     erpq_cmd cmd;
     erpq_cmd_init(&cmd);
@@ -1213,7 +1361,9 @@ int erpq_worker_free(erpq_worker *w) {
   for (int i = 0; i < w->npools; i++) {
     for (erpq_msg *m = erpq_pool_take_undelivered(&w->pools[i]), *next; m; m = next) {
       next = m->next;
-      if (m->kind != MSG_DONE) {
+      if (m->kind == MSG_CALL) {
+        call_answer((call_msg *)m, NULL, -ENOTCONN);
+      } else if (m->kind != MSG_DONE) {
         free(((side_msg *)m)->payload);
         free(m);
       } else {

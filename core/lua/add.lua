@@ -8,7 +8,10 @@
 -- repeatMillis; mode "next" (a worker scheduling the next occurrence) does
 -- so, and adds the jobs, only if the repeatable is still registered.
 -- Returns the list of ids (the existing id for a duplicate or debounced add),
--- or an empty list if the repeatable was removed.
+-- or an empty list if the repeatable was removed. A negative count (erpq's
+-- job families adding jobs from a handler) asks for {ids, added}: added[i]
+-- is 1 when job i was added now and 0 when it already existed (a custom id
+-- seen before, or debounced).
 --
 -- Rate guard (erpq's HTTP API, not bull): KEYS beyond the 7th are request
 -- counters, and the last #KEYS - 6 ARGV are their limits then their TTL.
@@ -18,6 +21,9 @@ if #KEYS > 7 and erpqRateCount(8, #ARGV - (#KEYS - 7)) then
   return redis.error_reply("ERPQ_RATE_LIMITED over the rate limit")
 end
 local P, token, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local report = n < 0
+if report then n = -n end
+local added = {}
 local base = 3
 local repIdx = base + n * 12 + 1
 local mode = ARGV[repIdx]
@@ -82,5 +88,7 @@ for j = 0, n - 1 do
     end
   end
   ids[#ids + 1] = jobId
+  added[#added + 1] = done and 0 or 1
 end
+if report then return {ids, added} end
 return ids

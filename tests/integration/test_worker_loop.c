@@ -169,6 +169,41 @@ static int h_async_cancel(erpq_jobctx *ctx, const json_t *data, json_t **result,
   return ERPQ_JOB_ASYNC;
 }
 
+/* fanout: adds three noop jobs with deterministic ids to the same queue,
+ * twice, from the handler's thread (erpq_job_enqueue); the second add finds
+ * them all there. Also one plain Redis call (erpq_job_redis). */
+static int h_fanout(erpq_jobctx *ctx, const json_t *data, json_t **result, char *err,
+                    size_t errlen) {
+  (void)data;
+  erpq_newjob jobs[3];
+  char id[64];
+  int rc = 0;
+  for (int i = 0; i < 3; i++) {
+    json_t *o = json_pack("{s:s}", "jobId", (snprintf(id, sizeof id, "fan:%s:%d", erpq_job_id(ctx), i), id));
+    rc = erpq_newjob_prepare(&jobs[i], "noop", "{}", o, erpq_now_ms(), err, errlen);
+    json_decref(o);
+    if (rc) return rc;
+  }
+  int first[3], second[3];
+  char *ids[3];
+  rc = erpq_job_enqueue(ctx, erpq_job_queue(ctx), jobs, 3, ids, first, err, errlen);
+  for (int i = 0; !rc && i < 3; i++) free(ids[i]);
+  if (!rc) rc = erpq_job_enqueue(ctx, erpq_job_queue(ctx), jobs, 3, ids, second, err, errlen);
+  for (int i = 0; !rc && i < 3; i++) free(ids[i]);
+  for (int i = 0; i < 3; i++) erpq_newjob_free(&jobs[i]);
+  if (rc) return rc;
+  erpq_cmd c;
+  erpq_cmd_init(&c);
+  erpq_cmd_push_str(&c, "PING");
+  redisReply *r = NULL;
+  rc = erpq_job_redis(ctx, &c, &r, 5000, err, errlen);
+  if (rc) return rc;
+  *result = json_pack("{s:[i,i,i],s:[i,i,i],s:s}", "first", first[0], first[1], first[2], "second",
+                      second[0], second[1], second[2], "ping", r->str ? r->str : "");
+  freeReplyObject(r);
+  return 0;
+}
+
 /* ---- Harness ------------------------------------------------------------------ */
 
 static void close_timers(harness *h) {
@@ -215,6 +250,7 @@ static void h_init(harness *h, const char *stem, int concurrency, int64_t grace_
   cr_assert_eq(erpq_registry_add(&h->reg, h->name, "report", h_report, NULL), 0);
   cr_assert_eq(erpq_registry_add(&h->reg, h->name, "slow", h_slow, NULL), 0);
   cr_assert_eq(erpq_registry_add(&h->reg, h->name, "postpone", h_postpone, NULL), 0);
+  cr_assert_eq(erpq_registry_add(&h->reg, h->name, "fanout", h_fanout, NULL), 0);
   /* The async jobs run on a pool of their own with a single thread. */
   int pool = erpq_registry_family_pool(&h->reg, "async-test", 1);
   cr_assert_geq(pool, 1);
@@ -526,6 +562,24 @@ Test(worker_loop, async_job_timeout_runs_the_cancel_callback) {
   cr_expect_eq(atomic_load(&cancels), 1);
   expect_field(&h, a, "failedReason", "Promise timed out after 200 milliseconds");
   expect_empty(&h, h.k.active);
+  free(a);
+  h_free(&h);
+}
+
+static int fanout_done(harness *h) { return rd_int(h->rc, "ZCARD %s", h->k.completed) >= 4; }
+
+Test(worker_loop, handlers_enqueue_jobs_and_call_redis) {
+  harness h;
+  h_init(&h, "wl-fanout", 2, 5000);
+  char *a = add_job(&h, "fanout", "{}", NULL);
+  h_run(&h, fanout_done);
+  expect_field(&h, a, "returnvalue", "{\"first\":[1,1,1],\"second\":[0,0,0],\"ping\":\"PONG\"}");
+  for (int i = 0; i < 3; i++) {
+    char id[64];
+    snprintf(id, sizeof id, "fan:%s:%d", a, i);
+    expect_field(&h, id, "returnvalue", "{\"ok\":true}");
+  }
+  cr_expect_eq(rd_int(h.rc, "ZCARD %s", h.k.completed), 4, "three jobs added once each");
   free(a);
   h_free(&h);
 }
