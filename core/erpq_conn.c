@@ -384,6 +384,27 @@ void erpq_conn_close(erpq_conn *c) {
   }
 }
 
+void erpq_conn_abort(erpq_conn *c) {
+  c->closing = 1;
+  c->state = ERPQ_CONN_CLOSED;
+  uv_timer_stop(&c->retry);
+  redisAsyncContext *ac = c->ac;
+  if (ac && (ac->c.flags & REDIS_CONNECTED)) {
+    /* What is queued goes out if the socket takes it now (one
+     * non-blocking write: a hand-back must not be dropped unsent); a write
+     * error frees the context itself (c->ac is then NULL). Pending
+     * callbacks get NULL, then on_disconnect closes the timer. */
+    redisAsyncHandleWrite(ac);
+    if (c->ac) redisAsyncFree(c->ac);
+    return;
+  }
+  if (ac) {
+    c->ac = NULL;
+    redisAsyncFree(ac); /* Never connected: no disconnect callback. */
+  }
+  if (!uv_is_closing((uv_handle_t *)&c->retry)) uv_close((uv_handle_t *)&c->retry, retry_closed);
+}
+
 redisReply *erpq_reply_dup(const redisReply *r) {
   if (!r) return NULL;
   redisReply *c = calloc(1, sizeof *c);

@@ -73,6 +73,11 @@ void erpq_conn_reset(erpq_conn *c);
  * once every handle is closed. */
 void erpq_conn_close(erpq_conn *c);
 
+/* Closes for good at once, without waiting for replies (a Redis that does
+ * not answer must not hold a shutdown open): pending callbacks get NULL;
+ * on_closed runs once every handle is closed. Safe after erpq_conn_close(). */
+void erpq_conn_abort(erpq_conn *c);
+
 /* A deep copy of a reply (hiredis frees its replies after the callback),
  * for a thread that needs it later: free it with freeReplyObject(). NULL
  * when r is NULL or memory ran out. Thread-safe. */

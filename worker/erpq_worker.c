@@ -20,6 +20,8 @@
 #define MAX_FINISH_PER_STEP 1000   /* Finishes carried by one step call. */
 #define TRANSIENT_RETRY_MS 200     /* Delay after LOADING/READONLY/... */
 #define MAX_STEPS_INFLIGHT 4       /* Step calls pipelined per queue. */
+#define FINAL_MS 1000              /* After the grace period, the longest wait for
+                                    * Redis before the worker leaves anyway. */
 
 enum { MSG_DONE = 1, MSG_PROGRESS, MSG_LOG, MSG_CANCEL, MSG_CALL };
 
@@ -100,8 +102,9 @@ struct erpq_worker {
   erpq_pool *pools; /* One per family pool of the registry (index = handler->pool). */
   int npools;
   uv_signal_t sigterm, sigint;
-  uv_timer_t t_grace;
+  uv_timer_t t_grace, t_final;
   int closing, finalizing, handed_back;
+  int forced; /* Leaving without waiting for Redis (FINAL_MS, a second signal). */
   int delivering; /* Inside a batch of pool deliveries. */
   int grace_expired;
   uint64_t completed, failed;
@@ -1209,6 +1212,7 @@ int erpq_worker_start(erpq_worker *w) {
   uv_signal_start(&w->sigterm, on_signal, SIGTERM);
   uv_signal_start(&w->sigint, on_signal, SIGINT);
   init_timer(w, &w->t_grace, w);
+  init_timer(w, &w->t_final, w);
   erpq_conn_start(&w->cmd);
   erpq_conn_start(&w->sub);
   for (int i = 0; i < w->nq; i++) erpq_conn_start(&w->q[i].block);
@@ -1224,6 +1228,9 @@ int erpq_worker_start(erpq_worker *w) {
 }
 
 static int busy(erpq_worker *w) {
+  /* After the grace period, results that cannot reach Redis no longer hold
+   * the worker: close_all() logs them and the stalled check recovers them. */
+  if (w->grace_expired && w->cmd.state != ERPQ_CONN_READY) return 0;
   for (int i = 0; i < w->nq; i++) {
     wq *q = &w->q[i];
     /* After the grace period, running jobs have been handed back and no
@@ -1233,26 +1240,41 @@ static int busy(erpq_worker *w) {
   return 0;
 }
 
+/* Closes a connection gracefully, or at once when the worker is forced. */
+static void conn_end(erpq_worker *w, erpq_conn *c) {
+  if (w->forced) erpq_conn_abort(c);
+  else erpq_conn_close(c);
+}
+
 static void close_all(erpq_worker *w) {
   if (w->finalizing) return;
   w->finalizing = 1;
+  /* Results Redis never got: the jobs stay active under our lock until it
+   * expires, then any worker's stalled check (Node or C) recovers them. */
+  for (int i = 0; i < w->nq; i++)
+    for (size_t k = 0; k < w->q[i].npend; k++)
+      erpq_log(ERPQ_LOG_WARN, "job.unreported", "queue", w->q[i].conf->name, "jobId",
+               w->q[i].pend[k].id, "name", w->q[i].pend[k].name, "note",
+               "its result could not reach Redis; the stalled check gives it to a worker", NULL);
   uv_timer_stop(&w->t_grace);
+  uv_timer_stop(&w->t_final);
   uv_close((uv_handle_t *)&w->t_grace, NULL);
+  uv_close((uv_handle_t *)&w->t_final, NULL);
   uv_close((uv_handle_t *)&w->sigterm, NULL);
   uv_close((uv_handle_t *)&w->sigint, NULL);
   for (int i = 0; i < w->nq; i++) {
     wq *q = &w->q[i];
     uv_timer_t *ts[] = {&q->t_renew, &q->t_stalled, &q->t_delayed, &q->t_retry};
     for (int k = 0; k < 4; k++) uv_close((uv_handle_t *)ts[k], NULL);
-    erpq_conn_close(&q->block);
+    conn_end(w, &q->block);
     /* Jobs handed back after the grace period: their timers close now;
      * the contexts are freed by erpq_worker_free() once their threads are
      * done (or left behind at exit if they never are). */
     for (erpq_jobctx *c = q->running; c; c = c->next)
       if (!uv_is_closing((uv_handle_t *)&c->timeout)) uv_close((uv_handle_t *)&c->timeout, NULL);
   }
-  erpq_conn_close(&w->sub);
-  erpq_conn_close(&w->cmd);
+  conn_end(w, &w->sub);
+  conn_end(w, &w->cmd);
   for (int i = 0; i < w->npools; i++)
     if (w->pools[i].threads) erpq_pool_stop(&w->pools[i]);
   char done[48];
@@ -1283,9 +1305,23 @@ static void on_handback(erpq_conn *conn, redisReply *r, void *priv) {
   if (--w->handed_back == 0) maybe_finalize(w);
 }
 
+/* FINAL_MS after the grace period (or at a second signal): Redis has had
+ * its chance to take the results and hand-backs; leave now. */
+static void force_close(erpq_worker *w) {
+  if (w->finalizing) return;
+  w->forced = 1;
+  erpq_log(ERPQ_LOG_WARN, "worker.forced_stop", "note",
+           "leaving without waiting for Redis any longer", NULL);
+  close_all(w);
+}
+
+static void final_fire(uv_timer_t *t) { force_close(t->data); }
+
 static void grace_over(uv_timer_t *t) {
   erpq_worker *w = t->data;
+  if (w->grace_expired) return;
   w->grace_expired = 1;
+  uv_timer_start(&w->t_final, final_fire, FINAL_MS, 0);
   /* Jobs still running go back to the front of the line for another
    * worker; their results, if they ever come, are ignored. */
   for (int i = 0; i < w->nq; i++) {
@@ -1302,9 +1338,12 @@ static void grace_over(uv_timer_t *t) {
       erpq_cmd c;
       erpq_cmd_init(&c);
       erpq_bull_handback(&c, &q->keys, q->token, ids, n);
-      if (erpq_conn_send(&w->cmd, &c, on_handback, w) == 0) w->handed_back++;
+      int sent = erpq_conn_send(&w->cmd, &c, on_handback, w) == 0;
+      if (sent) w->handed_back++;
       for (size_t k = 0; k < n; k++)
-        erpq_log(ERPQ_LOG_WARN, "job.handed_back", "queue", q->conf->name, "jobId", ids[k], NULL);
+        erpq_log(ERPQ_LOG_WARN, sent ? "job.handed_back" : "job.left_active", "queue",
+                 q->conf->name, "jobId", ids[k], "note",
+                 sent ? NULL : "Redis is unreachable; the stalled check recovers it", NULL);
     }
     free(ids);
   }
@@ -1315,8 +1354,11 @@ static void grace_over(uv_timer_t *t) {
 
 void erpq_worker_stop(erpq_worker *w) {
   if (w->closing) {
-    /* A second signal: do not wait for the grace period. */
-    if (!w->finalizing) uv_timer_start(&w->t_grace, grace_over, 0, 0);
+    /* A second signal: hand back what Redis still takes and leave now. */
+    if (!w->finalizing) {
+      grace_over(&w->t_grace);
+      force_close(w);
+    }
     return;
   }
   w->closing = 1;

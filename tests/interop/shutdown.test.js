@@ -86,3 +86,59 @@ test('SIGTERM with --grace 1 and a 10 s job: handed back to wait at once, exit 0
   assert.equal(nw.events('active', { jobId: id }).length, 1);
   assert.deepEqual(await h.counts(r, q), { wait: 0, active: 0, paused: 0, delayed: 0, completed: 1, failed: 0, priority: 0 });
 });
+
+test('Redis dies while a job runs, then SIGTERM: the worker exits within --grace + 1 s and another worker completes the job once Redis is back', async t => {
+  const srv = await h.startRedis({ args: ['--appendonly', 'yes', '--appendfsync', 'always'] });
+  t.after(() => srv.shutdown().catch(() => {}));
+  const q = h.qname('redis-gone');
+  const P = h.queue(q, {}, srv.url);
+  // A short lock and stalled-check throttle (bull's stalled-check key is
+  // shared by every worker), so the job is recoverable soon after Redis returns.
+  const w = await h.startWorker({ queue: q, redisUrl: srv.url,
+    args: ['--grace', '2', '--lock-duration', '3000', '--stalled-interval', '1000'] });
+  t.after(() => w.kill9());
+  const job = await P.add('sleep', { ms: 4000 });
+  const id = String(job.id);
+  await w.waitLog('job.active', { jobId: id });
+  await srv.shutdown(); // Redis gone (its AOF keeps the job active under our lock).
+  await h.sleep(200);
+  const t0 = Date.now();
+  w.signal('SIGTERM');
+  const res = await Promise.race([w.exited, h.sleep(6000).then(() => null)]);
+  const took = Date.now() - t0;
+  assert.ok(res, `worker still running ${took} ms after SIGTERM with Redis down; ${w.tail()}`);
+  assert.ok(took <= 2000 + 1000 + 500, `exited after ${took} ms (grace 2 s + 1 s)`);
+  assert.equal(res.signal, null, w.tail());
+  t.diagnostic(`exited ${took} ms after SIGTERM`);
+  // The job was named in the log: handed back or left active, never silent.
+  assert.ok(w.events('job.left_active', { jobId: id }).length + w.events('job.unreported', { jobId: id }).length +
+    w.events('job.handed_back', { jobId: id }).length >= 1, w.tail(12));
+
+  await srv.start();
+  const w2 = await h.startWorker({ queue: q, redisUrl: srv.url, args: ['--stalled-interval', '500'] });
+  t.after(() => w2.kill9());
+  const r2 = h.redis(srv.url);
+  const hash = await h.waitFinished(r2, q, id, 'completed', 20000);
+  assert.deepEqual(JSON.parse(hash.returnvalue), { slept: 4000 });
+  assert.equal((await h.counts(r2, q)).active, 0);
+  await w2.stop();
+});
+
+test('a second SIGTERM exits at once, however long the grace', async t => {
+  const q = h.qname('second');
+  const P = h.queue(q);
+  const w = await h.startWorker({ queue: q, args: ['--grace', '60'] });
+  t.after(() => w.kill9());
+  const job = await P.add('sleep', { ms: 30000 });
+  const id = String(job.id);
+  await w.waitLog('job.active', { jobId: id });
+  w.signal('SIGTERM');
+  await w.waitLog('worker.closing');
+  const t0 = Date.now();
+  w.signal('SIGTERM');
+  const res = await Promise.race([w.exited, h.sleep(3000).then(() => null)]);
+  assert.ok(res, `still running ${Date.now() - t0} ms after the second SIGTERM; ${w.tail()}`);
+  assert.ok(Date.now() - t0 < 1500, `took ${Date.now() - t0} ms`);
+  // The running job went back to wait for another worker.
+  assert.ok((await r.lrange(h.key(q, 'wait'), 0, -1)).includes(id), JSON.stringify(await h.counts(r, q)));
+});
