@@ -6,6 +6,7 @@
  * calls the command in erpq_cli.c.
  */
 #include <math.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,8 @@
 #include "erpq_config.h"
 #include "erpq_err.h"
 #include "erpq_http.h" /* serve: the HTTP API */
+#include "erpq_http_auth.h"
+#include "erpq_token.h"
 
 #ifndef ERPQ_VERSION
 #define ERPQ_VERSION "0"
@@ -60,6 +63,9 @@ static const char usage_text[] =
     "                        runs the HTTP API (see erpq-producer serve --help)\n"
     "  remove-repeatable QUEUE NAME --repeat JSON|@FILE\n"
     "                        stops a repeatable job (as queue.removeRepeatable(NAME, repeat))\n"
+    "  token --role ROLE [--school ID] [--sub SUBJECT] [--ttl S]\n"
+    "                        prints an HS256 token for the HTTP API, signed with its secret\n"
+    "                        (ERPQ_JWT_SECRET_FILE or ERPQ_JWT_SECRET); valid S seconds (3600)\n"
     "\n"
     "Output: JSON on stdout (plain ids for add and add-bulk; add --wait prints the id and\n"
     "then the returnvalue); errors as one line on stderr.\n"
@@ -104,6 +110,12 @@ static const erpq_opt clean_opts[] = {
     {"grace", ERPQ_OPT_INT, NULL, "MS", "", 0, INT64_C(1) << 50, NULL, 0},
     {"limit", ERPQ_OPT_INT, NULL, "N", "", 0, INT64_C(1) << 31, NULL, 0},
     END};
+static const erpq_opt token_opts[] = {
+    {"role", ERPQ_OPT_STRING, NULL, "ROLE", "", 0, 0, NULL, 0},
+    {"school", ERPQ_OPT_STRING, NULL, "ID", "", 0, 0, NULL, 0},
+    {"sub", ERPQ_OPT_STRING, NULL, "SUBJECT", "", 0, 0, NULL, 0},
+    {"ttl", ERPQ_OPT_INT, NULL, "S", "", 1, 31 * 86400, "3600", 0},
+    END};
 static const erpq_opt repeat_opt[] = {{"repeat", ERPQ_OPT_STRING, NULL, "JSON|@FILE", "", 0, 0, NULL, 0}, END};
 
 typedef struct cmddef {
@@ -125,6 +137,7 @@ static const cmddef commands[] = {
     {"promote", 2, "QUEUE ID", NULL},
     {"clean", 1, "QUEUE", clean_opts},
     {"remove-repeatable", 2, "QUEUE NAME", repeat_opt},
+    {"token", 0, "", token_opts},
 };
 
 typedef struct parsed {
@@ -273,6 +286,37 @@ static int run(const char *url, const char *prefix, int64_t cmd_timeout_ms, int 
   return ex;
 }
 
+/* token: an HS256 token for the HTTP API, signed with its secret. */
+static int cmd_token(const parsed *p) {
+  const char *role = opt(p, "role");
+  if (!role) return usage_error("token needs --role (admin, backend, accountant, ...)", NULL, NULL);
+  erpq_auth a;
+  char err[512] = "";
+  int arc = erpq_auth_init(&a, NULL, 0, err, sizeof err);
+  if (!arc && !a.hs_secret) {
+    erpq_auth_free(&a);
+    arc = erpq_fail(err, sizeof err, ERPQ_E_ARG, "no HS256 secret is configured");
+  }
+  if (arc) {
+    erpq_cli_error("%s (the API's secret: ERPQ_JWT_SECRET_FILE or ERPQ_JWT_SECRET; scripts/run "
+                   "writes .run/jwt-secret: source .run/env)",
+                   err);
+    return ERPQ_EXIT_USAGE;
+  }
+  char *tok = NULL;
+  int rc = erpq_token_make(a.hs_secret, a.hs_len, opt(p, "sub"), role, opt(p, "school"),
+                           erpq_args_int(p->a, "ttl", 3600), (int64_t)time(NULL), &tok, err,
+                           sizeof err);
+  erpq_auth_free(&a);
+  if (rc) {
+    erpq_cli_error("%s", err);
+    return ERPQ_EXIT_USAGE;
+  }
+  printf("%s\n", tok);
+  free(tok);
+  return ERPQ_EXIT_OK;
+}
+
 static int dispatch(const erpq_cli *cli, const parsed *p) {
   const char *n = p->cmd->name;
   if (!strcmp(n, "add")) return cmd_add(cli, p);
@@ -286,6 +330,7 @@ static int dispatch(const erpq_cli *cli, const parsed *p) {
   if (!strcmp(n, "promote")) return erpq_cli_promote(cli, p->pos[0], p->pos[1]);
   if (!strcmp(n, "clean")) return cmd_clean(cli, p);
   if (!strcmp(n, "remove-repeatable")) return cmd_remove_repeatable(cli, p);
+  if (!strcmp(n, "token")) return cmd_token(p);
   return usage_error("unknown command '%s'", n, NULL);
 }
 

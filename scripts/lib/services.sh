@@ -60,7 +60,27 @@ svc__alive() {
   [[ -n "$line" && "${line:0:1}" != Z && "${line:0:1}" != X ]]
 }
 
-# svc__port_in_use PORT: any TCP socket (any address, any state) on PORT.
+# svc__launch CMD... &: execs CMD, so it must be called in the background
+# (with &: the background subshell becomes CMD and $! is CMD's PID). With
+# SVC_SETSID set, CMD gets a session of its own: a terminal's Ctrl-C (sent
+# to the caller's process group) then does not reach the server, and
+# whoever started it stops it in order (scripts/run). setsid execs CMD in
+# place (the subshell is no group leader), so $! stays the server's PID.
+svc__launch() {
+  if [[ -n "${SVC_SETSID:-}" ]]; then exec setsid "$@"; else exec "$@"; fi
+}
+
+# svc__port_listening PORT: a process listens on PORT (connections left in
+# TIME_WAIT by an earlier run do not count).
+svc__port_listening() {
+  local hex
+  hex=$(printf '%04X' "$1")
+  awk -v h="$hex" 'FNR > 1 && $4 == "0A" { n = split($2, a, ":"); if (a[n] == h) { found = 1; exit } }
+                   END { exit !found }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+
+# svc__port_in_use PORT: any TCP socket (any address, any state) on PORT
+# (for picking a free port: a port with sockets in TIME_WAIT is skipped).
 svc__port_in_use() {
   local hex
   hex=$(printf '%04X' "$1")
@@ -210,7 +230,7 @@ svc_redis_start() {
   fi
   for try in 1 2 3 4 5; do
     if [[ "$want" == auto ]]; then svc__pick_port || return 1; port=$SVC__PORT; else port=$want; fi
-    redis-server --bind 127.0.0.1 --port "$port" --unixsocket "$d/redis.sock" --unixsocketperm 700 \
+    svc__launch redis-server --bind 127.0.0.1 --port "$port" --unixsocket "$d/redis.sock" --unixsocketperm 700 \
       --dir "$d/data" --save '' --appendonly no --daemonize no --protected-mode yes \
       --logfile "$d/redis.log" --loglevel notice "$@" </dev/null >>"$d/redis.out" 2>&1 &
     pid=$!
@@ -271,7 +291,7 @@ svc_mariadb_start() {
   for try in 1 2 3 4 5; do
     if [[ "$want" == auto ]]; then svc__pick_port || return 1; port=$SVC__PORT; else port=$want; fi
     : >"$d/error.log"
-    mariadbd --no-defaults "${userarg[@]}" --datadir="$d/data" --port="$port" \
+    svc__launch mariadbd --no-defaults "${userarg[@]}" --datadir="$d/data" --port="$port" \
       --bind-address=127.0.0.1 --socket="$d/mysqld.sock" --pid-file="$d/mariadbd.pid" \
       --log-error="$d/error.log" --innodb-buffer-pool-size=64M --innodb-log-file-size=16M \
       --skip-log-bin --skip-name-resolve --max-connections=300 \
@@ -337,7 +357,7 @@ svc_s3_start() {
   for try in 1 2 3 4 5; do
     if [[ "$want" == auto ]]; then svc__pick_port || return 1; port=$SVC__PORT; else port=$want; fi
     : >"$d/s3rver.log"
-    node "$SVC_NODE_MODULES/s3rver/bin/s3rver.js" --directory "$d/data" --address 127.0.0.1 \
+    svc__launch node "$SVC_NODE_MODULES/s3rver/bin/s3rver.js" --directory "$d/data" --address 127.0.0.1 \
       --port "$port" --configure-bucket "$SVC_S3_BUCKET" </dev/null >>"$d/s3rver.log" 2>&1 &
     pid=$!
     printf '%s\n' "$pid" >"$d/s3rver.pid"
@@ -384,7 +404,7 @@ svc_maildev_start() {
     if [[ "$want_s" == auto ]]; then svc__pick_port || return 1; sport=$SVC__PORT; else sport=$want_s; fi
     if [[ "$want_w" == auto ]]; then svc__pick_port || return 1; wport=$SVC__PORT; else wport=$want_w; fi
     : >"$d/maildev.log"
-    node "$SVC_NODE_MODULES/maildev/dist/bin/maildev.js" --smtp "$sport" --ip 127.0.0.1 \
+    svc__launch node "$SVC_NODE_MODULES/maildev/dist/bin/maildev.js" --smtp "$sport" --ip 127.0.0.1 \
       --web "$wport" --web-ip 127.0.0.1 --mail-directory "$d/mail" \
       </dev/null >>"$d/maildev.log" 2>&1 &
     pid=$!
