@@ -27,6 +27,7 @@
 #include "erpq_http_client.h"
 #include "erpq_http_metrics.h"
 #include "erpq_jsonschema.h"
+#include "erpq_tz.h"
 #include "erpq_log.h"
 #include "erpq_opts.h"
 #include "erpq_scripts.h"
@@ -1917,6 +1918,8 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
     goto out;
   }
   erpq_metrics_init();
+  /* Repeat schedules with a tz are computed on the loops: every zone now. */
+  erpq_tz_preload(NULL, NULL, 0);
 
   sigset_t set;
   sigemptyset(&set);

@@ -21,6 +21,7 @@
 #include "erpq_config.h"
 #include "erpq_err.h"
 #include "erpq_log.h"
+#include "erpq_tz.h"
 #include "erpq_worker.h"
 
 #define MAX_QUEUES 64
@@ -356,6 +357,7 @@ int main(int argc, char **argv) {
     return 1;
   }
 
+  erpq_tz_preload(NULL, NULL, 0); /* every zone, before the loop: lookups never read files */
   uv_loop_t loop;
   uv_loop_init(&loop);
   erpq_worker *w = NULL;
