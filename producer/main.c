@@ -14,6 +14,7 @@
 #include "erpq_config.h"
 #include "erpq_err.h"
 #include "erpq_http.h" /* serve: the HTTP API */
+#include "erpq_log.h"
 
 #ifndef ERPQ_VERSION
 #define ERPQ_VERSION "0"
@@ -330,7 +331,11 @@ int main(int argc, char **argv) {
   if (i >= argc) return usage_error("missing command", NULL, NULL);
   const char *name = argv[i];
   /* ---- serve: the HTTP API (erpq_http.c parses its own options). ---- */
-  if (!strcmp(name, "serve")) return erpq_http_main(url, prefix, argc - i - 1, argv + i + 1);
+  if (!strcmp(name, "serve")) {
+    int src = erpq_http_main(url, prefix, argc - i - 1, argv + i + 1);
+    erpq_log_flush(2000); /* the log lines still buffered (atexit would too) */
+    return src;
+  }
   /* ---- end serve ---- */
   const cmddef *cmd = NULL;
   for (size_t j = 0; j < sizeof commands / sizeof commands[0]; j++)
@@ -356,5 +361,7 @@ int main(int argc, char **argv) {
   }
   cli.prefix = prefix;
   cli.cmd_timeout_ms = cmd_timeout_ms > 3600000 ? 3600000 : (int)cmd_timeout_ms;
-  return dispatch(&cli, &p);
+  int drc = dispatch(&cli, &p);
+  erpq_log_flush(2000);
+  return drc;
 }

@@ -375,6 +375,7 @@ int main(int argc, char **argv) {
     /* Handlers still running after the grace period: their jobs were
      * handed back, so leave without waiting for them. */
     fflush(stdout);
+    erpq_log_flush(2000);
     _exit(0);
   }
   int lrc = uv_loop_close(&loop);
@@ -382,7 +383,9 @@ int main(int argc, char **argv) {
   erpq_fees_shutdown(); /* fees */
   if (lrc) {
     erpq_log(ERPQ_LOG_WARN, "worker.loop_not_closed", "error", uv_strerror(lrc), NULL);
+    erpq_log_flush(2000);
     return 1;
   }
+  erpq_log_flush(2000);
   return 0;
 }
