@@ -612,7 +612,8 @@ static chk check_job(req *r, const json_t *o, const char *base, json_t *problems
   snprintf(path, sizeof path, "%s/data", base);
   const json_t *schema = erpq_schema_set_get(S.schemas, nm);
   if (schema)
-    erpq_schema_validate(schema, data ? data : json_null(), path, problems);
+    erpq_schema_validate(schema, erpq_schema_set_patterns(S.schemas), data ? data : json_null(), path,
+                         problems);
   else if (data && !json_is_object(data))
     add_problem(problems, path, "must be an object");
   snprintf(path, sizeof path, "%s/opts", base);

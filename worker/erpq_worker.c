@@ -392,7 +392,8 @@ static char *schema_problems(const char *name, const json_t *data) {
   if (!schema) return NULL;
   json_t *problems = json_array();
   char *out = NULL;
-  if (erpq_schema_validate(schema, data, "/data", problems) > 0) {
+  const erpq_schema_patterns *pats = erpq_schema_set_patterns(job_schemas);
+  if (erpq_schema_validate(schema, pats, data, "/data", problems) > 0) {
     char *text = erpq_schema_problems_text(problems);
     size_t n = (text ? strlen(text) : 0) + 64;
     out = malloc(n);
