@@ -179,7 +179,7 @@ Test(log, lines_keep_order_and_are_complete, .timeout = 120) {
     char *p = pad(len, (unsigned)i);
     cr_assert_str_eq(json_string_value(json_object_get(j, "pad")), p, "line %zu", i);
     /* The key order and raw numbers of the format. */
-    char want[64];
+    char want[128];
     snprintf(want, sizeof want, "\"event\":\"test.line\",\"thread\":0,\"seq\":%zu,\"pad\":\"", i);
     cr_assert(strstr(lines[i], want), "line %zu: %.120s", i, lines[i]);
     free(p);
