@@ -9,7 +9,7 @@
 
 typedef struct jt_job {
   char *name;
-  const json_t *schema; /* Borrowed from the schemas, or NULL. */
+  const erpq_schema *schema; /* Borrowed from the schemas, or NULL. */
   const char *family;   /* Borrowed from the catalog, or NULL. */
 } jt_job;
 
@@ -55,7 +55,7 @@ static jt_queue *add_queue(erpq_jobtypes *t, const char *name) {
   return q;
 }
 
-static int add_job(jt_queue *q, const char *name, const json_t *schema, const char *family) {
+static int add_job(jt_queue *q, const char *name, const erpq_schema *schema, const char *family) {
   for (size_t i = 0; i < q->n; i++)
     if (!strcmp(q->jobs[i].name, name)) return 0;
   jt_job *n = realloc(q->jobs, (q->n + 1) * sizeof *n);
@@ -175,7 +175,7 @@ int erpq_jobtypes_queue_known(const erpq_jobtypes *t, const char *queue) {
 }
 
 int erpq_jobtypes_lookup(const erpq_jobtypes *t, const char *queue, const char *name,
-                         const json_t **schema, const char **family) {
+                         const erpq_schema **schema, const char **family) {
   if (schema) *schema = NULL;
   if (family) *family = NULL;
   const jt_queue *q = t && queue ? find_queue(t, queue) : NULL;

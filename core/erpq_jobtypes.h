@@ -43,7 +43,7 @@ int erpq_jobtypes_queue_known(const erpq_jobtypes *t, const char *queue);
 /* 1 if queue takes job name; *schema (may be NULL) gets its schema or NULL,
  * *family (may be NULL) the family serving it or NULL. */
 int erpq_jobtypes_lookup(const erpq_jobtypes *t, const char *queue, const char *name,
-                         const json_t **schema, const char **family);
+                         const erpq_schema **schema, const char **family);
 /* The job names queue takes, comma-separated, for messages ("" if none). */
 void erpq_jobtypes_names(const erpq_jobtypes *t, const char *queue, char *out, size_t outlen);
 /* Every queue known, in no particular order: the i-th or NULL past the end. */

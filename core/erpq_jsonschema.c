@@ -1,12 +1,12 @@
 #include "erpq_jsonschema.h"
 
 #include "erpq_buf.h"
+#include "erpq_jsonschema_regex.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
-#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,18 +139,6 @@ static int valid_datetime(const char *s, size_t n) {
   return oh >= 0 && oh <= 23 && om >= 0 && om <= 59;
 }
 
-static int pattern_match(const char *pat, const char *s, int *bad) {
-  regex_t re;
-  *bad = 0;
-  if (regcomp(&re, pat, REG_EXTENDED | REG_NOSUB)) {
-    *bad = 1;
-    return 0;
-  }
-  int ok = regexec(&re, s, 0, NULL, 0) == 0;
-  regfree(&re);
-  return ok;
-}
-
 /* ---- Validation ---------------------------------------------------------- */
 
 static int num_kw(const json_t *schema, const char *kw, double *out) {
@@ -160,8 +148,8 @@ static int num_kw(const json_t *schema, const char *kw, double *out) {
   return 1;
 }
 
-int erpq_schema_validate(const json_t *schema, const json_t *v, const char *base,
-                         json_t *problems) {
+int erpq_schema_validate(const json_t *schema, const erpq_schema_patterns *pats, const json_t *v,
+                         const char *base, json_t *problems) {
   if (json_is_true(schema) || !schema) return 0;
   if (json_is_false(schema)) return problem(problems, base, "is not allowed");
   if (!json_is_object(schema)) return 0;
@@ -218,8 +206,11 @@ int erpq_schema_validate(const json_t *schema, const json_t *v, const char *base
       n += problem(problems, base, "must be at most %.0f characters long", lim);
     const json_t *pat = json_object_get(schema, "pattern");
     if (json_is_string(pat)) {
-      int bad;
-      if (strlen(s) != bytes || !pattern_match(json_string_value(pat), s, &bad))
+      int m = strlen(s) != bytes ? 0 : erpq_schema_patterns_match(pats, json_string_value(pat), s);
+      if (m < 0)
+        n += problem(problems, base, "cannot be checked against the pattern %s (not compiled with the schema)",
+                     json_string_value(pat));
+      else if (!m)
         n += problem(problems, base, "must match the pattern %s", json_string_value(pat));
     }
     const json_t *fmt = json_object_get(schema, "format");
@@ -247,7 +238,7 @@ int erpq_schema_validate(const json_t *schema, const json_t *v, const char *base
         char idx[32];
         snprintf(idx, sizeof idx, "%zu", i);
         char *p = child_path(base, idx);
-        if (p) n += erpq_schema_validate(items, e, p, problems);
+        if (p) n += erpq_schema_validate(items, pats, e, p, problems);
         free(p);
       }
     }
@@ -275,136 +266,177 @@ int erpq_schema_validate(const json_t *schema, const json_t *v, const char *base
       char *p = child_path(base, key);
       if (!p) continue;
       if (ps)
-        n += erpq_schema_validate(ps, val, p, problems);
+        n += erpq_schema_validate(ps, pats, val, p, problems);
       else if (json_is_false(addl))
         n += problem(problems, p, "is not an allowed property");
       else if (json_is_object(addl))
-        n += erpq_schema_validate(addl, val, p, problems);
+        n += erpq_schema_validate(addl, pats, val, p, problems);
       free(p);
     }
   }
   return n;
 }
 
-/* ---- Schema checks ---------------------------------------------------------- */
+/* ---- Schema checks -----------------------------------------------------------
+ * Every keyword of every (sub)schema must be implemented or an annotation,
+ * with a value of the type its rule needs; paths in errors are JSON
+ * pointers into the schema document. */
 
-static int check(const json_t *s, const char *path, char *err, size_t errlen) {
-  if (json_is_boolean(s)) return 0;
-  if (!json_is_object(s)) return erpq_fail(err, errlen, ERPQ_E_ARG, "%s: a schema must be an object or a boolean", path);
-  const json_t *type = json_object_get(s, "type");
-  if (type) {
-    if (json_is_string(type)) {
-      if (!known_type(json_string_value(type)))
-        return erpq_fail(err, errlen, ERPQ_E_ARG, "%s: unknown type '%s'", path, json_string_value(type));
-    } else if (json_is_array(type)) {
-      size_t i;
-      const json_t *t;
-      json_array_foreach(type, i, t) if (!json_is_string(t) || !known_type(json_string_value(t)))
-        return erpq_fail(err, errlen, ERPQ_E_ARG, "%s: bad type list", path);
-    } else {
-      return erpq_fail(err, errlen, ERPQ_E_ARG, "%s: type must be a string or an array", path);
+static const char *const annotations[] = {"$schema",     "$id",      "$comment", "title",
+                                          "description", "examples", "default",  "deprecated",
+                                          "readOnly",    "writeOnly"};
+
+static int in_list(const char *k, const char *const *list, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (!strcmp(list[i], k))
+      return 1;
+  return 0;
+}
+
+static const char *shown(const char *path) { return path[0] ? path : "(the root)"; }
+
+static int nonneg_int(const json_t *v) {
+  return is_integral(v) && json_number_value(v) >= 0 && json_number_value(v) <= 9007199254740991.0;
+}
+
+static int check(const json_t *s, const char *path, erpq_schema_patterns *pats, char *err,
+                 size_t errlen);
+
+/* One keyword k (value v, at pointer kp) of a schema object. */
+static int check_keyword(const char *k, const json_t *v, const char *kp, erpq_schema_patterns *pats,
+                         char *err, size_t errlen) {
+  if (in_list(k, annotations, sizeof annotations / sizeof annotations[0]))
+    return 0;
+  if (!strcmp(k, "type")) {
+    if (json_is_string(v)) {
+      if (!known_type(json_string_value(v)))
+        return erpq_fail(err, errlen, ERPQ_E_ARG, "%s: unknown type '%s'", kp,
+                         json_string_value(v));
+      return 0;
     }
+    if (!json_is_array(v) || json_array_size(v) == 0)
+      return erpq_fail(err, errlen, ERPQ_E_ARG, "%s: type must be a string or a non-empty array",
+                       kp);
+    size_t i;
+    const json_t *t;
+    json_array_foreach(v, i, t) if (!json_is_string(t) ||
+                                    !known_type(json_string_value(
+                                        t))) return erpq_fail(err, errlen, ERPQ_E_ARG,
+                                                              "%s/%zu: bad type in the type list",
+                                                              kp, i);
+    return 0;
   }
-  const json_t *pat = json_object_get(s, "pattern");
-  if (pat) {
-    regex_t re;
-    if (!json_is_string(pat) || regcomp(&re, json_string_value(pat), REG_EXTENDED | REG_NOSUB))
-      return erpq_fail(err, errlen, ERPQ_E_ARG, "%s: pattern is not a valid POSIX extended regex", path);
-    regfree(&re);
+  if (!strcmp(k, "required")) {
+    size_t i;
+    const json_t *r;
+    if (!json_is_array(v))
+      return erpq_fail(err, errlen, ERPQ_E_ARG, "%s: required must be an array", kp);
+    json_array_foreach(v, i, r) if (!json_is_string(r)) return erpq_fail(
+        err, errlen, ERPQ_E_ARG, "%s/%zu: required must list strings", kp, i);
+    return 0;
   }
-  const json_t *req = json_object_get(s, "required");
-  if (req && !json_is_array(req)) return erpq_fail(err, errlen, ERPQ_E_ARG, "%s: required must be an array", path);
-  const json_t *en = json_object_get(s, "enum");
-  if (en && !json_is_array(en)) return erpq_fail(err, errlen, ERPQ_E_ARG, "%s: enum must be an array", path);
-  const json_t *props = json_object_get(s, "properties");
-  if (props) {
-    if (!json_is_object(props)) return erpq_fail(err, errlen, ERPQ_E_ARG, "%s: properties must be an object", path);
-    const char *k;
+  if (!strcmp(k, "properties")) {
+    if (!json_is_object(v))
+      return erpq_fail(err, errlen, ERPQ_E_ARG, "%s: properties must be an object", kp);
+    const char *name;
     const json_t *ps;
-    json_object_foreach((json_t *)props, k, ps) {
-      char *p = child_path(path, k);
-      int rc = p ? check(ps, p, err, errlen) : -ENOMEM;
+    json_object_foreach((json_t *)v, name, ps) {
+      char *p = child_path(kp, name);
+      int rc =
+          p ? check(ps, p, pats, err, errlen) : erpq_fail(err, errlen, -ENOMEM, "out of memory");
       free(p);
-      if (rc) return rc;
+      if (rc)
+        return rc;
     }
+    return 0;
   }
-  const json_t *addl = json_object_get(s, "additionalProperties");
-  if (addl && check(addl, path, err, errlen)) return ERPQ_E_ARG;
-  const json_t *items = json_object_get(s, "items");
-  if (items && check(items, path, err, errlen)) return ERPQ_E_ARG;
+  if (!strcmp(k, "additionalProperties"))
+    return check(v, kp, pats, err, errlen);
+  if (!strcmp(k, "items")) {
+    if (json_is_array(v))
+      return erpq_fail(
+          err, errlen, ERPQ_E_ARG,
+          "%s: items as an array (the tuple form, prefixItems in 2020-12) is not supported", kp);
+    return check(v, kp, pats, err, errlen);
+  }
+  if (!strcmp(k, "minItems") || !strcmp(k, "maxItems") || !strcmp(k, "minLength") ||
+      !strcmp(k, "maxLength")) {
+    if (!nonneg_int(v))
+      return erpq_fail(err, errlen, ERPQ_E_ARG, "%s: %s must be a non-negative integer", kp, k);
+    return 0;
+  }
+  if (!strcmp(k, "minimum") || !strcmp(k, "maximum") || !strcmp(k, "exclusiveMinimum") ||
+      !strcmp(k, "exclusiveMaximum")) {
+    if (!json_is_number(v))
+      return erpq_fail(err, errlen, ERPQ_E_ARG, "%s: %s must be a number", kp, k);
+    return 0;
+  }
+  if (!strcmp(k, "pattern")) {
+    if (!json_is_string(v))
+      return erpq_fail(err, errlen, ERPQ_E_ARG, "%s: pattern must be a string", kp);
+    if (strlen(json_string_value(v)) != json_string_length(v))
+      return erpq_fail(err, errlen, ERPQ_E_ARG, "%s: the pattern contains a NUL character", kp);
+    char why[400];
+    int rc;
+    if (pats) {
+      rc = erpq_schema_patterns_add(pats, json_string_value(v), why, sizeof why);
+    } else {
+      erpq_buf ere = {0};
+      rc = erpq_regex_translate(json_string_value(v), &ere, why, sizeof why);
+      erpq_buf_free(&ere);
+    }
+    return rc ? erpq_fail(err, errlen, rc, "%s: %s", kp, why) : 0;
+  }
+  if (!strcmp(k, "enum")) {
+    if (!json_is_array(v))
+      return erpq_fail(err, errlen, ERPQ_E_ARG, "%s: enum must be an array", kp);
+    return 0;
+  }
+  if (!strcmp(k, "const"))
+    return 0;
+  if (!strcmp(k, "format")) {
+    if (!json_is_string(v))
+      return erpq_fail(err, errlen, ERPQ_E_ARG, "%s: format must be a string", kp);
+    const char *f = json_string_value(v);
+    if (strcmp(f, "date") && strcmp(f, "date-time"))
+      return erpq_fail(err, errlen, ERPQ_E_ARG,
+                       "%s: format \"%s\" is not supported (only date and date-time are checked)",
+                       kp, f);
+    return 0;
+  }
+  return erpq_fail(err, errlen, ERPQ_E_ARG,
+                   "%s: keyword \"%s\" is not supported (it would be ignored, not enforced)", kp,
+                   k);
+}
+
+static int check(const json_t *s, const char *path, erpq_schema_patterns *pats, char *err,
+                 size_t errlen) {
+  if (json_is_boolean(s))
+    return 0;
+  if (!json_is_object(s))
+    return erpq_fail(err, errlen, ERPQ_E_ARG, "%s: a schema must be an object or a boolean",
+                     shown(path));
+  const char *k;
+  const json_t *v;
+  json_object_foreach((json_t *)s, k, v) {
+    char *kp = child_path(path, k);
+    int rc = kp ? check_keyword(k, v, kp, pats, err, errlen)
+                : erpq_fail(err, errlen, -ENOMEM, "out of memory");
+    free(kp);
+    if (rc)
+      return rc;
+  }
   return 0;
 }
 
 int erpq_schema_check(const json_t *schema, char *err, size_t errlen) {
-  return check(schema, "", err, errlen);
+  return check(schema, "", NULL, err, errlen);
 }
 
-/* ---- Sets ------------------------------------------------------------------- */
-
-struct erpq_schema_set {
-  json_t *by_name; /* name -> schema */
-};
-
-int erpq_schema_set_load(const char *dir, erpq_schema_set **out, char *err, size_t errlen) {
-  *out = NULL;
-  erpq_schema_set *s = calloc(1, sizeof *s);
-  if (!s || !(s->by_name = json_object())) {
-    free(s);
-    return erpq_fail(err, errlen, -ENOMEM, "out of memory");
-  }
-  DIR *d = opendir(dir);
-  if (!d) {
-    if (errno == ENOENT) {
-      *out = s;
-      return 0;
-    }
-    erpq_schema_set_free(s);
-    return erpq_fail(err, errlen, ERPQ_E_ARG, "cannot open schema directory %s: %s", dir, strerror(errno));
-  }
-  struct dirent *e;
-  int rc = 0;
-  while (!rc && (e = readdir(d))) {
-    size_t n = strlen(e->d_name);
-    if (n <= 5 || strcmp(e->d_name + n - 5, ".json") || e->d_name[0] == '.') continue;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-    json_error_t je;
-    json_t *sc = json_load_file(path, 0, &je);
-    if (!sc) {
-      rc = erpq_fail(err, errlen, ERPQ_E_JSON, "%s: not valid JSON: %s (line %d)", path, je.text, je.line);
-      break;
-    }
-    char cerr[400];
-    if (erpq_schema_check(sc, cerr, sizeof cerr)) {
-      rc = erpq_fail(err, errlen, ERPQ_E_ARG, "%s: %s", path, cerr);
-      json_decref(sc);
-      break;
-    }
-    char name[256];
-    snprintf(name, sizeof name, "%.*s", (int)(n - 5), e->d_name);
-    json_object_set_new(s->by_name, name, sc);
-  }
-  closedir(d);
-  if (rc) {
-    erpq_schema_set_free(s);
-    return rc;
-  }
-  *out = s;
-  return 0;
+int erpq_schema_compile(const json_t *schema, erpq_schema_patterns *pats, char *err,
+                        size_t errlen) {
+  return check(schema, "", pats, err, errlen);
 }
-
-void erpq_schema_set_free(erpq_schema_set *s) {
-  if (!s) return;
-  json_decref(s->by_name);
-  free(s);
-}
-
-const json_t *erpq_schema_set_get(const erpq_schema_set *s, const char *name) {
-  return s && name ? json_object_get(s->by_name, name) : NULL;
-}
-
-size_t erpq_schema_set_count(const erpq_schema_set *s) { return s ? json_object_size(s->by_name) : 0; }
-
 char *erpq_schema_problems_text(const json_t *problems) {
   erpq_buf b = {0};
   size_t i;
@@ -420,28 +452,3 @@ char *erpq_schema_problems_text(const json_t *problems) {
   return erpq_buf_take(&b);
 }
 
-void erpq_schema_default_path(const char *env, const char *sub, char *buf, size_t buflen) {
-  const char *e = env ? getenv(env) : NULL;
-  if (e && *e) {
-    snprintf(buf, buflen, "%s", e);
-    return;
-  }
-  char exe[4096];
-  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n > 0) {
-    exe[n] = '\0';
-    char *slash = strrchr(exe, '/');
-    if (slash) {
-      *slash = '\0';
-      char cand[4096 + 64];
-      snprintf(cand, sizeof cand, "%s/../../schemas/%s", exe, sub);
-      if (access(cand, F_OK) == 0) {
-        char *real = realpath(cand, NULL);
-        snprintf(buf, buflen, "%s", real ? real : cand);
-        free(real);
-        return;
-      }
-    }
-  }
-  snprintf(buf, buflen, "/usr/share/erpq/schemas/%s", sub);
-}

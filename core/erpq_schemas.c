@@ -8,19 +8,26 @@
 #include "erpq_err.h"
 #include "erpq_jsonschema.h"
 
+struct erpq_schema {
+  json_t *doc;
+  const erpq_schema_patterns *pats; /* The set's table. */
+};
+
 typedef struct entry {
   const char *family, *job; /* Borrowed from the catalog. */
-  json_t *schema;
+  erpq_schema sc;
 } entry;
 
 struct erpq_schemas {
   entry *e;
   size_t n;
+  erpq_schema_patterns *pats;
 };
 
 void erpq_schemas_free(erpq_schemas *s) {
   if (!s) return;
-  for (size_t i = 0; i < s->n; i++) json_decref(s->e[i].schema);
+  for (size_t i = 0; i < s->n; i++) json_decref(s->e[i].sc.doc);
+  erpq_schema_patterns_free(s->pats);
   free(s->e);
   free(s);
 }
@@ -31,7 +38,8 @@ int erpq_schemas_load(erpq_schemas **out, const erpq_family_meta *cat, const cha
   erpq_schemas *s = calloc(1, sizeof *s);
   size_t total = 0;
   for (const erpq_family_meta *f = cat; f && f->name; f++) total += f->njobs;
-  if (!s || (total && !(s->e = calloc(total, sizeof *s->e)))) {
+  if (!s || (total && !(s->e = calloc(total, sizeof *s->e))) || erpq_schema_patterns_new(&s->pats)) {
+    if (s) free(s->e);
     free(s);
     return erpq_fail(err, errlen, -ENOMEM, "out of memory");
   }
@@ -63,14 +71,15 @@ int erpq_schemas_load(erpq_schemas **out, const erpq_family_meta *cat, const cha
         break;
       }
       char why[512];
-      if (erpq_schema_check(v, why, sizeof why)) {
+      if (erpq_schema_compile(v, s->pats, why, sizeof why)) {
         json_decref(v);
         rc = erpq_fail(err, errlen, ERPQ_E_ARG, "schema %s: %s", where, why);
         break;
       }
       s->e[s->n].family = f->name;
       s->e[s->n].job = m->name;
-      s->e[s->n].schema = v;
+      s->e[s->n].sc.doc = v;
+      s->e[s->n].sc.pats = s->pats;
       s->n++;
     }
   if (rc) {
@@ -81,17 +90,24 @@ int erpq_schemas_load(erpq_schemas **out, const erpq_family_meta *cat, const cha
   return 0;
 }
 
-const json_t *erpq_schemas_get(const erpq_schemas *s, const char *family, const char *job) {
+const erpq_schema *erpq_schemas_get(const erpq_schemas *s, const char *family, const char *job) {
   for (size_t i = 0; s && family && job && i < s->n; i++)
-    if (!strcmp(s->e[i].family, family) && !strcmp(s->e[i].job, job)) return s->e[i].schema;
+    if (!strcmp(s->e[i].family, family) && !strcmp(s->e[i].job, job)) return &s->e[i].sc;
   return NULL;
 }
 
-char *erpq_schemas_problems(const json_t *schema, const json_t *data) {
-  if (!schema) return NULL;
+const json_t *erpq_schema_doc(const erpq_schema *sc) { return sc ? sc->doc : NULL; }
+
+int erpq_schemas_validate(const erpq_schema *sc, const json_t *data, const char *base,
+                          json_t *problems) {
+  return erpq_schema_validate(sc->doc, sc->pats, data ? data : json_null(), base, problems);
+}
+
+char *erpq_schemas_problems(const erpq_schema *sc, const json_t *data) {
+  if (!sc) return NULL;
   json_t *problems = json_array();
   char *out = NULL;
-  if (problems && erpq_schema_validate(schema, data, "/data", problems) > 0) {
+  if (problems && erpq_schemas_validate(sc, data, "/data", problems) > 0) {
     char *text = erpq_schema_problems_text(problems);
     size_t n = (text ? strlen(text) : 0) + 64;
     out = malloc(n);

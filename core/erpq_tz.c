@@ -1,6 +1,7 @@
 #include "erpq_tz.h"
 
 #include "erpq_err.h"
+#include "erpq_tz_int.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -42,6 +43,7 @@ struct erpq_tz {
   int32_t *offs;   /* UTC offset of each local time type. */
   int has_rule;    /* Whether rule governs instants after the last transition. */
   tz_posix rule;
+  erpq_tz *owner;  /* An alias: trans, idx and offs belong to owner (a reference). */
 };
 
 static int32_t utc_off0 = 0;
@@ -242,10 +244,36 @@ static erpq_tz *tz_new(const char *name) {
 
 static void tz_destroy(erpq_tz *tz) {
   free(tz->name);
-  free(tz->trans);
-  free(tz->idx);
-  free(tz->offs);
+  if (tz->owner) {
+    erpq_tz_free(tz->owner);
+  } else {
+    free(tz->trans);
+    free(tz->idx);
+    free(tz->offs);
+  }
   free(tz);
+}
+
+erpq_tz *erpq_tz_alias(erpq_tz *src, const char *name) {
+  erpq_tz *tz = tz_new(name);
+  if (!tz) return NULL;
+  erpq_tz *owner = src->owner ? src->owner : src;
+  tz->ntrans = owner->ntrans;
+  tz->trans = owner->trans;
+  tz->idx = owner->idx;
+  tz->ntypes = owner->ntypes;
+  tz->offs = owner->offs;
+  tz->has_rule = owner->has_rule;
+  tz->rule = owner->rule;
+  tz->owner = erpq_tz_ref(owner);
+  return tz;
+}
+
+size_t erpq_tz_table_bytes(const erpq_tz *tz) {
+  size_t n = sizeof *tz + strlen(tz->name) + 1;
+  if (!tz->owner && !tz->is_static)
+    n += tz->ntrans * (sizeof *tz->trans + sizeof *tz->idx) + tz->ntypes * sizeof *tz->offs;
+  return n;
 }
 
 erpq_tz *erpq_tz_ref(erpq_tz *tz) {
@@ -509,227 +537,5 @@ int erpq_tz_load_file(const char *path, const char *name, erpq_tz **out, char *e
     return erpq_fail(err, errlen, rc, "%s is not a valid TZif time zone file", path);
   }
   *out = tz;
-  return 0;
-}
-
-/* ---- Names and the cache ------------------------------------------------- */
-
-static const char *zoneinfo_dir(void) {
-  const char *d = getenv("TZDIR");
-  return d && *d ? d : "/usr/share/zoneinfo";
-}
-
-static int name_is_safe(const char *name) {
-  if (name[0] == '/' || strstr(name, "..") || strlen(name) > 255) return 0;
-  for (const char *p = name; *p; p++) {
-    if ((unsigned char)*p < 0x20 || *p == '\\') return 0;
-  }
-  return 1;
-}
-
-/* Finds a file under dir whose path matches name case-blind, component by
- * component.  Writes the real path into out. */
-static int find_casefold(const char *dir, const char *name, char *out, size_t outlen) {
-  char cur[PATH_MAX];
-  if (snprintf(cur, sizeof cur, "%s", dir) >= (int)sizeof cur) return -ENAMETOOLONG;
-  const char *p = name;
-  while (*p) {
-    const char *slash = strchr(p, '/');
-    size_t clen = slash ? (size_t)(slash - p) : strlen(p);
-    if (clen == 0) return -ENOENT;
-    DIR *d = opendir(cur);
-    if (!d) return -ENOENT;
-    struct dirent *de;
-    int found = 0;
-    while ((de = readdir(d))) {
-      if (strlen(de->d_name) == clen && strncasecmp(de->d_name, p, clen) == 0) {
-        size_t l = strlen(cur);
-        if (l + 1 + clen + 1 > sizeof cur) break;
-        cur[l] = '/';
-        memcpy(cur + l + 1, de->d_name, clen + 1);
-        found = 1;
-        break;
-      }
-    }
-    closedir(d);
-    if (!found) return -ENOENT;
-    p += clen;
-    if (*p == '/') p++;
-  }
-  if (snprintf(out, outlen, "%s", cur) >= (int)outlen) return -ENAMETOOLONG;
-  return 0;
-}
-
-/* Parses luxon's fixed-offset specifier "UTC", "UTC+5", "utc-03:30". */
-static int parse_utc_specifier(const char *s, int32_t *off) {
-  if (strncasecmp(s, "utc", 3) != 0) return 0;
-  s += 3;
-  if (!*s) {
-    *off = 0;
-    return 1;
-  }
-  if (*s != '+' && *s != '-') return 0;
-  int neg = *s++ == '-';
-  if (!isdigit((unsigned char)s[0])) return 0;
-  int h = s[0] - '0', n = 1;
-  if (isdigit((unsigned char)s[1])) h = h * 10 + (s[n++] - '0');
-  s += n;
-  int m = 0;
-  if (*s == ':') {
-    if (!isdigit((unsigned char)s[1]) || !isdigit((unsigned char)s[2]) || s[3]) return 0;
-    m = (s[1] - '0') * 10 + (s[2] - '0');
-  } else if (*s) {
-    return 0;
-  }
-  *off = (neg ? -1 : 1) * (h * 3600 + m * 60);
-  return 1;
-}
-
-typedef struct {
-  char *name;
-  erpq_tz *tz;
-} cache_entry;
-
-static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
-static cache_entry *cache;
-static size_t cache_len, cache_cap;
-
-static erpq_tz *cache_get(const char *key) {
-  erpq_tz *tz = NULL;
-  pthread_mutex_lock(&cache_lock);
-  for (size_t i = 0; i < cache_len; i++) {
-    if (strcmp(cache[i].name, key) == 0) {
-      tz = erpq_tz_ref(cache[i].tz);
-      break;
-    }
-  }
-  pthread_mutex_unlock(&cache_lock);
-  return tz;
-}
-
-/* Stores tz under key unless another thread got there first; returns the
- * zone to use (a reference owned by the caller) and consumes tz. */
-static erpq_tz *cache_put(const char *key, erpq_tz *tz) {
-  pthread_mutex_lock(&cache_lock);
-  for (size_t i = 0; i < cache_len; i++) {
-    if (strcmp(cache[i].name, key) == 0) {
-      erpq_tz *old = erpq_tz_ref(cache[i].tz);
-      pthread_mutex_unlock(&cache_lock);
-      erpq_tz_free(tz);
-      return old;
-    }
-  }
-  if (cache_len == cache_cap) {
-    size_t ncap = cache_cap ? cache_cap * 2 : 16;
-    cache_entry *n = realloc(cache, ncap * sizeof *n);
-    if (!n) {
-      pthread_mutex_unlock(&cache_lock);
-      return tz; /* Uncached but usable. */
-    }
-    cache = n;
-    cache_cap = ncap;
-  }
-  char *k = strdup(key);
-  if (k) {
-    cache[cache_len].name = k;
-    cache[cache_len].tz = erpq_tz_ref(tz);
-    cache_len++;
-  }
-  pthread_mutex_unlock(&cache_lock);
-  return tz;
-}
-
-void erpq_tz_cache_flush(void) {
-  pthread_mutex_lock(&cache_lock);
-  for (size_t i = 0; i < cache_len; i++) {
-    free(cache[i].name);
-    erpq_tz_free(cache[i].tz);
-  }
-  free(cache);
-  cache = NULL;
-  cache_len = cache_cap = 0;
-  pthread_mutex_unlock(&cache_lock);
-}
-
-/* Loads an IANA name from the zoneinfo directory (no cache). */
-static int load_iana(const char *name, erpq_tz **out, char *err, size_t errlen) {
-  const char *dir = zoneinfo_dir();
-  char path[PATH_MAX];
-  if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path) {
-    return erpq_fail(err, errlen, ERPQ_E_ARG, "time zone name \"%s\" is too long", name);
-  }
-  struct stat st;
-  if (stat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
-    if (find_casefold(dir, name, path, sizeof path) < 0 || stat(path, &st) < 0 ||
-        !S_ISREG(st.st_mode)) {
-      if (strcmp(name, "Etc/UTC") == 0 || strcmp(name, "Etc/GMT") == 0) {
-        return erpq_tz_fixed(0, out, err, errlen);
-      }
-      return erpq_fail(err, errlen, -ENOENT, "unknown time zone \"%s\" (no such file in %s)",
-                       name, dir);
-    }
-  }
-  int rc = erpq_tz_load_file(path, name, out, err, errlen);
-  if (rc < 0 && rc != -ENOMEM) {
-    return erpq_fail(err, errlen, rc, "unknown time zone \"%s\" (%s is not a TZif file)",
-                     name, path);
-  }
-  return rc;
-}
-
-/* Works out the process's local zone (see the header). */
-static int load_local(erpq_tz **out, char *err, size_t errlen) {
-  const char *env = getenv("TZ");
-  if (env) {
-    if (!*env) return erpq_tz_fixed(0, out, err, errlen);
-    const char *s = *env == ':' ? env + 1 : env;
-    if (*s == '/') {
-      if (erpq_tz_load_file(s, s, out, NULL, 0) == 0) return 0;
-    } else if (*s && name_is_safe(s)) {
-      char path[PATH_MAX];
-      if (snprintf(path, sizeof path, "%s/%s", zoneinfo_dir(), s) < (int)sizeof path &&
-          erpq_tz_load_file(path, s, out, NULL, 0) == 0) {
-        return 0;
-      }
-    }
-    if (erpq_tz_from_posix(s, out, NULL, 0) == 0) return 0;
-    return erpq_tz_fixed(0, out, err, errlen);
-  }
-  char link[PATH_MAX];
-  const char *name = "/etc/localtime";
-  ssize_t n = readlink("/etc/localtime", link, sizeof link - 1);
-  if (n > 0) {
-    link[n] = '\0';
-    const char *z = strstr(link, "zoneinfo/");
-    if (z) name = z + strlen("zoneinfo/");
-  }
-  if (erpq_tz_load_file("/etc/localtime", name, out, NULL, 0) == 0) return 0;
-  return erpq_tz_fixed(0, out, err, errlen);
-}
-
-int erpq_tz_load(const char *name, erpq_tz **out, char *err, size_t errlen) {
-  *out = NULL;
-  int local = !name || !*name || strcasecmp(name, "local") == 0 ||
-              strcasecmp(name, "system") == 0 || strcasecmp(name, "default") == 0;
-  const char *key = local ? "" : name;
-  erpq_tz *tz = cache_get(key);
-  if (tz) {
-    *out = tz;
-    return 0;
-  }
-  int rc;
-  int32_t off;
-  if (local) {
-    rc = load_local(&tz, err, errlen);
-  } else if (strcasecmp(name, "gmt") == 0 || parse_utc_specifier(name, &off)) {
-    rc = erpq_tz_fixed(strcasecmp(name, "gmt") == 0 ? 0 : off, &tz, err, errlen);
-  } else if (!name_is_safe(name)) {
-    return erpq_fail(err, errlen, ERPQ_E_ARG,
-                     "refusing time zone name \"%s\" (absolute or contains \"..\")", name);
-  } else {
-    rc = load_iana(name, &tz, err, errlen);
-  }
-  if (rc < 0) return rc;
-  *out = cache_put(key, tz);
   return 0;
 }

@@ -17,6 +17,21 @@
  * loading the same name twice reads the file once; the cache holds its own
  * reference, so a cached zone stays alive until erpq_tz_cache_flush().
  *
+ * The cache has two states.  Open (at start, and after
+ * erpq_tz_cache_flush()): a name not cached yet is read from its file on
+ * first use, as a CLI or a test wants.  Sealed (after erpq_tz_preload(),
+ * which a program with an event loop calls before the loop runs): every
+ * zone of the zoneinfo directory (all of its TZif files except the right/
+ * and posix/ copies and the "localtime" link) and the local zone are in
+ * the cache, and erpq_tz_load() never touches the disk again: a name that
+ * is not cached is "unknown time zone" (-ENOENT), as a missing file was
+ * before.  A name in another letter case becomes an alias of the cached
+ * zone (memory only, not cached).  Files that are links of one another
+ * (US/Eastern and America/New_York) share one table.  Measured on Debian
+ * 12's tzdata 2025b: 599 names from 447 files (152 links), about 10 ms of
+ * CPU (10-60 ms of wall time on a busy 2-CPU machine with the files in the
+ * page cache, about 300 ms with a cold cache), about 0.45 MB of heap.
+ *
  * Names are IANA names relative to the zoneinfo directory ($TZDIR if set,
  * else /usr/share/zoneinfo).  As in luxon (and ICU), "UTC" and "GMT" are
  * recognised in any letter case, "local", "system" and "default" mean the
@@ -71,8 +86,28 @@ erpq_tz *erpq_tz_ref(erpq_tz *tz);
 /* Drops one reference; the zone is freed with the last one.  NULL is fine. */
 void erpq_tz_free(erpq_tz *tz);
 
-/* Drops the cache's references to every cached zone (for leak checkers). */
+/* Drops the cache's references to every cached zone (for leak checkers)
+ * and opens the cache again (see above). */
 void erpq_tz_cache_flush(void);
+
+/* What one erpq_tz_preload() did. */
+typedef struct {
+  size_t zones;      /* Names now cached. */
+  size_t files;      /* TZif files read and parsed. */
+  size_t aliases;    /* Names that share the table of another file (links). */
+  size_t skipped;    /* Files that are not TZif zones (zone.tab, tzdata.zi). */
+  size_t file_bytes; /* Bytes of the files parsed. */
+  size_t bytes;      /* Heap the cached zones hold (objects, names, tables). */
+  int64_t micros;    /* Wall time of the preload. */
+} erpq_tz_preload_stats;
+
+/* Loads every zone of the zoneinfo directory and the local zone into the
+ * cache, then seals it (see above).  Call it once, before any event loop
+ * runs, from one thread; lookups may run concurrently but would then
+ * still read files until it returns.  stats may be NULL.  Returns 0, or a
+ * negative error (the directory cannot be read: -errno; -ENOMEM) with err
+ * set; the cache is sealed in either case, holding what was loaded. */
+int erpq_tz_preload(erpq_tz_preload_stats *stats, char *err, size_t errlen);
 
 /* The name the zone was loaded under.  The string belongs to the zone. */
 const char *erpq_tz_name(const erpq_tz *tz);

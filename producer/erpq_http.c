@@ -31,6 +31,7 @@
 #include "erpq_jobtypes.h"
 #include "erpq_jsonschema.h"
 #include "erpq_schemas.h"
+#include "erpq_tz.h"
 #include "erpq_log.h"
 #include "erpq_opts.h"
 #include "erpq_scripts.h"
@@ -609,14 +610,14 @@ static chk check_job(req *r, const json_t *o, const char *base, json_t *problems
       return CHK_FORBIDDEN;
     }
   }
-  const json_t *schema = NULL;
+  const erpq_schema *schema = NULL;
   if (!erpq_jobtypes_lookup(S.jobtypes, queue, nm, &schema, NULL)) {
     add_problem(problems, path, "is not a job this queue serves");
     return CHK_INVALID;
   }
   snprintf(path, sizeof path, "%s/data", base);
   if (schema)
-    erpq_schema_validate(schema, data ? data : json_null(), path, problems);
+    erpq_schemas_validate(schema, data, path, problems);
   else if (data && !json_is_object(data))
     add_problem(problems, path, "must be an object");
   snprintf(path, sizeof path, "%s/opts", base);
@@ -1965,6 +1966,8 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
     goto out;
   }
   erpq_metrics_init();
+  /* Repeat schedules with a tz are computed on the loops: every zone now. */
+  erpq_tz_preload(NULL, NULL, 0);
 
   sigset_t set;
   sigemptyset(&set);

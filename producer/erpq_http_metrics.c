@@ -1,7 +1,9 @@
 #include "erpq_http_metrics.h"
 
 #include "erpq_buf.h"
+#include "erpq_log.h"
 
+#include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -144,6 +146,10 @@ char *erpq_metrics_text(size_t *len) {
     erpq_buf_addf(&s, "\"} %" JSON_INTEGER_FORMAT "\n", json_integer_value(v));
   }
   pthread_mutex_unlock(&m_mu);
+  erpq_buf_addf(&s, "# HELP erpq_log_dropped_total Log lines dropped because stdout did not keep up.\n"
+                    "# TYPE erpq_log_dropped_total counter\n"
+                    "erpq_log_dropped_total %" PRIu64 "\n",
+                erpq_log_dropped_total());
   *len = s.len;
   return erpq_buf_take(&s);
 }

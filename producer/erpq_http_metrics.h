@@ -12,6 +12,7 @@
  *   erpq_http_requests_total{route,method,status}
  *   erpq_http_request_duration_seconds{route,method} (histogram)
  *   erpq_jobs_enqueued_total{queue}
+ *   erpq_log_dropped_total (log lines lost to a full log buffer, erpq_log.h)
  */
 #ifndef ERPQ_HTTP_METRICS_H
 #define ERPQ_HTTP_METRICS_H

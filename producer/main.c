@@ -18,6 +18,7 @@
 #include "erpq_http.h" /* serve: the HTTP API */
 #include "erpq_http_auth.h"
 #include "erpq_token.h"
+#include "erpq_log.h"
 
 #ifndef ERPQ_VERSION
 #define ERPQ_VERSION "0"
@@ -369,5 +370,6 @@ int main(int argc, char **argv) {
     ex = run(url, prefix, cmd_timeout_ms, argc - i, argv + i);
   }
   erpq_args_free(g);
+  erpq_log_flush(2000); /* the log lines still buffered (atexit would too) */
   return ex;
 }

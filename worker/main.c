@@ -31,6 +31,7 @@
 #include "erpq_log.h"
 #include "erpq_queues.h"
 #include "erpq_schemas.h"
+#include "erpq_tz.h"
 #include "erpq_worker.h"
 
 #define MAX_BACKOFFS 16
@@ -393,6 +394,7 @@ int main(int argc, char **argv) {
       goto out;
     }
 
+  erpq_tz_preload(NULL, NULL, 0); /* every zone, before the loop: lookups never read files */
   uv_loop_t loop;
   uv_loop_init(&loop);
   erpq_worker *w = NULL;
@@ -411,6 +413,7 @@ int main(int argc, char **argv) {
     /* Handlers still running after the grace period: their jobs were
      * handed back, so leave without waiting for them. */
     fflush(stdout);
+    erpq_log_flush(2000);
     _exit(0);
   }
   int lrc = uv_loop_close(&loop);
@@ -426,5 +429,6 @@ out:
   free(queues);
   erpq_bindings_free(&b);
   erpq_args_free(a);
+  erpq_log_flush(2000);
   return status;
 }

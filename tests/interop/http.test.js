@@ -118,6 +118,7 @@ test('health, readiness, metrics, unknown routes and methods', async () => {
   const m = await call('GET', '/metrics');
   assert.match(m.text, /erpq_http_requests_total\{route="\/healthz",method="GET",status="200"\} \d+/);
   assert.match(m.text, /erpq_http_request_duration_seconds_bucket\{route="\/healthz",method="GET",le="\+Inf"\} \d+/);
+  assert.match(m.text, /^# TYPE erpq_log_dropped_total counter\nerpq_log_dropped_total 0$/m);
 });
 
 test('tokens: missing, forged, expired, not yet valid, no exp, wrong algorithm, alg none, RS256', async () => {

@@ -363,7 +363,7 @@ Test(schemas, builtin_and_override_dir) {
   erpq_schemas *s = NULL;
   char err[512];
   cr_assert_eq(erpq_schemas_load(&s, CAT, NULL, err, sizeof err), 0, "%s", err);
-  const json_t *alpha_send = erpq_schemas_get(s, "alpha", "send");
+  const erpq_schema *alpha_send = erpq_schemas_get(s, "alpha", "send");
   cr_assert(alpha_send && erpq_schemas_get(s, "beta", "send") != alpha_send,
             "the same job name in two families has two schemas");
   json_t *bad = json_pack("{s:s}", "n", "x");
@@ -415,7 +415,7 @@ Test(jobtypes, family_queues_external_queues_and_drift) {
                          "report", "tally");
   erpq_jobtypes *t = NULL;
   cr_assert_eq(erpq_jobtypes_build(&t, &b, s, pq, err, sizeof err), 0, "%s", err);
-  const json_t *schema;
+  const erpq_schema *schema;
   const char *fam;
   cr_assert(erpq_jobtypes_lookup(t, "mail", "send", &schema, &fam));
   cr_assert(schema && !strcmp(fam, "alpha"));
