@@ -17,9 +17,6 @@
 #include "erpq_log.h"
 #include "erpq_scripts.h"
 
-/* The server: filled by erpq_http_main() before any loop runs. */
-server http_S;
-
 /* ---- main ----------------------------------------------------------------------- */
 
 static const char serve_usage[] =
@@ -176,8 +173,9 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
     }
   }
   char err[1024];
-  memset(&http_S, 0, sizeof http_S);
-  if (erpq_redis_url_parse(redis_url, &http_S.addr, err, sizeof err)) {
+  server srv;
+  memset(&srv, 0, sizeof srv);
+  if (erpq_redis_url_parse(redis_url, &srv.addr, err, sizeof err)) {
     fprintf(stderr, "erpq-producer serve: %s\n", err);
     return 2;
   }
@@ -186,18 +184,18 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
     fprintf(stderr, "erpq-producer serve: --listen must be IPV4:PORT, got '%s'\n", listen);
     return 2;
   }
-  http_S.prefix = prefix;
-  http_S.redis_timeout_ms = (int)rto;
-  http_S.rate_subject = (int)rate_sub;
-  http_S.rate_ip = (int)rate_ip;
-  http_S.body_timeout_s = (int)body_to;
-  http_S.header_timeout_s = (int)header_to;
-  if (erpq_proxies_parse(&http_S.proxies, proxies, err, sizeof err)) {
+  srv.prefix = prefix;
+  srv.redis_timeout_ms = (int)rto;
+  srv.rate_subject = (int)rate_sub;
+  srv.rate_ip = (int)rate_ip;
+  srv.body_timeout_s = (int)body_to;
+  srv.header_timeout_s = (int)header_to;
+  if (erpq_proxies_parse(&srv.proxies, proxies, err, sizeof err)) {
     fprintf(stderr, "erpq-producer serve: %s\n", err);
     return 2;
   }
-  if (erpq_auth_init(&http_S.auth, rs_key, (int)leeway, err, sizeof err)) {
-    erpq_proxies_free(&http_S.proxies);
+  if (erpq_auth_init(&srv.auth, rs_key, (int)leeway, err, sizeof err)) {
+    erpq_proxies_free(&srv.proxies);
     fprintf(stderr, "erpq-producer serve: %s\n", err);
     return 2;
   }
@@ -205,8 +203,8 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
   int fd = -1;
   hloop *loops = NULL;
   int nloops = 0, nstarted = 0;
-  if (erpq_policy_load(&http_S.policy, roles, err, sizeof err) ||
-      erpq_schema_set_load(schemas, &http_S.schemas, err, sizeof err)) {
+  if (erpq_policy_load(&srv.policy, roles, err, sizeof err) ||
+      erpq_schema_set_load(schemas, &srv.schemas, err, sizeof err)) {
     fprintf(stderr, "erpq-producer serve: %s\n", err);
     goto out;
   }
@@ -238,7 +236,7 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
   loop_limits lim = {(unsigned)((maxconn + nloops - 1) / nloops), (unsigned)perip,
                      (unsigned)client_to};
   for (; nstarted < nloops; nstarted++) {
-    if (http_loop_init(&loops[nstarted], nstarted, fd, &lim, err, sizeof err)) {
+    if (http_loop_init(&loops[nstarted], &srv, nstarted, fd, &lim, err, sizeof err)) {
       fprintf(stderr, "erpq-producer serve: %s\n", err);
       rc = 4;
       break;
@@ -249,7 +247,7 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
       pthread_create(&loops[i].thread, NULL, http_loop_main, &loops[i]);
     char th[16], ns[16];
     snprintf(th, sizeof th, "%d", nloops);
-    snprintf(ns, sizeof ns, "%zu", erpq_schema_set_count(http_S.schemas));
+    snprintf(ns, sizeof ns, "%zu", erpq_schema_set_count(srv.schemas));
     erpq_log(ERPQ_LOG_INFO, "http.listening", "addr", listen, "#threads", th, "#schemas", ns, NULL);
     int sig = 0;
     sigwait(&set, &sig);
@@ -278,9 +276,9 @@ out:
     close(fd);
   free(loops);
   erpq_metrics_free();
-  erpq_schema_set_free(http_S.schemas);
-  erpq_policy_free(&http_S.policy);
-  erpq_auth_free(&http_S.auth);
-  erpq_proxies_free(&http_S.proxies);
+  erpq_schema_set_free(srv.schemas);
+  erpq_policy_free(&srv.policy);
+  erpq_auth_free(&srv.auth);
+  erpq_proxies_free(&srv.proxies);
   return rc;
 }

@@ -36,6 +36,7 @@ static void track_request(struct MHD_Connection *c, int in_request) {
 void http_on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                         enum MHD_ConnectionNotificationCode toe) {
   hloop *L = cls;
+  const server *srv = L->srv;
   if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
     conn_track *t = calloc(1, sizeof *t);
     const union MHD_ConnectionInfo *ci =
@@ -53,9 +54,9 @@ void http_on_connection(void *cls, struct MHD_Connection *c, void **socket_conte
       memcpy(&t->peer, sa,
              sa->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
       t->has_peer = 1;
-      t->peer_trusted = erpq_proxies_trust(&http_S.proxies, sa);
+      t->peer_trusted = erpq_proxies_trust(&srv->proxies, sa);
     }
-    erpq_client_of(&http_S.proxies, t->has_peer ? (const struct sockaddr *)&t->peer : NULL, NULL,
+    erpq_client_of(&srv->proxies, t->has_peer ? (const struct sockaddr *)&t->peer : NULL, NULL,
                    t->addr, sizeof t->addr, t->net, sizeof t->net);
     t->next = L->tracks;
     if (L->tracks)
@@ -111,6 +112,7 @@ static req *req_new(hloop *L, struct MHD_Connection *c) {
   req *r = calloc(1, sizeof *r);
   if (!r)
     return NULL;
+  const server *srv = L->srv;
   r->L = L;
   r->conn = c;
   r->start_ms = erpq_mono_ms();
@@ -120,7 +122,7 @@ static req *req_new(hloop *L, struct MHD_Connection *c) {
                         ? MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Forwarded-For")
                         : NULL;
   if (xff) {
-    erpq_client_of(&http_S.proxies, (const struct sockaddr *)&t->peer, xff, r->addr, sizeof r->addr,
+    erpq_client_of(&srv->proxies, (const struct sockaddr *)&t->peer, xff, r->addr, sizeof r->addr,
                    r->net, sizeof r->net);
   } else {
     snprintf(r->addr, sizeof r->addr, "%s", t ? t->addr : "unknown");
@@ -134,6 +136,7 @@ enum MHD_Result http_on_request(void *cls, struct MHD_Connection *c, const char 
                                 size_t *upload_size, void **con_cls) {
   (void)version;
   hloop *L = cls;
+  const server *srv = L->srv;
   req *r = *con_cls;
   if (!r) {
     r = req_new(L, c);
@@ -161,7 +164,7 @@ enum MHD_Result http_on_request(void *cls, struct MHD_Connection *c, const char 
     return MHD_YES;
   }
   if (*upload_size) {
-    if (erpq_mono_ms() - r->start_ms > (int64_t)http_S.body_timeout_s * 1000) {
+    if (erpq_mono_ms() - r->start_ms > (int64_t)srv->body_timeout_s * 1000) {
       /* libmicrohttpd cannot answer in the middle of an upload: the
        * connection is closed, and counted and logged as a 408. */
       r->too_slow = 1;

@@ -122,7 +122,8 @@ static chk check_job(req *r, const json_t *o, const char *base, json_t *problems
   }
   const char *nm = json_string_value(name);
   const char *queue = r->m.queue;
-  if (!erpq_policy_allows(&http_S.policy, r->p.role, "enqueue", queue, nm)) {
+  const server *srv = r->L->srv;
+  if (!erpq_policy_allows(&srv->policy, r->p.role, "enqueue", queue, nm)) {
     snprintf(forbidden, flen, "role %s may not enqueue %s jobs on queue %s", r->p.role, nm, queue);
     return CHK_FORBIDDEN;
   }
@@ -134,12 +135,12 @@ static chk check_job(req *r, const json_t *o, const char *base, json_t *problems
       return CHK_FORBIDDEN;
     }
   }
-  if (!erpq_policy_queue_serves(&http_S.policy, queue, nm)) {
+  if (!erpq_policy_queue_serves(&srv->policy, queue, nm)) {
     add_problem(problems, path, "is not a job this queue serves");
     return CHK_INVALID;
   }
   snprintf(path, sizeof path, "%s/data", base);
-  const json_t *schema = erpq_schema_set_get(http_S.schemas, nm);
+  const json_t *schema = erpq_schema_set_get(srv->schemas, nm);
   if (schema)
     erpq_schema_validate(schema, data ? data : json_null(), path, problems);
   else if (data && !json_is_object(data))

@@ -58,14 +58,15 @@ static int rate_call(req *r, step_fn next) {
  * answered before the add (401 cannot happen; 403, 404, 400, 413, 422),
  * the answer waits for the count. Every other request counts first. */
 void http_handle_v1(req *r) {
+  const server *srv = r->L->srv;
   r->authed =
       erpq_auth_verify_cached(
-          &http_S.auth, MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization"),
+          &srv->auth, MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization"),
           (long long)time(NULL), &r->p, r->aerr, sizeof r->aerr) == 0;
-  const char *who[2] = {http_S.rate_ip ? r->addr : NULL,
-                        http_S.rate_subject && r->authed ? r->p.sub : NULL};
+  const char *who[2] = {srv->rate_ip ? r->addr : NULL,
+                        srv->rate_subject && r->authed ? r->p.sub : NULL};
   const char *kind[2] = {"ip", "sub"};
-  int limit[2] = {http_S.rate_ip, http_S.rate_subject};
+  int limit[2] = {srv->rate_ip, srv->rate_subject};
   long long window = (long long)(erpq_now_ms() / 60000);
   r->guard.n = 0;
   r->guard.ttl_s = 120;
@@ -73,7 +74,7 @@ void http_handle_v1(req *r) {
     if (!who[i])
       continue;
     int n = r->guard.n++;
-    snprintf(r->guard_keys[n], sizeof r->guard_keys[n], "%s:erpq:rl:%s:%s:%lld", http_S.prefix,
+    snprintf(r->guard_keys[n], sizeof r->guard_keys[n], "%s:erpq:rl:%s:%s:%lld", srv->prefix,
              kind[i], who[i], window);
     r->guard.keys[n] = r->guard_keys[n];
     r->guard.limits[n] = limit[i];

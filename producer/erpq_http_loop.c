@@ -81,16 +81,17 @@ void http_loop_finish(hloop *L) {
  * and watchdog, and the progress of a stop. */
 static void sweep_cb(uv_timer_t *t) {
   hloop *L = t->data;
+  const server *srv = L->srv;
   if (L->finished)
     return;
   int64_t now = erpq_mono_ms();
-  if (L->calls_head && now - L->calls_head->call_ms > http_S.redis_timeout_ms) {
+  if (L->calls_head && now - L->calls_head->call_ms > srv->redis_timeout_ms) {
     char ms[32];
-    snprintf(ms, sizeof ms, "%d", http_S.redis_timeout_ms);
+    snprintf(ms, sizeof ms, "%d", srv->redis_timeout_ms);
     erpq_log(ERPQ_LOG_WARN, "http.redis_timeout", "#timeout_ms", ms, NULL);
     erpq_conn_reset(&L->redis); /* Every call in flight answers 503. */
   }
-  int64_t limit = now - (int64_t)http_S.header_timeout_s * 1000;
+  int64_t limit = now - (int64_t)srv->header_timeout_s * 1000;
   for (conn_track *c = L->tracks; c; c = c->next)
     if (!c->in_request && c->since_ms < limit && c->fd >= 0) {
       shutdown(c->fd, SHUT_RDWR);
@@ -127,7 +128,9 @@ void *http_loop_main(void *arg) {
 
 /* Sets up loop L around listening socket fd (nothing runs until uv_run).
  * Returns 0, or -1 with err and nothing left to free. */
-int http_loop_init(hloop *L, int index, int fd, const loop_limits *lim, char *err, size_t errlen) {
+int http_loop_init(hloop *L, const server *srv, int index, int fd, const loop_limits *lim,
+                   char *err, size_t errlen) {
+  L->srv = srv;
   L->index = index;
   if (uv_loop_init(&L->loop))
     return snprintf(err, errlen, "cannot create an event loop"), -1;
@@ -166,11 +169,11 @@ int http_loop_init(hloop *L, int index, int fd, const loop_limits *lim, char *er
   erpq_uuid4(L->token);
   char name[32];
   snprintf(name, sizeof name, "http-%d", index);
-  erpq_conn_init(&L->redis, &L->loop, &http_S.addr, name);
+  erpq_conn_init(&L->redis, &L->loop, &srv->addr, name);
   L->redis.send_while_connecting = 1;
   snprintf(name, sizeof name, "http-sub-%d", index);
   L->sub.data = L;
-  erpq_conn_init(&L->sub, &L->loop, &http_S.addr, name);
+  erpq_conn_init(&L->sub, &L->loop, &srv->addr, name);
   L->sub.on_ready = http_sub_ready;
   erpq_conn_start(&L->redis);
   erpq_conn_start(&L->sub);

@@ -134,8 +134,10 @@
  * costs a 32 KiB memset per request; 16 KiB still takes 8 KiB of headers. */
 #define CONN_MEMORY (16 * 1024)
 
-/* ---- Configuration -------------------------------------------------------------
- * Filled once by erpq_http_main() before any loop runs; read-only afterwards. */
+/* ---- The server ------------------------------------------------------------------
+ * Its configuration, tokens, roles and schemas: filled once by
+ * erpq_http_main() before any loop runs, read-only afterwards, shared by
+ * every loop (each hloop points at it). */
 
 typedef struct server {
   erpq_redis_addr addr;
@@ -149,8 +151,6 @@ typedef struct server {
   erpq_policy policy;
   erpq_schema_set *schemas;
 } server;
-
-extern server http_S;
 
 static inline int64_t http_mono_us(void) {
   struct timespec ts;
@@ -236,6 +236,7 @@ struct req {
 };
 
 struct hloop {
+  const server *srv; /* The server this loop serves (borrowed, read-only). */
   int index;
   uv_loop_t loop;
   pthread_t thread;
@@ -270,9 +271,11 @@ typedef struct loop_limits {
 
 /* ---- erpq_http_loop.c ---------------------------------------------------------- */
 
-/* Sets up loop L around listening socket fd (nothing runs until uv_run).
- * Returns 0, or -1 with err and nothing left to free. */
-int http_loop_init(hloop *L, int index, int fd, const loop_limits *lim, char *err, size_t errlen);
+/* Sets up loop L of server srv (borrowed: it must outlive the loop) around
+ * listening socket fd (nothing runs until uv_run). Returns 0, or -1 with
+ * err and nothing left to free. */
+int http_loop_init(hloop *L, const server *srv, int index, int fd, const loop_limits *lim,
+                   char *err, size_t errlen);
 /* The loop thread's body: runs L until http_loop_finish() closed it. */
 void *http_loop_main(void *arg);
 /* Ends the loop: stops the daemon (every connection is closed), closes both

@@ -81,17 +81,18 @@ void http_match_route(const char *url, const char *method, route_match *m) {
  * beyond that. NULL when out of memory or the name is bad. */
 static const erpq_keys *loop_keys(req *r, const char *queue) {
   hloop *L = r->L;
+  const server *srv = L->srv;
   for (int i = 0; i < L->nkeys; i++)
     if (!strcmp(L->keys[i].queue, queue))
       return &L->keys[i].k;
   if (L->nkeys == KEYS_CACHE) {
-    if (erpq_keys_init(&r->own_k, http_S.prefix, queue))
+    if (erpq_keys_init(&r->own_k, srv->prefix, queue))
       return NULL;
     r->has_own_k = 1;
     return &r->own_k;
   }
   int i = L->nkeys;
-  if (erpq_keys_init(&L->keys[i].k, http_S.prefix, queue))
+  if (erpq_keys_init(&L->keys[i].k, srv->prefix, queue))
     return NULL;
   L->keys[i].queue = strdup(queue);
   if (!L->keys[i].queue) {
@@ -119,6 +120,7 @@ static const char *route_action(int route) {
 
 /* After the rate limits: token, permission, queue, then the route. */
 void http_v1_dispatch(req *r) {
+  const server *srv = r->L->srv;
   route_match *m = &r->m;
   if (!r->authed) {
     http_answer_error(r, 401, "unauthorized", r->aerr, NULL, 0);
@@ -131,15 +133,15 @@ void http_v1_dispatch(req *r) {
   const erpq_principal *p = &r->p;
   /* Enqueue permission depends on the job name: checked with the body. */
   int enq = m->route == R_ADD || m->route == R_BULK;
-  if (enq ? !erpq_policy_allows(&http_S.policy, p->role, "enqueue", m->queue, NULL) &&
-                !erpq_policy_allows(&http_S.policy, p->role, "enqueue", m->queue, "")
-          : !erpq_policy_allows(&http_S.policy, p->role, route_action(m->route), m->queue, NULL)) {
+  if (enq ? !erpq_policy_allows(&srv->policy, p->role, "enqueue", m->queue, NULL) &&
+                !erpq_policy_allows(&srv->policy, p->role, "enqueue", m->queue, "")
+          : !erpq_policy_allows(&srv->policy, p->role, route_action(m->route), m->queue, NULL)) {
     /* The first test is for grants without a job; a job-specific grant
      * (accountant: generate-fees only) still lets the request through to the
      * per-job check. */
     int any = 0;
     if (enq) {
-      const json_t *grants = json_object_get(json_object_get(http_S.policy.doc, "roles"), p->role);
+      const json_t *grants = json_object_get(json_object_get(srv->policy.doc, "roles"), p->role);
       size_t i;
       const json_t *g;
       json_array_foreach(grants, i, g) {
@@ -155,7 +157,7 @@ void http_v1_dispatch(req *r) {
       return;
     }
   }
-  if (!erpq_policy_queue_known(&http_S.policy, m->queue) || !(r->k = loop_keys(r, m->queue))) {
+  if (!erpq_policy_queue_known(&srv->policy, m->queue) || !(r->k = loop_keys(r, m->queue))) {
     http_answer_error(r, 404, "queue_not_found", "no such queue", NULL, 0);
     return;
   }

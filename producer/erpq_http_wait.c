@@ -124,6 +124,7 @@ void http_h_wait(req *r) {
 static void on_pmessage(redisAsyncContext *ac, void *reply_, void *priv) {
   (void)ac;
   hloop *L = priv;
+  const server *srv = L->srv;
   redisReply *rep = reply_;
   if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 ||
       rep->element[0]->type != REDIS_REPLY_STRING)
@@ -140,8 +141,8 @@ static void on_pmessage(redisAsyncContext *ac, void *reply_, void *priv) {
       !L->waiters)
     return;
   const char *channel = rep->element[2]->str;
-  size_t plen = strlen(http_S.prefix);
-  if (strncmp(channel, http_S.prefix, plen) || channel[plen] != ':')
+  size_t plen = strlen(srv->prefix);
+  if (strncmp(channel, srv->prefix, plen) || channel[plen] != ':')
     return;
   const char *q = channel + plen + 1;
   const char *end = strrchr(q, ':');
@@ -175,11 +176,12 @@ static void on_pmessage(redisAsyncContext *ac, void *reply_, void *priv) {
 
 void http_sub_ready(erpq_conn *c) {
   hloop *L = c->data;
+  const server *srv = L->srv;
   erpq_cmd cmd;
   erpq_cmd_init(&cmd);
   erpq_cmd_push_str(&cmd, "PSUBSCRIBE");
-  erpq_cmd_pushf(&cmd, "%s:*:completed", http_S.prefix);
-  erpq_cmd_pushf(&cmd, "%s:*:failed", http_S.prefix);
+  erpq_cmd_pushf(&cmd, "%s:*:completed", srv->prefix);
+  erpq_cmd_pushf(&cmd, "%s:*:failed", srv->prefix);
   if (erpq_conn_send_raw(c, &cmd, on_pmessage, L))
     erpq_conn_reset(c);
 }
