@@ -13,40 +13,12 @@
 
 #include "erpq_err.h"
 #include "erpq_http_metrics.h"
+#include "erpq_http_options.h"
 #include "erpq_http_private.h"
 #include "erpq_log.h"
 #include "erpq_scripts.h"
 
 /* ---- main ----------------------------------------------------------------------- */
-
-static const char serve_usage[] =
-    "Usage: erpq-producer [--redis URL] [--prefix P] serve [OPTIONS]\n"
-    "\n"
-    "Runs the HTTP API (see schemas/openapi.yaml) until SIGINT or SIGTERM.\n"
-    "\n"
-    "  --listen HOST:PORT       (env ERPQ_HTTP_ADDR; default 127.0.0.1:8080)\n"
-    "  --roles FILE             roles and queues (env ERPQ_ROLES_FILE; default "
-    "schemas/roles.json)\n"
-    "  --schemas DIR            job data schemas (env ERPQ_SCHEMA_DIR; default schemas/jobs)\n"
-    "  --jwt-rs256-key FILE     also accept RS256 tokens signed for this PEM public key\n"
-    "                           (env ERPQ_JWT_PUBLIC_KEY_FILE); HS256 uses the secret in\n"
-    "                           ERPQ_JWT_SECRET_FILE (or ERPQ_JWT_SECRET), at least 32 bytes\n"
-    "  --jwt-leeway S           clock skew allowed on exp/nbf (default 30)\n"
-    "  --threads N              event loops, one thread and one Redis connection each\n"
-    "                           (env ERPQ_HTTP_THREADS; default 1)\n"
-    "  --max-connections N      open connections in all (default 1024)\n"
-    "  --per-ip-connections N   open connections per client address and event loop\n"
-    "                           (default 256; 0 = no limit)\n"
-    "  --client-timeout S       close a connection idle this long (default 10)\n"
-    "  --header-timeout S       the request line and headers must arrive within S (default 10)\n"
-    "  --body-timeout S         the whole request body must arrive within S (default 10)\n"
-    "  --rate-subject N         requests per minute per token subject (env ERPQ_RATE_SUBJECT;\n"
-    "                           default 6000; 0 = off)\n"
-    "  --rate-ip N              requests per minute per client address (env ERPQ_RATE_IP;\n"
-    "                           default 12000; 0 = off)\n"
-    "  --redis-timeout MS       a Redis call not answered within MS fails with 503 (default 1000)\n"
-    "  --trusted-proxies LIST   reverse proxies (CIDRs, comma-separated) whose X-Forwarded-For\n"
-    "                           names the client (env ERPQ_TRUSTED_PROXIES; default none)\n";
 
 static int parse_listen(const char *s, struct sockaddr_in *sa) {
   const char *colon = strrchr(s, ':');
@@ -74,18 +46,6 @@ static int parse_listen(const char *s, struct sockaddr_in *sa) {
   return 0;
 }
 
-static int int_opt(const char *name, const char *v, long min, long max, long *out) {
-  char *end;
-  long x = strtol(v, &end, 10);
-  if (!*v || *end || x < min || x > max) {
-    fprintf(stderr, "erpq-producer serve: %s must be an integer from %ld to %ld, got '%s'\n", name,
-            min, max, v);
-    return -1;
-  }
-  *out = x;
-  return 0;
-}
-
 /* The listening socket all loops accept from (non-blocking: they race). */
 static int listen_socket(const struct sockaddr_in *sa) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -102,77 +62,25 @@ static int listen_socket(const struct sockaddr_in *sa) {
   return fd;
 }
 
+/* The process environment, as the options read it. */
+static const char *env_get(void *ud, const char *name) {
+  (void)ud;
+  return getenv(name);
+}
+
 int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **argv) {
-  const char *listen = erpq_env("ERPQ_HTTP_ADDR", "127.0.0.1:8080");
-  char roles_def[4096], schemas_def[4096];
-  erpq_schema_default_path("ERPQ_ROLES_FILE", "roles.json", roles_def, sizeof roles_def);
-  erpq_schema_default_path("ERPQ_SCHEMA_DIR", "jobs", schemas_def, sizeof schemas_def);
-  const char *roles = roles_def, *schemas = schemas_def;
-  const char *rs_key = getenv("ERPQ_JWT_PUBLIC_KEY_FILE");
-  const char *proxies = getenv("ERPQ_TRUSTED_PROXIES");
-  long threads = 1, maxconn = 1024, perip = 256, client_to = 10, body_to = 10, header_to = 10,
-       leeway = 30, rto = 1000, rate_sub = 6000, rate_ip = 12000;
-  /* Integer options: flag, environment variable (or NULL), range, value. */
-  const struct {
-    const char *flag, *env;
-    long min, max;
-    long *v;
-  } ints[] = {
-      {"--threads", "ERPQ_HTTP_THREADS", 1, 64, &threads},
-      {"--max-connections", NULL, 1, 100000, &maxconn},
-      {"--per-ip-connections", NULL, 0, 100000, &perip},
-      {"--client-timeout", NULL, 1, 3600, &client_to},
-      {"--body-timeout", NULL, 1, 3600, &body_to},
-      {"--header-timeout", NULL, 1, 3600, &header_to},
-      {"--jwt-leeway", NULL, 0, 300, &leeway},
-      {"--redis-timeout", NULL, 10, 60000, &rto},
-      {"--rate-subject", "ERPQ_RATE_SUBJECT", 0, 100000000, &rate_sub},
-      {"--rate-ip", "ERPQ_RATE_IP", 0, 100000000, &rate_ip},
-  };
-  const size_t nints = sizeof ints / sizeof ints[0];
-  for (size_t k = 0; k < nints; k++)
-    if (ints[k].env && getenv(ints[k].env) &&
-        int_opt(ints[k].env, getenv(ints[k].env), ints[k].min, ints[k].max, ints[k].v))
-      return 2;
-  /* String options: flag, value. */
-  const struct {
-    const char *flag;
-    const char **v;
-  } strs[] = {{"--listen", &listen},
-              {"--roles", &roles},
-              {"--schemas", &schemas},
-              {"--jwt-rs256-key", &rs_key},
-              {"--trusted-proxies", &proxies}};
-  const size_t nstrs = sizeof strs / sizeof strs[0];
-  for (int i = 0; i < argc; i++) {
-    const char *a = argv[i];
-    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-      fputs(serve_usage, stdout);
-      return 0;
-    }
-    if (i + 1 >= argc) {
-      fprintf(stderr, "erpq-producer serve: unknown option or missing value: %s\n", a);
-      return 2;
-    }
-    const char *v = argv[++i];
-    int known = 0;
-    for (size_t k = 0; k < nstrs && !known; k++)
-      if (!strcmp(a, strs[k].flag)) {
-        *strs[k].v = v;
-        known = 1;
-      }
-    for (size_t k = 0; k < nints && !known; k++)
-      if (!strcmp(a, ints[k].flag)) {
-        if (int_opt(a, v, ints[k].min, ints[k].max, ints[k].v))
-          return 2;
-        known = 1;
-      }
-    if (!known) {
-      fprintf(stderr, "erpq-producer serve: unknown option %s (see serve --help)\n", a);
-      return 2;
-    }
-  }
+  erpq_http_config cfg;
   char err[1024];
+  int orc = erpq_http_options(&cfg, env_get, NULL, argc, argv, err, sizeof err);
+  if (orc == ERPQ_HTTP_OPTIONS_HELP) {
+    fputs(erpq_http_usage(), stdout);
+    return 0;
+  }
+  if (orc) {
+    fprintf(stderr, "erpq-producer serve: %s\n", err);
+    return 2;
+  }
+  const char *listen = cfg.listen;
   server srv;
   memset(&srv, 0, sizeof srv);
   if (erpq_redis_url_parse(redis_url, &srv.addr, err, sizeof err)) {
@@ -185,16 +93,16 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
     return 2;
   }
   srv.prefix = prefix;
-  srv.redis_timeout_ms = (int)rto;
-  srv.rate_subject = (int)rate_sub;
-  srv.rate_ip = (int)rate_ip;
-  srv.body_timeout_s = (int)body_to;
-  srv.header_timeout_s = (int)header_to;
-  if (erpq_proxies_parse(&srv.proxies, proxies, err, sizeof err)) {
+  srv.redis_timeout_ms = (int)cfg.redis_timeout_ms;
+  srv.rate_subject = (int)cfg.rate_subject;
+  srv.rate_ip = (int)cfg.rate_ip;
+  srv.body_timeout_s = (int)cfg.body_timeout_s;
+  srv.header_timeout_s = (int)cfg.header_timeout_s;
+  if (erpq_proxies_parse(&srv.proxies, cfg.trusted_proxies, err, sizeof err)) {
     fprintf(stderr, "erpq-producer serve: %s\n", err);
     return 2;
   }
-  if (erpq_auth_init(&srv.auth, rs_key, (int)leeway, err, sizeof err)) {
+  if (erpq_auth_init(&srv.auth, cfg.rs256_key, (int)cfg.jwt_leeway_s, err, sizeof err)) {
     erpq_proxies_free(&srv.proxies);
     fprintf(stderr, "erpq-producer serve: %s\n", err);
     return 2;
@@ -203,8 +111,8 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
   int fd = -1;
   hloop *loops = NULL;
   int nloops = 0, nstarted = 0;
-  if (erpq_policy_load(&srv.policy, roles, err, sizeof err) ||
-      erpq_schema_set_load(schemas, &srv.schemas, err, sizeof err)) {
+  if (erpq_policy_load(&srv.policy, cfg.roles, err, sizeof err) ||
+      erpq_schema_set_load(cfg.schemas, &srv.schemas, err, sizeof err)) {
     fprintf(stderr, "erpq-producer serve: %s\n", err);
     goto out;
   }
@@ -229,12 +137,12 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
     rc = 4;
     goto out;
   }
-  nloops = (int)threads;
+  nloops = (int)cfg.threads;
   loops = calloc((size_t)nloops, sizeof *loops);
   if (!loops)
     goto out;
-  loop_limits lim = {(unsigned)((maxconn + nloops - 1) / nloops), (unsigned)perip,
-                     (unsigned)client_to};
+  loop_limits lim = {(unsigned)((cfg.max_connections + nloops - 1) / nloops),
+                     (unsigned)cfg.per_ip_connections, (unsigned)cfg.client_timeout_s};
   for (; nstarted < nloops; nstarted++) {
     if (http_loop_init(&loops[nstarted], &srv, nstarted, fd, &lim, err, sizeof err)) {
       fprintf(stderr, "erpq-producer serve: %s\n", err);
