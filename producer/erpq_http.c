@@ -1,17 +1,13 @@
 #include "erpq_http.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "erpq_err.h"
+#include "erpq_http_listen.h"
 #include "erpq_http_metrics.h"
 #include "erpq_http_options.h"
 #include "erpq_http_private.h"
@@ -19,48 +15,6 @@
 #include "erpq_scripts.h"
 
 /* ---- main ----------------------------------------------------------------------- */
-
-static int parse_listen(const char *s, struct sockaddr_in *sa) {
-  const char *colon = strrchr(s, ':');
-  if (!colon)
-    return -1;
-  char host[128];
-  size_t hl = (size_t)(colon - s);
-  if (hl >= sizeof host)
-    return -1;
-  memcpy(host, s, hl);
-  host[hl] = '\0';
-  char *end;
-  long port = strtol(colon + 1, &end, 10);
-  if (!colon[1] || *end || port < 0 || port > 65535)
-    return -1;
-  memset(sa, 0, sizeof *sa);
-  sa->sin_family = AF_INET;
-  sa->sin_port = htons((uint16_t)port);
-  if (!hl || !strcmp(host, "*"))
-    sa->sin_addr.s_addr = htonl(INADDR_ANY);
-  else if (!strcmp(host, "localhost"))
-    sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  else if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
-    return -1;
-  return 0;
-}
-
-/* The listening socket all loops accept from (non-blocking: they race). */
-static int listen_socket(const struct sockaddr_in *sa) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return -1;
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (bind(fd, (const struct sockaddr *)sa, sizeof *sa) || listen(fd, 1024)) {
-    int e = errno;
-    close(fd);
-    errno = e;
-    return -1;
-  }
-  return fd;
-}
 
 /* The process environment, as the options read it. */
 static const char *env_get(void *ud, const char *name) {
@@ -87,9 +41,9 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
     fprintf(stderr, "erpq-producer serve: %s\n", err);
     return 2;
   }
-  struct sockaddr_in sa;
-  if (parse_listen(listen, &sa)) {
-    fprintf(stderr, "erpq-producer serve: --listen must be IPV4:PORT, got '%s'\n", listen);
+  erpq_listen ls;
+  if (erpq_listen_resolve(&ls, listen, err, sizeof err)) {
+    fprintf(stderr, "erpq-producer serve: %s\n", err);
     return 2;
   }
   srv.prefix = prefix;
@@ -108,7 +62,7 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
     return 2;
   }
   int rc = 2;
-  int fd = -1;
+  int opened = 0;
   hloop *loops = NULL;
   int nloops = 0, nstarted = 0;
   if (erpq_policy_load(&srv.policy, cfg.roles, err, sizeof err) ||
@@ -131,12 +85,15 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
   pthread_sigmask(SIG_BLOCK, &set, NULL);
   signal(SIGPIPE, SIG_IGN);
 
-  fd = listen_socket(&sa);
-  if (fd < 0) {
-    fprintf(stderr, "erpq-producer serve: cannot listen on %s: %s\n", listen, strerror(errno));
+  if (erpq_listen_open(&ls, err, sizeof err)) {
+    fprintf(stderr, "erpq-producer serve: %s\n", err);
     rc = 4;
     goto out;
   }
+  opened = 1;
+  int fds[ERPQ_LISTEN_MAX];
+  for (int i = 0; i < ls.n; i++)
+    fds[i] = ls.v[i].fd;
   nloops = (int)cfg.threads;
   loops = calloc((size_t)nloops, sizeof *loops);
   if (!loops)
@@ -144,7 +101,7 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
   loop_limits lim = {(unsigned)((cfg.max_connections + nloops - 1) / nloops),
                      (unsigned)cfg.per_ip_connections, (unsigned)cfg.client_timeout_s};
   for (; nstarted < nloops; nstarted++) {
-    if (http_loop_init(&loops[nstarted], &srv, nstarted, fd, &lim, err, sizeof err)) {
+    if (http_loop_init(&loops[nstarted], &srv, nstarted, fds, ls.n, &lim, err, sizeof err)) {
       fprintf(stderr, "erpq-producer serve: %s\n", err);
       rc = 4;
       break;
@@ -153,10 +110,12 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
   if (nstarted == nloops) {
     for (int i = 0; i < nloops; i++)
       pthread_create(&loops[i].thread, NULL, http_loop_main, &loops[i]);
-    char th[16], ns[16];
+    char th[16], ns[16], bound[ERPQ_LISTEN_MAX * 64];
     snprintf(th, sizeof th, "%d", nloops);
     snprintf(ns, sizeof ns, "%zu", erpq_schema_set_count(srv.schemas));
-    erpq_log(ERPQ_LOG_INFO, "http.listening", "addr", listen, "#threads", th, "#schemas", ns, NULL);
+    erpq_listen_describe(&ls, bound, sizeof bound);
+    erpq_log(ERPQ_LOG_INFO, "http.listening", "addr", listen, "bound", bound, "#threads", th,
+             "#schemas", ns, NULL);
     int sig = 0;
     sigwait(&set, &sig);
     for (int i = 0; i < nloops; i++)
@@ -180,8 +139,8 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
     }
   }
 out:
-  if (fd >= 0)
-    close(fd);
+  if (opened)
+    erpq_listen_close(&ls);
   free(loops);
   erpq_metrics_free();
   erpq_schema_set_free(srv.schemas);

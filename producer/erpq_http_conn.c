@@ -38,6 +38,7 @@ void http_on_connection(void *cls, struct MHD_Connection *c, void **socket_conte
   hloop *L = cls;
   const server *srv = L->srv;
   if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    L->conns++;
     conn_track *t = calloc(1, sizeof *t);
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -63,7 +64,10 @@ void http_on_connection(void *cls, struct MHD_Connection *c, void **socket_conte
       L->tracks->prev = t;
     L->tracks = t;
     *socket_context = t;
-  } else if (*socket_context) {
+  } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+    L->conns--;
+    if (!*socket_context)
+      return;
     conn_track *t = *socket_context;
     if (t->prev)
       t->prev->next = t->next;

@@ -21,15 +21,32 @@ static void mhd_timer_cb(uv_timer_t *t) { run_mhd(t->data); }
 
 static void run_mhd(hloop *L) {
   L->need_run = 0;
-  if (!L->d)
+  if (!L->nds || !L->ds[0].d)
     return;
-  MHD_run(L->d);
-  /* MHD's next connection timeout; 0 when it has work left over. */
-  MHD_UNSIGNED_LONG_LONG to = 0;
-  if (MHD_get_timeout(L->d, &to) == MHD_YES)
-    uv_timer_start(&L->mhd_timer, mhd_timer_cb, to > 60000 ? 60000 : (uint64_t)to, 0);
+  /* Each daemon's next connection timeout (0 when it has work left over):
+   * the timer runs them all at the first. */
+  MHD_UNSIGNED_LONG_LONG next = 0;
+  int timed = 0;
+  for (int i = 0; i < L->nds; i++) {
+    MHD_UNSIGNED_LONG_LONG to = 0;
+    MHD_run(L->ds[i].d);
+    if (MHD_get_timeout(L->ds[i].d, &to) == MHD_YES && (!timed || to < next)) {
+      next = to;
+      timed = 1;
+    }
+  }
+  if (timed)
+    uv_timer_start(&L->mhd_timer, mhd_timer_cb, next > 60000 ? 60000 : (uint64_t)next, 0);
   else
     uv_timer_stop(&L->mhd_timer);
+}
+
+/* Stops accepting on every daemon; the listening sockets are shared with
+ * the other loops, so they stay open. */
+static void quiesce(hloop *L) {
+  for (int i = 0; i < L->nds; i++)
+    if (L->ds[i].d)
+      MHD_quiesce_daemon(L->ds[i].d);
 }
 
 static void mhd_poll_cb(uv_poll_t *p, int status, int events) {
@@ -47,12 +64,13 @@ static void check_cb(uv_check_t *c) {
 
 static void handle_closed(uv_handle_t *h) { (void)h; }
 
-/* Ends the loop: stops the daemon (every connection is closed), closes both
- * Redis connections gracefully and every http_handle; uv_run() then returns. */
+/* Ends the loop: stops the daemons (every connection is closed), closes
+ * both Redis connections gracefully and every handle; uv_run() then
+ * returns. */
 void http_loop_finish(hloop *L) {
   L->finished = 1;
   if (!L->quiesced)
-    MHD_quiesce_daemon(L->d); /* The listening socket is shared: keep it open. */
+    quiesce(L);
   L->quiesced = 1;
   /* Fail what is still in flight and answer what still waits, so that no
    * connection is suspended when the daemon stops. */
@@ -66,11 +84,14 @@ void http_loop_finish(hloop *L) {
   if (L->need_run)
     run_mhd(L);
   http_log_flush(L);
-  MHD_stop_daemon(L->d);
-  L->d = NULL;
+  for (int i = 0; i < L->nds; i++) {
+    MHD_stop_daemon(L->ds[i].d);
+    L->ds[i].d = NULL;
+  }
   erpq_conn_close(&L->redis);
   erpq_conn_close(&L->sub);
-  uv_close((uv_handle_t *)&L->mhd_poll, handle_closed);
+  for (int i = 0; i < L->nds; i++)
+    uv_close((uv_handle_t *)&L->ds[i].poll, handle_closed);
   uv_close((uv_handle_t *)&L->mhd_timer, handle_closed);
   uv_close((uv_handle_t *)&L->check, handle_closed);
   uv_close((uv_handle_t *)&L->sweep, handle_closed);
@@ -114,7 +135,7 @@ static void stop_cb(uv_async_t *a) {
     return;
   L->stopping = 1;
   L->stop_deadline = erpq_mono_ms() + STOP_DRAIN_MS;
-  MHD_quiesce_daemon(L->d);
+  quiesce(L);
   L->quiesced = 1;
   http_fire_all(L, 0);
   uv_timer_start(&L->sweep, sweep_cb, 10, 10);
@@ -126,35 +147,55 @@ void *http_loop_main(void *arg) {
   return NULL;
 }
 
-/* Sets up loop L around listening socket fd (nothing runs until uv_run).
- * Returns 0, or -1 with err and nothing left to free. */
-int http_loop_init(hloop *L, const server *srv, int index, int fd, const loop_limits *lim,
-                   char *err, size_t errlen) {
+/* With several listening sockets the loop's connection cap counts the
+ * connections of all its daemons (each daemon only counts its own). */
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen) {
+  (void)addr, (void)addrlen;
+  hloop *L = cls;
+  return L->conns < (int)L->max_conn ? MHD_YES : MHD_NO;
+}
+
+int http_loop_init(hloop *L, const server *srv, int index, const int *fds, int nfds,
+                   const loop_limits *lim, char *err, size_t errlen) {
   L->srv = srv;
   L->index = index;
+  L->max_conn = lim->max_conn;
+  if (nfds < 1 || nfds > ERPQ_LISTEN_MAX)
+    return snprintf(err, errlen, "no listening socket"), -1;
   if (uv_loop_init(&L->loop))
     return snprintf(err, errlen, "cannot create an event loop"), -1;
-  L->d = MHD_start_daemon(
-      MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, http_on_request,
-      L, MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
-      MHD_OPTION_CONNECTION_LIMIT, lim->max_conn, MHD_OPTION_PER_IP_CONNECTION_LIMIT, lim->per_ip,
-      MHD_OPTION_CONNECTION_TIMEOUT, lim->idle_s, MHD_OPTION_NOTIFY_COMPLETED, http_on_completed, L,
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY, MHD_OPTION_NOTIFY_CONNECTION,
-      http_on_connection, L, MHD_OPTION_END);
-  const union MHD_DaemonInfo *di =
-      L->d ? MHD_get_daemon_info(L->d, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
-  if (!di) {
-    if (L->d) {
-      MHD_quiesce_daemon(L->d); /* The listening socket is shared: keep it open. */
-      MHD_stop_daemon(L->d);
-      L->d = NULL;
+  int epfd[ERPQ_LISTEN_MAX];
+  for (L->nds = 0; L->nds < nfds; L->nds++) {
+    struct MHD_Daemon *d = MHD_start_daemon(
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0,
+        nfds > 1 ? accept_policy : NULL, L, http_on_request, L, MHD_OPTION_EXTERNAL_LOGGER,
+        http_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, fds[L->nds], MHD_OPTION_CONNECTION_LIMIT,
+        lim->max_conn, MHD_OPTION_PER_IP_CONNECTION_LIMIT, lim->per_ip,
+        MHD_OPTION_CONNECTION_TIMEOUT, lim->idle_s, MHD_OPTION_NOTIFY_COMPLETED, http_on_completed,
+        L, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY, MHD_OPTION_NOTIFY_CONNECTION,
+        http_on_connection, L, MHD_OPTION_END);
+    const union MHD_DaemonInfo *di = d ? MHD_get_daemon_info(d, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
+    if (d)
+      L->ds[L->nds].d = d;
+    if (!di) {
+      if (d)
+        L->nds++;
+      quiesce(L); /* The listening sockets are shared: keep them open. */
+      for (int i = 0; i < L->nds; i++) {
+        MHD_stop_daemon(L->ds[i].d);
+        L->ds[i].d = NULL;
+      }
+      L->nds = 0;
+      uv_loop_close(&L->loop);
+      return snprintf(err, errlen, "cannot start the HTTP daemon"), -1;
     }
-    uv_loop_close(&L->loop);
-    return snprintf(err, errlen, "cannot start the HTTP daemon"), -1;
+    epfd[L->nds] = di->epoll_fd;
   }
-  uv_poll_init(&L->loop, &L->mhd_poll, di->epoll_fd);
-  L->mhd_poll.data = L;
-  uv_poll_start(&L->mhd_poll, UV_READABLE, mhd_poll_cb);
+  for (int i = 0; i < L->nds; i++) {
+    uv_poll_init(&L->loop, &L->ds[i].poll, epfd[i]);
+    L->ds[i].poll.data = L;
+    uv_poll_start(&L->ds[i].poll, UV_READABLE, mhd_poll_cb);
+  }
   uv_timer_init(&L->loop, &L->mhd_timer);
   L->mhd_timer.data = L;
   uv_check_init(&L->loop, &L->check);

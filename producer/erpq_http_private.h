@@ -6,7 +6,9 @@
  *
  * Files, one concern each:
  *   erpq_http.c          erpq_http_main(): options to a server, the listening
- *                        socket, the loops' threads, the signals.
+ *                        sockets, the loops' threads, the signals.
+ *   erpq_http_options.c  the options (erpq_http_options.h).
+ *   erpq_http_listen.c   --listen to listening sockets (erpq_http_listen.h).
  *   erpq_http_loop.c     a libmicrohttpd daemon in external epoll mode on a
  *                        libuv loop: init, run, sweep, stop, free.
  *   erpq_http_conn.c     libmicrohttpd's callbacks: connections and their
@@ -21,8 +23,10 @@
  *
  * Loops. --threads N (default 1) event loops (hloop), each a libuv loop on
  * a thread of its own holding: one libmicrohttpd daemon in "external" epoll
- * mode on the listening socket all loops share (the loop watches the
- * daemon's epoll descriptor and its timeout); one asynchronous Redis
+ * mode per listening socket (usually one; a host name may give several),
+ * the sockets being shared by all loops (the loop watches each daemon's
+ * epoll descriptor, and one timer the earliest of their timeouts; every
+ * loop turn runs them all); one asynchronous Redis
  * connection for commands and one for PSUBSCRIBE (core/erpq_conn, hiredis
  * on this loop); and a 100 ms sweep timer. Nothing in a loop blocks: a slow
  * client costs a socket and a little memory, and every Redis call is
@@ -79,7 +83,10 @@
  * request line and headers must arrive within --header-timeout seconds (the
  * sweep shuts such sockets down), a body within --body-timeout seconds (the
  * connection is cut, logged as 408); connections are capped in total and
- * per client address (per loop).
+ * per client address (per loop and listening socket). With several
+ * listening sockets each daemon has the loop's cap, and an accept policy
+ * holds the loop's connections over all daemons (L->conns, counted by the
+ * connection callback) to it.
  *
  * Stopping: SIGINT/SIGTERM reach the main thread, which wakes every loop:
  * it stops accepting, fires its waiters (they answer with the state they
@@ -117,6 +124,7 @@
 #include "erpq_conn.h"
 #include "erpq_http_auth.h"
 #include "erpq_http_client.h"
+#include "erpq_http_listen.h"
 #include "erpq_jsonschema.h"
 
 #define MAX_BODY (1024 * 1024)
@@ -235,13 +243,21 @@ struct req {
   req *wnext, *wprev;
 };
 
+/* One libmicrohttpd daemon of a loop, on one listening socket. */
+typedef struct hdaemon {
+  struct MHD_Daemon *d;
+  uv_poll_t poll; /* Watches the daemon's epoll descriptor. */
+} hdaemon;
+
 struct hloop {
   const server *srv; /* The server this loop serves (borrowed, read-only). */
   int index;
   uv_loop_t loop;
   pthread_t thread;
-  struct MHD_Daemon *d;
-  uv_poll_t mhd_poll;
+  hdaemon ds[ERPQ_LISTEN_MAX]; /* One per listening socket. */
+  int nds;
+  int conns;         /* Connections open now, over all its daemons. */
+  unsigned max_conn; /* Their cap (each daemon's own cap is the same). */
   uv_timer_t mhd_timer;
   uv_check_t check;
   uv_timer_t sweep;
@@ -271,11 +287,12 @@ typedef struct loop_limits {
 
 /* ---- erpq_http_loop.c ---------------------------------------------------------- */
 
-/* Sets up loop L of server srv (borrowed: it must outlive the loop) around
- * listening socket fd (nothing runs until uv_run). Returns 0, or -1 with
- * err and nothing left to free. */
-int http_loop_init(hloop *L, const server *srv, int index, int fd, const loop_limits *lim,
-                   char *err, size_t errlen);
+/* Sets up loop L of server srv (borrowed: it must outlive the loop) with
+ * one daemon on each of the nfds listening sockets fds (shared by all
+ * loops; nothing runs until uv_run). Returns 0, or -1 with err and nothing
+ * left to free. */
+int http_loop_init(hloop *L, const server *srv, int index, const int *fds, int nfds,
+                   const loop_limits *lim, char *err, size_t errlen);
 /* The loop thread's body: runs L until http_loop_finish() closed it. */
 void *http_loop_main(void *arg);
 /* Ends the loop: stops the daemon (every connection is closed), closes both
