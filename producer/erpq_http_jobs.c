@@ -14,16 +14,6 @@
 
 /* ---- Job views -------------------------------------------------------------------- */
 
-static const char *hash_field(const redisReply *h, const char *name) {
-  if (!h || h->type != REDIS_REPLY_ARRAY)
-    return NULL;
-  for (size_t i = 0; i + 1 < h->elements; i += 2)
-    if (h->element[i]->type == REDIS_REPLY_STRING && strcmp(h->element[i]->str, name) == 0 &&
-        h->element[i + 1]->type == REDIS_REPLY_STRING)
-      return h->element[i + 1]->str;
-  return NULL;
-}
-
 /* The school of a job's data as a decimal string, or "" when none. */
 static void data_school(const json_t *data, char *out, size_t n) {
   const json_t *s = json_object_get(data, "schoolId");
@@ -49,7 +39,7 @@ json_t *http_parse_view(const redisReply *reply, const char *id, const erpq_prin
     return NULL;
   json_t *o = erpq_bull_parse_state(reply, id);
   if (o && p && p->has_school) {
-    const char *dtext = hash_field(reply->element[1], "data");
+    const char *dtext = erpq_reply_hash_str(reply->element[1], "data");
     json_t *d = dtext ? json_loads(dtext, JSON_DECODE_ANY, NULL) : NULL;
     char school[64];
     data_school(d, school, sizeof school);
