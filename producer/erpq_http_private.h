@@ -23,12 +23,12 @@
  *
  * Loops. --threads N (default 1) event loops (hloop), each a libuv loop on
  * a thread of its own holding: one libmicrohttpd daemon in "external" epoll
- * mode per listening socket (usually one; a host name may give several),
- * the sockets being shared by all loops (the loop watches each daemon's
- * epoll descriptor, and one timer the earliest of their timeouts; every
- * loop turn runs them all); one asynchronous Redis
- * connection for commands and one for PSUBSCRIBE (core/erpq_conn, hiredis
- * on this loop); and a 100 ms sweep timer. Nothing in a loop blocks: a slow
+ * mode per listening socket (usually one; a host name may give several;
+ * the sockets are shared by all loops), whose epoll descriptors the loop
+ * watches, with one timer for the earliest of their timeouts, every loop
+ * turn running them all; one asynchronous Redis connection for commands
+ * and one for PSUBSCRIBE (core/erpq_conn, hiredis on this loop); and a
+ * 100 ms sweep timer. Nothing in a loop blocks: a slow
  * client costs a socket and a little memory, and every Redis call is
  * asynchronous. One iteration reads every ready connection, starts all
  * their Redis calls (written together), and answers every reply that came
@@ -91,19 +91,22 @@
  * Stopping: SIGINT/SIGTERM reach the main thread, which wakes every loop:
  * it stops accepting, fires its waiters (they answer with the state they
  * read), waits for calls in flight (at most 2 s, then fails them), stops
- * its daemon, closes its Redis connections and handles; the main thread
+ * its daemons, closes its Redis connections and handles; the main thread
  * joins the loops and checks that each closed with no live handle.
  *
  * Ownership. The server (configuration, auth, policy, schemas) is filled
  * by erpq_http_main() before any loop runs and only read afterwards, by
- * every loop thread. Everything in an hloop (its daemon, connections,
+ * every loop thread. Everything in an hloop (its daemons, connections,
  * requests, key cache, log batch) belongs to that loop's thread and is
  * touched by no other, except stop_async, which the main thread signals.
  * A req is owned by its loop from the first callback of its request to
  * http_on_completed() (or its last reply); its body, jobs, responses and
  * own keys are its own. A conn_track is owned by the loop from the
  * connection's start to its close notification. Replies handed to steps
- * are borrowed. No function here is thread-safe beyond this split.
+ * are borrowed. No function here is thread-safe beyond this split. Shared
+ * by the loops besides the server: the metrics (erpq_http_metrics.h,
+ * atomics) and the listening sockets; the verified-token cache
+ * (erpq_http_auth.h) is per thread.
  */
 #ifndef ERPQ_HTTP_PRIVATE_H
 #define ERPQ_HTTP_PRIVATE_H
