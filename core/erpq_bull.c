@@ -902,10 +902,9 @@ static json_t *json_field_take(char *s) {
   return v ? v : json_null();
 }
 
-/* The value of field name in a flat HGETALL reply, or NULL. Borrowed. */
-static const redisReply *hget(const redisReply *h, const char *name) {
+const redisReply *erpq_reply_hash_field(const redisReply *h, const char *name) {
   size_t n = strlen(name);
-  for (size_t i = 0; h->type == REDIS_REPLY_ARRAY && i + 1 < h->elements; i += 2) {
+  for (size_t i = 0; h && h->type == REDIS_REPLY_ARRAY && i + 1 < h->elements; i += 2) {
     const redisReply *f = h->element[i];
     if (f->type == REDIS_REPLY_STRING && f->len == n && !memcmp(f->str, name, n))
       return h->element[i + 1];
@@ -913,9 +912,14 @@ static const redisReply *hget(const redisReply *h, const char *name) {
   return NULL;
 }
 
+const char *erpq_reply_hash_str(const redisReply *h, const char *name) {
+  const redisReply *v = erpq_reply_hash_field(h, name);
+  return v && v->type == REDIS_REPLY_STRING ? v->str : NULL;
+}
+
 /* A field holding JSON as its value, else as a string, else null. */
 static json_t *hget_json(const redisReply *h, const char *name) {
-  char *s = reply_str(hget(h, name));
+  char *s = reply_str(erpq_reply_hash_field(h, name));
   return json_field_take(s);
 }
 
@@ -926,7 +930,7 @@ json_t *erpq_bull_parse_state(const redisReply *r, const char *id) {
   if (!o) return NULL;
   json_object_set_new(o, "id", json_string(id));
   json_object_set_new(o, "state", json_stringn(st->str, st->len));
-  char *name = reply_str(hget(h, "name"));
+  char *name = reply_str(erpq_reply_hash_field(h, "name"));
   json_object_set_new(o, "name", json_string(name ? name : ERPQ_DEFAULT_JOB_NAME));
   free(name);
   json_object_set_new(o, "data", hget_json(h, "data"));
@@ -934,9 +938,10 @@ json_t *erpq_bull_parse_state(const redisReply *r, const char *id) {
   json_t *progress = hget_json(h, "progress");
   json_object_set_new(o, "progress", json_is_null(progress) ? json_integer(0) : progress);
   if (json_is_null(progress)) json_decref(progress);
-  json_object_set_new(o, "attemptsMade", json_integer(reply_i64(hget(h, "attemptsMade"), 0)));
+  json_object_set_new(o, "attemptsMade",
+                      json_integer(reply_i64(erpq_reply_hash_field(h, "attemptsMade"), 0)));
   json_object_set_new(o, "returnvalue", hget_json(h, "returnvalue"));
-  char *reason = reply_str(hget(h, "failedReason"));
+  char *reason = reply_str(erpq_reply_hash_field(h, "failedReason"));
   json_object_set_new(o, "failedReason", reason ? json_string(erpq_utf8_fix(reason)) : json_null());
   free(reason);
   json_t *stack = hget_json(h, "stacktrace");
@@ -945,7 +950,7 @@ json_t *erpq_bull_parse_state(const redisReply *r, const char *id) {
   static const char *const times[] = {"timestamp", "processedOn", "finishedOn", "retriedOn",
                                       "delay"};
   for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
-    const redisReply *v = hget(h, times[i]);
+    const redisReply *v = erpq_reply_hash_field(h, times[i]);
     json_object_set_new(o, times[i], v ? json_integer(reply_i64(v, 0)) : json_null());
   }
   return o;

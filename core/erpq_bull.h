@@ -255,6 +255,14 @@ int erpq_bull_repeat_next(const erpq_job *job, int64_t now_ms, erpq_newjob *out,
 /* Maps a script's negative code to an erpq error. */
 int erpq_bull_code(long long code);
 
+/* The value of field name in a flat HGETALL reply h (field, value, field,
+ * value...), compared as whole strings: borrowed from h, or NULL when h is
+ * NULL or not an array or has no such field. */
+const redisReply *erpq_reply_hash_field(const redisReply *h, const char *name);
+/* The same value as a NUL-terminated string (borrowed), or NULL when there
+ * is none or it is not a string reply. */
+const char *erpq_reply_hash_str(const redisReply *h, const char *name);
+
 /* True if an error reply means "retry later" (LOADING, READONLY, UNBLOCKED,
  * BUSY, TRYAGAIN, MASTERDOWN, CLUSTERDOWN). */
 int erpq_reply_transient(const redisReply *r);

@@ -212,16 +212,6 @@ static void print_returnvalue(const char *text) {
   json_decref(v);
 }
 
-/* Looks up a field of a flat HGETALL array reply. */
-static const char *hash_field(const redisReply *h, const char *name) {
-  if (!h || h->type != REDIS_REPLY_ARRAY) return NULL;
-  for (size_t i = 0; i + 1 < h->elements; i += 2)
-    if (h->element[i]->type == REDIS_REPLY_STRING && strcmp(h->element[i]->str, name) == 0 &&
-        h->element[i + 1]->type == REDIS_REPLY_STRING)
-      return h->element[i + 1]->str;
-  return NULL;
-}
-
 enum { W_PENDING, W_DONE };
 
 /* One check of the job's state. Sets *exit_code and returns W_DONE when the
@@ -248,11 +238,11 @@ static int wait_check(session *ss, const char *id, int *missing, char *last_stat
   snprintf(last_state, ls, "%s", state);
   int done = W_PENDING;
   if (strcmp(state, "completed") == 0) {
-    print_returnvalue(hash_field(r->element[1], "returnvalue"));
+    print_returnvalue(erpq_reply_hash_str(r->element[1], "returnvalue"));
     *exit_code = ERPQ_EXIT_OK;
     done = W_DONE;
   } else if (strcmp(state, "failed") == 0) {
-    const char *reason = hash_field(r->element[1], "failedReason");
+    const char *reason = erpq_reply_hash_str(r->element[1], "failedReason");
     erpq_cli_error("job %s failed: %s", id, reason ? reason : "(no reason given)");
     *exit_code = ERPQ_EXIT_FAIL;
     done = W_DONE;
@@ -654,7 +644,7 @@ int erpq_cli_retry(const erpq_cli *cli, const char *queue, const char *id, const
       erpq_cli_error("job %s is %s, not %s: only a %s job can be retried", id, cur, state, state);
       ex = ERPQ_EXIT_FAIL;
     } else {
-      const char *opts = hash_field(r->element[1], "opts");
+      const char *opts = erpq_reply_hash_str(r->element[1], "opts");
       json_t *o = opts ? json_loads(opts, 0, NULL) : NULL;
       lifo = json_is_true(json_object_get(o, "lifo"));
       json_decref(o);

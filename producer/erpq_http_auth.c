@@ -290,18 +290,6 @@ void erpq_policy_free(erpq_policy *pol) {
   pol->doc = NULL;
 }
 
-int erpq_policy_queue_known(const erpq_policy *pol, const char *queue) {
-  return json_is_array(json_object_get(json_object_get(pol->doc, "queues"), queue));
-}
-
-int erpq_policy_queue_serves(const erpq_policy *pol, const char *queue, const char *name) {
-  const json_t *jobs = json_object_get(json_object_get(pol->doc, "queues"), queue);
-  size_t i;
-  const json_t *j;
-  json_array_foreach(jobs, i, j) if (json_is_string(j) && !strcmp(json_string_value(j), name)) return 1;
-  return 0;
-}
-
 static int match(const json_t *pat, const char *v) {
   if (!pat) return 1; /* An absent "job" matches every job. */
   const char *s = json_string_value(pat);

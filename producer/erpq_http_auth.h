@@ -11,9 +11,10 @@
  * role must be non-empty strings; school_id, if present, an integer or a
  * string of digits.
  *
- * Policy: schemas/roles.json (see its $comment): the job names each queue
- * serves, and per role a list of grants {action, queue, job} with "*"
- * wildcards. A role with no entry may do nothing. Loaded once, read-only
+ * Policy: roles.json (see its $comment; found by the data-path rule,
+ * erpq_datapath.h): per role a list of grants {action, queue, job} with "*"
+ * wildcards, and the job names of queues other workers serve ("queues";
+ * erpq_jobtypes.h turns it and the built-in families into the queue list). A role with no entry may do nothing. Loaded once, read-only
  * afterwards, shared by the server threads.
  */
 #ifndef ERPQ_HTTP_AUTH_H
@@ -62,10 +63,6 @@ typedef struct erpq_policy {
 
 int erpq_policy_load(erpq_policy *pol, const char *path, char *err, size_t errlen);
 void erpq_policy_free(erpq_policy *pol);
-/* 1 if the queue is listed. */
-int erpq_policy_queue_known(const erpq_policy *pol, const char *queue);
-/* 1 if the queue serves job name. */
-int erpq_policy_queue_serves(const erpq_policy *pol, const char *queue, const char *name);
 /* 1 if role may do action on queue (and job, NULL for actions on no job). */
 int erpq_policy_allows(const erpq_policy *pol, const char *role, const char *action,
                        const char *queue, const char *job);

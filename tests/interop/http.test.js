@@ -9,6 +9,7 @@ const { test, after, before } = require('node:test');
 const assert = require('node:assert/strict');
 const { spawn } = require('node:child_process');
 const crypto = require('node:crypto');
+const dns = require('node:dns').promises;
 const fs = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
@@ -66,14 +67,16 @@ const T = {
 
 
 const servers = [];
-async function startServer({ args = [], redisUrl, env = {}, prefix = 'bull' } = {}) {
+// host: the HOST of --listen HOST:PORT; the tests' base URL uses it too
+// (base, when given, is the host the tests call instead).
+async function startServer({ args = [], redisUrl, env = {}, prefix = 'bull', host = '127.0.0.1', base } = {}) {
   const e = h.env();
   const port = await h.freePort();
   const child = h.spawnBin(path.join(e.binDir, 'erpq-producer'), ['--redis', redisUrl || e.redisUrl, '--prefix', prefix, 'serve',
-    '--listen', `127.0.0.1:${port}`, '--roles', path.join(tmp, 'roles.json'),
-    '--jwt-rs256-key', path.join(tmp, 'rs.pem'), '--jwt-leeway', '5', ...args],
+    '--listen', `${host}:${port}`, '--roles', path.join(tmp, 'roles.json'),
+    '--jwt-rs256-key', path.join(tmp, 'rs.pem'), ...(args.includes('--jwt-leeway') ? [] : ['--jwt-leeway', '5']), ...args],
   { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ERPQ_JWT_SECRET: SECRET, ...env } });
-  const s = { child, port, base: `http://127.0.0.1:${port}`, out: '' };
+  const s = { child, port, base: `http://${base || host}:${port}`, out: '' };
   child.stdout.on('data', d => { s.out += d; });
   child.stderr.on('data', d => { s.out += d; });
   servers.push(s);
@@ -381,6 +384,152 @@ test('behind a trusted proxy, X-Forwarded-For names the client for rate limits a
   assert.deepEqual(b, [200, 200, 429]);
   assert.doesNotMatch(plain.out, /203\.0\.113/);
   plain.child.kill('SIGTERM');
+});
+
+// The access-log lines (parsed) of a server.
+function accessLog(s) {
+  return s.out.split('\n').filter(l => l.includes('"event":"http.request"')).map(l => JSON.parse(l));
+}
+// The addresses of the server's start-up line ("bound"), sorted.
+function boundOf(s) {
+  const line = s.out.split('\n').find(l => l.includes('"event":"http.listening"'));
+  return JSON.parse(line).bound.split(',').sort();
+}
+// Connects to host:port: 'open', or the error code (ECONNREFUSED...).
+function tcpProbe(host, port) {
+  return new Promise(resolve => {
+    const sock = net.connect({ host, port });
+    sock.on('connect', () => { sock.destroy(); resolve('open'); });
+    sock.on('error', e => resolve(e.code));
+  });
+}
+
+test('IPv6: serve on [::1]:PORT answers IPv6 clients only; the log masks them to /48; --rate-ip counts them', async () => {
+  const prefix = `v6${process.pid}${Date.now()}`;
+  const s = await startServer({ host: '[::1]', args: ['--rate-subject', '0', '--rate-ip', '3'], prefix });
+  assert.deepEqual(boundOf(s), [`[::1]:${s.port}`]);
+  assert.equal(await tcpProbe('127.0.0.1', s.port), 'ECONNREFUSED', 'an IPv6 address listens on IPv6 only');
+  const st = [];
+  for (let i = 0; i < 4; i++) st.push((await call('GET', `/v1/queues/${QR}`, { token: T.backend, server: s })).status);
+  assert.deepEqual(st, [200, 200, 200, 429]);
+  const keys = await h.redis().keys(`${prefix}:erpq:rl:ip:*`);
+  assert.ok(keys.length === 1 && keys[0].startsWith(`${prefix}:erpq:rl:ip:::1:`), keys.join(','));
+  await h.waitFor(() => accessLog(s).length >= 5, { message: 'five access-log lines' });
+  const clients = new Set(accessLog(s).map(o => o.client));
+  assert.deepEqual([...clients], ['::/48'], 'every request logged under the network of ::1, never the address');
+  s.child.kill('SIGTERM');
+});
+
+test('IPv6: --per-ip-connections holds for an IPv6 client', async () => {
+  // Started without a fetch, so that no pooled keep-alive connection of
+  // this process counts against ::1.
+  const e = h.env();
+  const port = await h.freePort();
+  const child = h.spawnBin(path.join(e.binDir, 'erpq-producer'), ['--redis', e.redisUrl, 'serve', '--listen', `[::1]:${port}`,
+    '--roles', path.join(tmp, 'roles.json'), '--per-ip-connections', '1'],
+  { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ERPQ_JWT_SECRET: SECRET } });
+  const s = { child, port, out: '' };
+  servers.push(s);
+  child.stdout.on('data', d => { s.out += d; });
+  child.stderr.on('data', d => { s.out += d; });
+  await h.waitFor(() => s.out.includes('"event":"http.listening"'), { timeout: h.wrapped ? 60000 : 10000, message: 'serve to listen' });
+  // ask: one request on a fresh connection; resolves with what came back
+  // before the server closed it ('' when it was refused).
+  const ask = () => new Promise(resolve => {
+    const sock = net.connect({ host: '::1', port });
+    let got = '';
+    sock.on('data', d => { got += d; sock.end(); });
+    sock.on('error', () => {});
+    sock.on('close', () => resolve(got));
+    sock.write('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  });
+  const held = net.connect({ host: '::1', port });
+  await new Promise(r => held.on('connect', r));
+  held.write('GET /healthz HTTP/1.1\r\n'); // Headers not finished: the connection stays open.
+  await h.sleep(200);
+  assert.equal(await ask(), '', 'a second connection from ::1 is refused');
+  held.destroy();
+  await h.waitFor(async () => /^HTTP\/1\.1 200/.test(await ask()), { message: 'the address to be served again' });
+  child.kill('SIGTERM');
+});
+
+test('IPv6: behind a trusted IPv6 proxy, X-Forwarded-For names IPv6 clients for rate limits and the log', async () => {
+  const s = await startServer({ host: '[::1]', args: ['--rate-subject', '0', '--rate-ip', '2', '--trusted-proxies', '10.0.0.0/8, ::1'],
+    prefix: `xff6${process.pid}${Date.now()}` });
+  const get = ip => call('GET', `/v1/queues/${QR}`, { token: T.backend, server: s, headers: { 'x-forwarded-for': ip } });
+  const a = [];
+  for (let i = 0; i < 3; i++) a.push((await get('2001:db8:1:2::5')).status);
+  assert.deepEqual(a, [200, 200, 429]);
+  assert.equal((await get('2001:db8:1:3::5')).status, 200, 'another address of the same /48 has its own counter');
+  assert.equal((await get('203.0.113.7, 2001:db8:1:2::5')).status, 429, 'what the client wrote on the left is ignored');
+  await h.waitFor(() => accessLog(s).length >= 6, { message: 'six access-log lines' });
+  const v1 = accessLog(s).filter(o => o.route.startsWith('/v1/'));
+  assert.equal(v1.length, 5);
+  assert.deepEqual([...new Set(v1.map(o => o.client))], ['2001:db8:1::/48'], 'the proxy\'s client, masked to its /48');
+  assert.doesNotMatch(s.out, /2001:db8:1:2::5/);
+  s.child.kill('SIGTERM');
+});
+
+test('[::]:PORT is IPv6 only; *:PORT takes IPv4 and IPv6 on one socket and logs IPv4 clients as IPv4 networks', async () => {
+  const v6 = await startServer({ host: '[::]', base: '[::1]' });
+  assert.deepEqual(boundOf(v6), [`[::]:${v6.port}`]);
+  assert.equal((await call('GET', '/healthz', { server: v6 })).status, 200);
+  assert.equal(await tcpProbe('127.0.0.1', v6.port), 'ECONNREFUSED', 'IPV6_V6ONLY is set');
+  v6.child.kill('SIGTERM');
+  const any = await startServer({ host: '*', base: '127.0.0.1' });
+  assert.deepEqual(boundOf(any), [`[::]:${any.port}`]);
+  assert.equal((await fetch(`http://127.0.0.1:${any.port}/healthz`)).status, 200);
+  assert.equal((await fetch(`http://[::1]:${any.port}/healthz`)).status, 200);
+  await h.waitFor(() => new Set(accessLog(any).map(o => o.client)).size >= 2, { message: 'both clients logged' });
+  assert.deepEqual([...new Set(accessLog(any).map(o => o.client))].sort(), ['127.0.0.0/24', '::/48']);
+  any.child.kill('SIGTERM');
+});
+
+test('a host name: serve on localhost:PORT listens on every address localhost resolves to', async () => {
+  // What the system resolver says (Node asks getaddrinfo too).
+  const addrs = [...new Set((await dns.lookup('localhost', { all: true, verbatim: true }))
+    .map(a => (a.family === 6 ? `[${a.address}]` : a.address)))];
+  assert.ok(addrs.length >= 1);
+  const s = await startServer({ host: 'localhost', base: addrs[0] });
+  assert.deepEqual(boundOf(s), addrs.map(a => `${a}:${s.port}`).sort());
+  for (const a of addrs) assert.equal((await fetch(`http://${a}:${s.port}/healthz`)).status, 200, a);
+  s.child.kill('SIGTERM');
+});
+
+test('a bad --listen fails at start with a clear message and exit code 2; an address not on this host exits 4', async () => {
+  const e = h.env();
+  const port = await h.freePort();
+  const run = listen => new Promise(resolve => {
+    const child = h.spawnBin(path.join(e.binDir, 'erpq-producer'), ['--redis', e.redisUrl, 'serve', '--listen', listen,
+      '--roles', path.join(tmp, 'roles.json')],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ERPQ_JWT_SECRET: SECRET } });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', d => { out += d; });
+    child.stderr.on('data', d => { err += d; });
+    const timer = setTimeout(() => child.kill('SIGTERM'), 30000);
+    child.on('exit', code => { clearTimeout(timer); resolve({ code, out, err }); });
+  });
+  const bad = [
+    [`nonexistent.invalid:${port}`, /cannot resolve host 'nonexistent\.invalid'/],
+    [`::1:${port}`, /an IPv6 address goes in brackets, as in \[::1\]:8080/],
+    [`1.2.3:${port}`, /'1\.2\.3' is not an IPv4 address/],
+    [`[nope]:${port}`, /'nope' is not an IPv6 address/],
+    ['[::1]', /must be HOST:PORT or \[IPV6\]:PORT/],
+    ['localhost', /must be HOST:PORT/],
+    ['localhost:65536', /the port of 'localhost:65536' must be 0 to 65535/],
+  ];
+  for (const [listen, msg] of bad) {
+    const r = await run(listen);
+    assert.equal(r.code, 2, `${listen}: exit ${r.code} ${r.err}`);
+    assert.match(r.err, /^erpq-producer serve: --listen/, listen);
+    assert.match(r.err, msg, listen);
+    assert.equal(r.err.trim().split('\n').length, 1, `${listen}: one line`);
+    assert.doesNotMatch(r.out, /http\.listening/);
+  }
+  const r = await run(`[2001:db8::1]:${port}`);
+  assert.equal(r.code, 4, r.err);
+  assert.match(r.err, /cannot listen on \[2001:db8::1\]:\d+: Cannot assign requested address/);
 });
 
 test('a slow client (one byte a second) does not hold up others and is timed out', async () => {
