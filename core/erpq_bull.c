@@ -982,3 +982,59 @@ int erpq_reply_transient(const redisReply *r) {
 int erpq_reply_noscript(const redisReply *r) {
   return r && r->type == REDIS_REPLY_ERROR && r->len >= 8 && strncmp(r->str, "NOSCRIPT", 8) == 0;
 }
+
+/* ---- Listing ------------------------------------------------------------------ */
+
+static const char *list_key(const erpq_keys *k, const char *state, int *zset) {
+  *zset = 0;
+  if (!strcmp(state, "waiting")) return k->wait;
+  if (!strcmp(state, "paused")) return k->paused;
+  if (!strcmp(state, "active")) return k->active;
+  *zset = 1;
+  if (!strcmp(state, "delayed")) return k->delayed;
+  if (!strcmp(state, "completed")) return k->completed;
+  if (!strcmp(state, "failed")) return k->failed;
+  return NULL;
+}
+
+int erpq_bull_list_state_ok(const char *state) {
+  int z;
+  erpq_keys k;
+  memset(&k, 0, sizeof k);
+  k.wait = k.paused = k.active = k.delayed = k.completed = k.failed = (char *)"";
+  return state && list_key(&k, state, &z) != NULL;
+}
+
+int erpq_bull_list(erpq_cmd *c, const erpq_keys *k, const char *state, int64_t limit,
+                   const char *school, int64_t scan_max) {
+  int zset;
+  const char *key = list_key(k, state, &zset);
+  if (!key)
+    return c->err = ERPQ_E_ARG;
+  const char *keys[] = {key};
+  erpq_cmd_script_keys(c, ERPQ_LUA_LIST, keys, 1);
+  erpq_cmd_push_str(c, k->base);
+  erpq_cmd_push_str(c, zset ? "zset" : "list");
+  erpq_cmd_push_str(c, state);
+  erpq_cmd_push_i64(c, limit);
+  erpq_cmd_push_str(c, school ? school : "");
+  erpq_cmd_push_i64(c, scan_max);
+  return c->err;
+}
+
+json_t *erpq_bull_parse_list(const redisReply *r) {
+  if (!r || r->type != REDIS_REPLY_ARRAY || r->elements % 2)
+    return NULL;
+  json_t *arr = json_array();
+  for (size_t i = 0; arr && i + 1 < r->elements; i += 2) {
+    const redisReply *id = r->element[i];
+    if (id->type != REDIS_REPLY_STRING)
+      continue;
+    char *ids = strndup(id->str, id->len);
+    json_t *v = ids ? erpq_bull_parse_state(r->element[i + 1], ids) : NULL;
+    free(ids);
+    if (v)
+      json_array_append_new(arr, v);
+  }
+  return arr;
+}

@@ -245,6 +245,19 @@ extern const char *const erpq_bull_count_names[6];
  * does not exist (a nil reply). */
 json_t *erpq_bull_parse_state(const redisReply *r, const char *id);
 
+/* Lists up to limit jobs in state ("waiting", "paused", "active",
+ * "delayed", "completed", "failed"), newest first, each with its hash;
+ * school (may be NULL) keeps only jobs whose data.schoolId equals it,
+ * looking at no more than scan_max entries. Returns 0 or ERPQ_E_ARG for an
+ * unknown state. */
+int erpq_bull_list(erpq_cmd *c, const erpq_keys *k, const char *state, int64_t limit,
+                   const char *school, int64_t scan_max);
+/* The jobs of a list reply as a JSON array of erpq_bull_parse_state()
+ * views (owned by the caller), or NULL for a malformed reply. */
+json_t *erpq_bull_parse_list(const redisReply *r);
+/* 1 if state is one erpq_bull_list() takes. */
+int erpq_bull_list_state_ok(const char *state);
+
 /* The next occurrence of a repeatable job a worker has just picked up, as
  * bull's nextRepeatableJob: returns 1 and fills out (owned by the caller;
  * add it with erpq_bull_add(..., check_repeat 1)), 0 when the chain ends

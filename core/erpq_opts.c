@@ -2,6 +2,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "erpq_err.h"
@@ -157,4 +158,51 @@ json_t *erpq_opts_defaults(const json_t *user, int64_t now_ms, char *err, size_t
 char *erpq_json_dump(const json_t *v) {
   /* Numbers as JavaScript prints them (0.1, not 0.10000000000000001). */
   return erpq_repeat_json_stringify(v);
+}
+
+static const char *const known_opts[] = {
+    "priority", "delay",        "attempts",         "repeat",          "backoff",
+    "lifo",     "timeout",      "jobId",            "removeOnComplete", "removeOnFail",
+    "stackTraceLimit", "preventParsingData", "debounce", "timestamp", NULL};
+
+/* Edit distance (insertions, deletions, substitutions), capped at 9. */
+static int distance(const char *a, const char *b) {
+  size_t la = strlen(a), lb = strlen(b);
+  if (la > 30 || lb > 30) return 9;
+  int d[31][31];
+  for (size_t i = 0; i <= la; i++) d[i][0] = (int)i;
+  for (size_t j = 0; j <= lb; j++) d[0][j] = (int)j;
+  for (size_t i = 1; i <= la; i++)
+    for (size_t j = 1; j <= lb; j++) {
+      int sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+      int del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
+      d[i][j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+    }
+  return d[la][lb] > 9 ? 9 : d[la][lb];
+}
+
+int erpq_opts_check_keys(const json_t *user, const char *base, json_t *problems) {
+  int n = 0;
+  const char *key;
+  const json_t *v;
+  json_object_foreach((json_t *)user, key, v) {
+    int known = 0;
+    const char *best = NULL;
+    int bestd = 3; /* Suggest only close names. */
+    for (int i = 0; known_opts[i]; i++) {
+      if (!strcmp(key, known_opts[i])) known = 1;
+      int dd = distance(key, known_opts[i]);
+      if (dd < bestd) bestd = dd, best = known_opts[i];
+    }
+    if (known) continue;
+    char path[300], msg[200];
+    snprintf(path, sizeof path, "%s/%.200s", base, key);
+    if (best)
+      snprintf(msg, sizeof msg, "is not a job option (did you mean %s?)", best);
+    else
+      snprintf(msg, sizeof msg, "is not a job option");
+    json_array_append_new(problems, json_pack("{s:s,s:s}", "path", path, "message", msg));
+    n++;
+  }
+  return n;
 }

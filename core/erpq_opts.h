@@ -56,6 +56,15 @@ int erpq_keep_parse(const json_t *v, erpq_keep *out);
  * NULL on a type error (message in err). */
 json_t *erpq_opts_defaults(const json_t *user, int64_t now_ms, char *err, size_t errlen);
 
+/* Checks that every key of user opts (a JSON object, borrowed) is one of
+ * bull's job options (priority, delay, attempts, repeat, backoff, lifo,
+ * timeout, jobId, removeOnComplete, removeOnFail, stackTraceLimit,
+ * preventParsingData, debounce, timestamp), so that a typo such as
+ * "atempts" is refused instead of ignored. Appends {"path","message"} per
+ * unknown key to problems (paths under base, e.g. "/opts"), with the
+ * nearest known name when one is close. Returns the number appended. */
+int erpq_opts_check_keys(const json_t *user, const char *base, json_t *problems);
+
 /* Serializes JSON as JSON.stringify does (compact, UTF-8 kept, no escaping
  * of '/', numbers printed as JavaScript prints them). The string is
  * malloc'ed and owned by the caller; NULL only when out of memory. */

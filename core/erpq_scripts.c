@@ -32,6 +32,7 @@ static const char *const script_files[ERPQ_LUA__COUNT] = {
     [ERPQ_LUA_REMOVE_REPEATABLE] = "remove_repeatable",
     [ERPQ_LUA_STATE] = "state",
     [ERPQ_LUA_RATELIMIT] = "ratelimit",
+    [ERPQ_LUA_LIST] = "list",
 };
 
 static char *sources[ERPQ_LUA__COUNT];

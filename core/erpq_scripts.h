@@ -32,6 +32,7 @@ typedef enum erpq_lua_id {
   ERPQ_LUA_REMOVE_REPEATABLE,
   ERPQ_LUA_STATE,
   ERPQ_LUA_RATELIMIT, /* The HTTP API's rate limits; not a bull operation. */
+  ERPQ_LUA_LIST,      /* Jobs of one state, newest first, with their hashes. */
   ERPQ_LUA__COUNT
 } erpq_lua_id;
 

@@ -1,10 +1,13 @@
 #include "erpq_cli.h"
+#include "erpq_cli_check.h"
+#include "erpq_cli_private.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "erpq_buf.h"
 #include "erpq_bull.h"
@@ -38,7 +41,17 @@ void erpq_cli_error(const char *fmt, ...) {
   fprintf(stderr, "erpq-producer: %s\n", buf);
 }
 
-static int exit_for(int rc) {
+int erpq_cli_refuse(const json_t *problems) {
+  size_t i;
+  const json_t *p;
+  erpq_cli_error("job refused, nothing was sent (--no-validate skips these checks):");
+  json_array_foreach(problems, i, p)
+    fprintf(stderr, "  %s: %s\n", json_string_value(json_object_get(p, "path")),
+            json_string_value(json_object_get(p, "message")));
+  return ERPQ_EXIT_USAGE;
+}
+
+int cli_exit_for(int rc) {
   switch (rc) {
   case 0: return ERPQ_EXIT_OK;
   case ERPQ_E_CONN: return ERPQ_EXIT_CONN;
@@ -85,7 +98,7 @@ json_t *erpq_cli_parse_json(const char *what, const char *text, char *err, size_
   return v;
 }
 
-static void print_json(const json_t *v) {
+void cli_print_json(const json_t *v) {
   char *s = erpq_json_dump(v);
   if (s) {
     fputs(s, stdout);
@@ -97,14 +110,9 @@ static void print_json(const json_t *v) {
 
 /* ---- Connection ------------------------------------------------------------ */
 
-typedef struct session {
-  erpq_keys k;
-  erpq_sync s;
-  char err[1024];
-} session;
 
 /* Sets up keys and the connection; returns an exit code (0 = ready). */
-static int session_open(session *ss, const erpq_cli *cli, const char *queue) {
+int cli_session_open(cli_session *ss, const erpq_cli *cli, const char *queue) {
   memset(ss, 0, sizeof *ss);
   int rc = erpq_scripts_init();
   if (rc) {
@@ -120,38 +128,38 @@ static int session_open(session *ss, const erpq_cli *cli, const char *queue) {
   if (rc) {
     erpq_cli_error("%s", ss->err);
     erpq_keys_free(&ss->k);
-    return exit_for(rc);
+    return cli_exit_for(rc);
   }
   return 0;
 }
 
-static void session_close(session *ss) {
+void cli_session_close(cli_session *ss) {
   erpq_sync_close(&ss->s);
   erpq_keys_free(&ss->k);
 }
 
 /* Runs c; on failure prints the error and returns its exit code. */
-static int run(session *ss, erpq_cmd *c, redisReply **r) {
+int cli_run(cli_session *ss, erpq_cmd *c, redisReply **r) {
   int rc = erpq_sync_run(&ss->s, c, r, ss->err, sizeof ss->err);
   if (rc) {
     erpq_cli_error("%s", ss->err);
-    return exit_for(rc);
+    return cli_exit_for(rc);
   }
   return 0;
 }
 
-static int unexpected(const char *what) {
-  erpq_cli_error("unexpected reply from Redis to %s", what);
+int cli_unexpected(const char *what) {
+  erpq_cli_error("cli_unexpected reply from Redis to %s", what);
   return ERPQ_EXIT_REDIS;
 }
 
 /* Reads a job's state (state.lua). *r is NULL when the job does not exist;
  * otherwise *state points into it. */
-static int read_state(session *ss, const char *id, redisReply **r, const char **state) {
+static int cli_read_state(cli_session *ss, const char *id, redisReply **r, const char **state) {
   erpq_cmd c;
   erpq_cmd_init(&c);
   erpq_bull_state(&c, &ss->k, id);
-  int ex = run(ss, &c, r);
+  int ex = cli_run(ss, &c, r);
   erpq_cmd_free(&c);
   if (ex) return ex;
   if ((*r)->type == REDIS_REPLY_NIL) {
@@ -163,20 +171,20 @@ static int read_state(session *ss, const char *id, redisReply **r, const char **
       (*r)->element[0]->type != REDIS_REPLY_STRING) {
     freeReplyObject(*r);
     *r = NULL;
-    return unexpected("the state script");
+    return cli_unexpected("the state script");
   }
   *state = (*r)->element[0]->str;
   return 0;
 }
 
-static int not_found(const session *ss, const char *id) {
+static int not_found(const cli_session *ss, const char *id) {
   erpq_cli_error("job %s not found in queue %s", id, ss->k.queue);
   return ERPQ_EXIT_FAIL;
 }
 
-/* read_state() for a job that must exist: a missing one is an error. */
-static int read_existing_state(session *ss, const char *id, redisReply **r, const char **state) {
-  int ex = read_state(ss, id, r, state);
+/* cli_read_state() for a job that must exist: a missing one is an error. */
+int cli_read_existing_state(cli_session *ss, const char *id, redisReply **r, const char **state) {
+  int ex = cli_read_state(ss, id, r, state);
   return !ex && !*r ? not_found(ss, id) : ex;
 }
 
@@ -208,25 +216,72 @@ static int has_repeat(const json_t *opts) {
 static void print_returnvalue(const char *text) {
   json_t *v = text ? json_loads(text, JSON_DECODE_ANY, NULL) : json_null();
   if (!v) v = json_string(text); /* Not JSON: show it as a string. */
-  print_json(v);
+  cli_print_json(v);
   json_decref(v);
+}
+
+/* Progress of the job being waited for, on stderr: on a terminal a bar
+ * redrawn in place (a number is a percentage; an object or other value is
+ * shown as compact JSON), otherwise one plain line per change. */
+typedef struct progress_view {
+  int tty;
+  int drawn; /* A bar is on the terminal's current line. */
+  char *last;
+} progress_view;
+
+static void progress_show(progress_view *pv, const json_t *progress) {
+  char *text = erpq_json_dump(progress);
+  if (!text) return;
+  if (pv->last && !strcmp(pv->last, text)) {
+    free(text);
+    return;
+  }
+  free(pv->last);
+  pv->last = text;
+  if (!pv->tty) {
+    fprintf(stderr, "progress: %s\n", text);
+    return;
+  }
+  if (json_is_number(progress)) {
+    double pct = json_number_value(progress);
+    if (pct < 0) pct = 0;
+    if (pct > 100) pct = 100;
+    int fill = (int)(pct / 100.0 * 30 + 0.5);
+    char bar[31];
+    for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
+    bar[30] = '\0';
+    fprintf(stderr, "\r  [%s] %3.0f%%\x1b[K", bar, pct);
+  } else {
+    fprintf(stderr, "\r  progress: %.70s\x1b[K", text);
+  }
+  pv->drawn = 1;
+  fflush(stderr);
+}
+
+/* Ends the bar's line before anything else is printed. */
+static void progress_end(progress_view *pv) {
+  if (pv->drawn) fputc('\n', stderr);
+  pv->drawn = 0;
+  free(pv->last);
+  pv->last = NULL;
 }
 
 enum { W_PENDING, W_DONE };
 
 /* One check of the job's state. Sets *exit_code and returns W_DONE when the
  * job is finished (or missing for good). */
-static int wait_check(session *ss, const char *id, int *missing, char *last_state, size_t ls,
-                      int *exit_code) {
+static int wait_check(cli_session *ss, const char *id, int *missing, char *last_state, size_t ls,
+                      int *exit_code, progress_view *pv) {
   redisReply *r = NULL;
   const char *state = NULL;
-  int ex = read_state(ss, id, &r, &state);
+  int ex = cli_read_state(ss, id, &r, &state);
   if (ex) {
     *exit_code = ex;
     return W_DONE;
   }
   if (!r) {
     if (*missing) {
+      progress_end(pv);
       erpq_cli_error("job %s was removed from queue %s before it finished", id, ss->k.queue);
       *exit_code = ERPQ_EXIT_FAIL;
       return W_DONE;
@@ -238,10 +293,12 @@ static int wait_check(session *ss, const char *id, int *missing, char *last_stat
   snprintf(last_state, ls, "%s", state);
   int done = W_PENDING;
   if (strcmp(state, "completed") == 0) {
+    progress_end(pv);
     print_returnvalue(erpq_reply_hash_str(r->element[1], "returnvalue"));
     *exit_code = ERPQ_EXIT_OK;
     done = W_DONE;
   } else if (strcmp(state, "failed") == 0) {
+    progress_end(pv);
     const char *reason = erpq_reply_hash_str(r->element[1], "failedReason");
     erpq_cli_error("job %s failed: %s", id, reason ? reason : "(no reason given)");
     *exit_code = ERPQ_EXIT_FAIL;
@@ -251,9 +308,10 @@ static int wait_check(session *ss, const char *id, int *missing, char *last_stat
   return done;
 }
 
-/* Handles a completed/failed event; returns W_DONE if it was our job's. */
-static int wait_event(const session *ss, const char *id, const char *channel, const char *payload,
-                      int *exit_code) {
+/* Handles a completed/failed/progress event; returns W_DONE if it finished
+ * our job. */
+static int wait_event(const cli_session *ss, const char *id, const char *channel, const char *payload,
+                      int *exit_code, progress_view *pv) {
   json_t *ev = json_loads(payload, 0, NULL);
   if (!json_is_object(ev)) {
     json_decref(ev);
@@ -269,7 +327,10 @@ static int wait_event(const session *ss, const char *id, const char *channel, co
     evid = idbuf;
   }
   int done = W_PENDING;
-  if (evid && strcmp(evid, id) == 0) {
+  if (evid && strcmp(evid, id) == 0 && strcmp(channel, ss->k.progress) == 0) {
+    progress_show(pv, json_object_get(ev, "progress"));
+  } else if (evid && strcmp(evid, id) == 0) {
+    progress_end(pv);
     const json_t *val = json_object_get(ev, "val");
     if (strcmp(channel, ss->k.completed) == 0) {
       /* bull: JSON.parse(val) when val is a string, undefined otherwise. */
@@ -289,21 +350,23 @@ static int wait_event(const session *ss, const char *id, const char *channel, co
 /* Waits for the job as bull's job.finished(): the subscription (made before
  * the add) delivers the finish; the state is checked at once and then every
  * WATCHDOG_MS in case an event was missed. */
-static int wait_finished(session *ss, session *sub, const char *id, int64_t timeout_ms) {
+static int wait_finished(cli_session *ss, cli_session *sub, const char *id, int64_t timeout_ms) {
   int64_t start = erpq_mono_ms();
   int64_t deadline = timeout_ms < 0 ? -1 : start + timeout_ms;
   int64_t next_check = start;
   int missing = 0, exit_code = ERPQ_EXIT_OK;
   char last_state[32] = "unknown";
+  progress_view pv = {isatty(STDERR_FILENO), 0, NULL};
   for (;;) {
     int64_t now = erpq_mono_ms();
     if (now >= next_check) {
-      if (wait_check(ss, id, &missing, last_state, sizeof last_state, &exit_code) == W_DONE)
+      if (wait_check(ss, id, &missing, last_state, sizeof last_state, &exit_code, &pv) == W_DONE)
         return exit_code;
       now = erpq_mono_ms();
       next_check = now + (missing ? MISSING_GRACE_MS : WATCHDOG_MS);
     }
     if (deadline >= 0 && now >= deadline) {
+      progress_end(&pv);
       erpq_cli_error("timed out after %.3g s waiting for job %s (state: %s)",
                      (double)timeout_ms / 1000.0, id, missing ? "missing" : last_state);
       return ERPQ_EXIT_TIMEOUT;
@@ -314,11 +377,12 @@ static int wait_finished(session *ss, session *sub, const char *id, int64_t time
     int got = erpq_sync_next_message(&sub->s, (int)(until - now), &channel, &payload, sub->err,
                                      sizeof sub->err);
     if (got < 0) {
+      progress_end(&pv);
       erpq_cli_error("%s", sub->err);
-      return exit_for(got);
+      return cli_exit_for(got);
     }
     if (got > 0) {
-      int done = wait_event(ss, id, channel, payload, &exit_code);
+      int done = wait_event(ss, id, channel, payload, &exit_code, &pv);
       free(channel);
       free(payload);
       if (done == W_DONE) return exit_code;
@@ -337,6 +401,15 @@ int erpq_cli_add(const erpq_cli *cli, const char *queue, const char *name, const
     return ERPQ_EXIT_USAGE;
   }
   char err[512] = "";
+  if (cli->check) {
+    json_t *data = data_json ? json_loads(data_json, JSON_DECODE_ANY, NULL) : NULL;
+    json_t *problems = json_array();
+    int bad = erpq_cli_check_job(cli->check, queue, name, data, opts, "", problems);
+    int ex = bad ? erpq_cli_refuse(problems) : 0;
+    json_decref(problems);
+    json_decref(data);
+    if (ex) return ex;
+  }
   erpq_newjob j;
   int rc = erpq_newjob_prepare(&j, name, data_json, opts, erpq_now_ms(), err, sizeof err);
   if (rc == 1) {
@@ -345,8 +418,8 @@ int erpq_cli_add(const erpq_cli *cli, const char *queue, const char *name, const
   }
   if (rc) return prepare_error(rc, err, NULL);
 
-  session ss, sub;
-  int ex = session_open(&ss, cli, queue);
+  cli_session ss, sub;
+  int ex = cli_session_open(&ss, cli, queue);
   if (ex) {
     erpq_newjob_free(&j);
     return ex;
@@ -354,14 +427,14 @@ int erpq_cli_add(const erpq_cli *cli, const char *queue, const char *name, const
   int have_sub = 0;
   if (wait) {
     /* Subscribe before the add, so that no finish can slip past. */
-    ex = session_open(&sub, cli, queue);
+    ex = cli_session_open(&sub, cli, queue);
     if (!ex) {
       have_sub = 1;
-      const char *chans[2] = {ss.k.completed, ss.k.failed};
-      rc = erpq_sync_subscribe(&sub.s, chans, 2, sub.err, sizeof sub.err);
+      const char *chans[3] = {ss.k.completed, ss.k.failed, ss.k.progress};
+      rc = erpq_sync_subscribe(&sub.s, chans, 3, sub.err, sizeof sub.err);
       if (rc) {
         erpq_cli_error("%s", sub.err);
-        ex = exit_for(rc);
+        ex = cli_exit_for(rc);
       }
     }
   }
@@ -373,11 +446,11 @@ int erpq_cli_add(const erpq_cli *cli, const char *queue, const char *name, const
     erpq_cmd_init(&c);
     erpq_bull_add(&c, &ss.k, token, &j, 1, 0);
     redisReply *r = NULL;
-    ex = run(&ss, &c, &r);
+    ex = cli_run(&ss, &c, &r);
     erpq_cmd_free(&c);
     if (!ex) {
       if (erpq_bull_parse_ids(r, &id, 1) != 1 || !id || !*id)
-        ex = unexpected("the add script");
+        ex = cli_unexpected("the add script");
       freeReplyObject(r);
     }
   }
@@ -388,14 +461,15 @@ int erpq_cli_add(const erpq_cli *cli, const char *queue, const char *name, const
     if (wait) ex = wait_finished(&ss, &sub, id, timeout_ms);
   }
   free(id);
-  if (have_sub) session_close(&sub);
-  session_close(&ss);
+  if (have_sub) cli_session_close(&sub);
+  cli_session_close(&ss);
   return ex;
 }
 
 /* ---- add-bulk -------------------------------------------------------------- */
 
-static int bulk_line(const char *line, int lineno, erpq_newjob *j, char *err, size_t errlen) {
+static int bulk_line(const erpq_cli *cli, const char *queue, const char *line, int lineno,
+                     erpq_newjob *j, char *err, size_t errlen) {
   char where[32];
   snprintf(where, sizeof where, "line %d", lineno);
   json_error_t je;
@@ -433,6 +507,15 @@ static int bulk_line(const char *line, int lineno, erpq_newjob *j, char *err, si
   if (!ex && has_repeat(opts)) {
     erpq_cli_error("%s: repeatable jobs cannot be added in bulk; use add", where);
     ex = ERPQ_EXIT_USAGE;
+  }
+  if (!ex && cli->check) {
+    char base[48];
+    snprintf(base, sizeof base, "/line %d", lineno);
+    json_t *problems = json_array();
+    if (erpq_cli_check_job(cli->check, queue, json_is_string(name) ? json_string_value(name) : "__default__",
+                           data, json_is_object(opts) ? opts : NULL, base, problems))
+      ex = erpq_cli_refuse(problems);
+    json_decref(problems);
   }
   if (!ex) {
     char *data_txt = data ? erpq_json_dump(data) : NULL;
@@ -481,15 +564,15 @@ int erpq_cli_add_bulk(const erpq_cli *cli, const char *queue, const char *path) 
         jobs = nj;
         cap = ncap;
       }
-      ex = bulk_line(s, lineno, &jobs[n], err, sizeof err);
+      ex = bulk_line(cli, queue, s, lineno, &jobs[n], err, sizeof err);
       if (!ex) n++;
     }
     if (!nl) break;
     p = nl + 1;
   }
   free(text);
-  session ss;
-  if (!ex && n > 0) ex = session_open(&ss, cli, queue);
+  cli_session ss;
+  if (!ex && n > 0) ex = cli_session_open(&ss, cli, queue);
   if (!ex && n > 0) {
     char token[37];
     erpq_uuid4(token);
@@ -506,13 +589,13 @@ int erpq_cli_add_bulk(const erpq_cli *cli, const char *queue, const char *path) 
       erpq_cmd_reset(&c);
       erpq_bull_add(&c, &ss.k, token, jobs + off, m, 0);
       redisReply *r = NULL;
-      ex = run(&ss, &c, &r);
+      ex = cli_run(&ss, &c, &r);
       if (ex) break;
       int got = erpq_bull_parse_ids(r, ids, m);
       freeReplyObject(r);
       if (got != (int)m) {
         for (int i = 0; i < got; i++) free(ids[i]);
-        ex = unexpected("the add script");
+        ex = cli_unexpected("the add script");
         break;
       }
       for (size_t i = 0; i < m; i++) {
@@ -527,7 +610,7 @@ int erpq_cli_add_bulk(const erpq_cli *cli, const char *queue, const char *path) 
       erpq_cli_error("%zu of %zu jobs were added before the error (ids printed above)", added, n);
     free(ids);
     erpq_cmd_free(&c);
-    session_close(&ss);
+    cli_session_close(&ss);
   }
   for (size_t i = 0; i < n; i++) erpq_newjob_free(&jobs[i]);
   free(jobs);
@@ -537,29 +620,29 @@ int erpq_cli_add_bulk(const erpq_cli *cli, const char *queue, const char *path) 
 /* ---- Inspection ------------------------------------------------------------ */
 
 int erpq_cli_status(const erpq_cli *cli, const char *queue, const char *id) {
-  session ss;
-  int ex = session_open(&ss, cli, queue);
+  cli_session ss;
+  int ex = cli_session_open(&ss, cli, queue);
   if (ex) return ex;
   redisReply *r = NULL;
   const char *state = NULL;
-  ex = read_existing_state(&ss, id, &r, &state);
+  ex = cli_read_existing_state(&ss, id, &r, &state);
   if (!ex) {
     json_t *o = erpq_bull_parse_state(r, id);
     if (o) {
-      print_json(o);
+      cli_print_json(o);
       json_decref(o);
     } else {
-      ex = unexpected("the state script");
+      ex = cli_unexpected("the state script");
     }
   }
   if (r) freeReplyObject(r);
-  session_close(&ss);
+  cli_session_close(&ss);
   return ex;
 }
 
 int erpq_cli_counts(const erpq_cli *cli, const char *queue) {
-  session ss;
-  int ex = session_open(&ss, cli, queue);
+  cli_session ss;
+  int ex = cli_session_open(&ss, cli, queue);
   if (ex) return ex;
   erpq_cmd cmds[6];
   redisReply *rs[6] = {0};
@@ -572,25 +655,25 @@ int erpq_cli_counts(const erpq_cli *cli, const char *queue) {
     rc = erpq_sync_pipeline(&ss.s, cmds, 6, rs, ss.err, sizeof ss.err);
     if (rc) {
       erpq_cli_error("%s", ss.err);
-      ex = exit_for(rc);
+      ex = cli_exit_for(rc);
     }
   }
   if (!ex) {
     json_t *o = json_object();
     for (int i = 0; i < 6 && !ex; i++) {
       if (rs[i]->type != REDIS_REPLY_INTEGER)
-        ex = unexpected("a count command");
+        ex = cli_unexpected("a count command");
       else
         json_object_set_new(o, erpq_bull_count_names[i], json_integer(rs[i]->integer));
     }
-    if (!ex) print_json(o);
+    if (!ex) cli_print_json(o);
     json_decref(o);
   }
   for (int i = 0; i < 6; i++) {
     if (rs[i]) freeReplyObject(rs[i]);
     erpq_cmd_free(&cmds[i]);
   }
-  session_close(&ss);
+  cli_session_close(&ss);
   return ex;
 }
 
@@ -599,7 +682,7 @@ int erpq_cli_counts(const erpq_cli *cli, const char *queue) {
 /* Prints {"id":<id>,"<key>":true}. */
 static void print_done(const char *id, const char *key) {
   json_t *o = json_pack("{s:s,s:b}", "id", id, key, 1);
-  print_json(o);
+  cli_print_json(o);
   json_decref(o);
 }
 
@@ -610,32 +693,32 @@ static int int_reply(const redisReply *r, long long *v) {
 }
 
 int erpq_cli_pause(const erpq_cli *cli, const char *queue, int pause) {
-  session ss;
-  int ex = session_open(&ss, cli, queue);
+  cli_session ss;
+  int ex = cli_session_open(&ss, cli, queue);
   if (ex) return ex;
   erpq_cmd c;
   erpq_cmd_init(&c);
   erpq_bull_pause(&c, &ss.k, pause);
   redisReply *r = NULL;
-  ex = run(&ss, &c, &r);
+  ex = cli_run(&ss, &c, &r);
   erpq_cmd_free(&c);
   if (!ex) {
     json_t *o = json_pack("{s:s,s:b}", "queue", queue, "paused", pause);
-    print_json(o);
+    cli_print_json(o);
     json_decref(o);
     freeReplyObject(r);
   }
-  session_close(&ss);
+  cli_session_close(&ss);
   return ex;
 }
 
 int erpq_cli_retry(const erpq_cli *cli, const char *queue, const char *id, const char *state) {
-  session ss;
-  int ex = session_open(&ss, cli, queue);
+  cli_session ss;
+  int ex = cli_session_open(&ss, cli, queue);
   if (ex) return ex;
   redisReply *r = NULL;
   const char *cur = NULL;
-  ex = read_existing_state(&ss, id, &r, &cur);
+  ex = cli_read_existing_state(&ss, id, &r, &cur);
   int lifo = 0;
   if (!ex) {
     /* bull's reprocessJob touches the hash before it finds the job is not
@@ -658,13 +741,13 @@ int erpq_cli_retry(const erpq_cli *cli, const char *queue, const char *id, const
     erpq_cmd c;
     erpq_cmd_init(&c);
     erpq_bull_reprocess(&c, &ss.k, token, id, state, lifo, erpq_now_ms());
-    ex = run(&ss, &c, &r);
+    ex = cli_run(&ss, &c, &r);
     erpq_cmd_free(&c);
   }
   if (!ex) {
     long long code;
     if (int_reply(r, &code)) {
-      ex = unexpected("the reprocess script");
+      ex = cli_unexpected("the reprocess script");
     } else if (code == 1) {
       print_done(id, "retried");
     } else {
@@ -680,30 +763,30 @@ int erpq_cli_retry(const erpq_cli *cli, const char *queue, const char *id, const
     }
   }
   if (r) freeReplyObject(r);
-  session_close(&ss);
+  cli_session_close(&ss);
   return ex;
 }
 
 int erpq_cli_remove(const erpq_cli *cli, const char *queue, const char *id) {
-  session ss;
-  int ex = session_open(&ss, cli, queue);
+  cli_session ss;
+  int ex = cli_session_open(&ss, cli, queue);
   if (ex) return ex;
   redisReply *r = NULL;
   const char *cur = NULL;
-  ex = read_existing_state(&ss, id, &r, &cur);
+  ex = cli_read_existing_state(&ss, id, &r, &cur);
   if (r) freeReplyObject(r);
   r = NULL;
   if (!ex) {
     erpq_cmd c;
     erpq_cmd_init(&c);
     erpq_bull_remove(&c, &ss.k, id);
-    ex = run(&ss, &c, &r);
+    ex = cli_run(&ss, &c, &r);
     erpq_cmd_free(&c);
   }
   if (!ex) {
     long long code;
     if (int_reply(r, &code)) {
-      ex = unexpected("the remove script");
+      ex = cli_unexpected("the remove script");
     } else if (code == 1) {
       print_done(id, "removed");
     } else {
@@ -712,13 +795,13 @@ int erpq_cli_remove(const erpq_cli *cli, const char *queue, const char *id) {
     }
   }
   if (r) freeReplyObject(r);
-  session_close(&ss);
+  cli_session_close(&ss);
   return ex;
 }
 
 int erpq_cli_promote(const erpq_cli *cli, const char *queue, const char *id) {
-  session ss;
-  int ex = session_open(&ss, cli, queue);
+  cli_session ss;
+  int ex = cli_session_open(&ss, cli, queue);
   if (ex) return ex;
   char token[37];
   erpq_uuid4(token);
@@ -726,19 +809,19 @@ int erpq_cli_promote(const erpq_cli *cli, const char *queue, const char *id) {
   erpq_cmd_init(&c);
   erpq_bull_promote(&c, &ss.k, token, id);
   redisReply *r = NULL;
-  ex = run(&ss, &c, &r);
+  ex = cli_run(&ss, &c, &r);
   erpq_cmd_free(&c);
   if (!ex) {
     long long code;
     if (int_reply(r, &code)) {
-      ex = unexpected("the promote script");
+      ex = cli_unexpected("the promote script");
     } else if (code == 0) {
       print_done(id, "promoted");
     } else {
       /* Say why: missing, or in which state. */
       redisReply *sr = NULL;
       const char *cur = NULL;
-      ex = read_state(&ss, id, &sr, &cur);
+      ex = cli_read_state(&ss, id, &sr, &cur);
       if (!ex) {
         if (!sr)
           ex = not_found(&ss, id);
@@ -751,14 +834,14 @@ int erpq_cli_promote(const erpq_cli *cli, const char *queue, const char *id) {
     }
     freeReplyObject(r);
   }
-  session_close(&ss);
+  cli_session_close(&ss);
   return ex;
 }
 
 int erpq_cli_clean(const erpq_cli *cli, const char *queue, const char *state, int64_t grace_ms,
                    int64_t limit) {
-  session ss;
-  int ex = session_open(&ss, cli, queue);
+  cli_session ss;
+  int ex = cli_session_open(&ss, cli, queue);
   if (ex) return ex;
   erpq_cmd c;
   erpq_cmd_init(&c);
@@ -768,24 +851,24 @@ int erpq_cli_clean(const erpq_cli *cli, const char *queue, const char *state, in
     erpq_cli_error("cannot clean state '%s': %s", state, erpq_strerror(rc));
     ex = rc == ERPQ_E_ARG ? ERPQ_EXIT_USAGE : ERPQ_EXIT_REDIS;
   } else {
-    ex = run(&ss, &c, &r);
+    ex = cli_run(&ss, &c, &r);
   }
   erpq_cmd_free(&c);
   if (!ex) {
     if (r->type != REDIS_REPLY_ARRAY) {
-      ex = unexpected("the clean script");
+      ex = cli_unexpected("the clean script");
     } else {
       json_t *a = json_array();
       for (size_t i = 0; i < r->elements; i++) {
         const redisReply *e = r->element[i];
         if (e->type == REDIS_REPLY_STRING) json_array_append_new(a, json_stringn(e->str, e->len));
       }
-      print_json(a);
+      cli_print_json(a);
       json_decref(a);
     }
   }
   if (r) freeReplyObject(r);
-  session_close(&ss);
+  cli_session_close(&ss);
   return ex;
 }
 
@@ -799,8 +882,8 @@ int erpq_cli_remove_repeatable(const erpq_cli *cli, const char *queue, const cha
     erpq_cli_error("remove-repeatable is not available in this build (the repeat module is not linked)");
     return ERPQ_EXIT_FAIL;
   }
-  session ss;
-  int ex = session_open(&ss, cli, queue);
+  cli_session ss;
+  int ex = cli_session_open(&ss, cli, queue);
   if (ex) return ex;
   erpq_cmd c;
   erpq_cmd_init(&c);
@@ -810,15 +893,15 @@ int erpq_cli_remove_repeatable(const erpq_cli *cli, const char *queue, const cha
     erpq_cli_error("bad repeat options: %s", erpq_strerror(rc));
     ex = rc == ERPQ_E_ARG || rc == ERPQ_E_JSON || rc == -EINVAL ? ERPQ_EXIT_USAGE : ERPQ_EXIT_REDIS;
   } else {
-    ex = run(&ss, &c, &r);
+    ex = cli_run(&ss, &c, &r);
   }
   erpq_cmd_free(&c);
   if (!ex) {
     json_t *o = json_pack("{s:s,s:s,s:b}", "queue", queue, "name", name, "removed", 1);
-    print_json(o);
+    cli_print_json(o);
     json_decref(o);
   }
   if (r) freeReplyObject(r);
-  session_close(&ss);
+  cli_session_close(&ss);
   return ex;
 }

@@ -26,11 +26,18 @@ enum {
   ERPQ_EXIT_REDIS = 5,   /* Redis answered an error or something unexpected. */
 };
 
+typedef struct erpq_cli_checker erpq_cli_checker;
+
 typedef struct erpq_cli {
   erpq_redis_addr addr;
   const char *prefix;
   int cmd_timeout_ms; /* Connect and per-command timeout. */
+  const erpq_cli_checker *check; /* What add and add-bulk check first; NULL: nothing. */
 } erpq_cli;
+
+/* Prints every problem of a refused job ({"path","message"}) on stderr,
+ * one line each; returns ERPQ_EXIT_USAGE. */
+int erpq_cli_refuse(const json_t *problems);
 
 /* Prints "erpq-producer: <message>" on stderr. */
 void erpq_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -60,6 +67,12 @@ int erpq_cli_clean(const erpq_cli *cli, const char *queue, const char *state, in
                    int64_t limit);
 int erpq_cli_remove_repeatable(const erpq_cli *cli, const char *queue, const char *name,
                                const json_t *repeat);
+
+/* list: up to limit jobs of state, newest first, as a table or JSON. */
+int erpq_cli_list(const erpq_cli *cli, const char *queue, const char *state, int64_t limit,
+                  int as_json);
+/* logs: the job's log lines, one per line (or a JSON array). */
+int erpq_cli_logs(const erpq_cli *cli, const char *queue, const char *id, int as_json);
 
 /* The largest number of jobs add-bulk sends in one script call. */
 #define ERPQ_CLI_BULK_BATCH 1000

@@ -72,8 +72,20 @@ void http_answer_raw(req *r, int status, const char *ctype, char *body, size_t l
     snprintf(ra, sizeof ra, "%d", retry_after);
     MHD_add_response_header(resp, "Retry-After", ra);
   }
-  if (status == 405 && r->m.route)
-    MHD_add_response_header(resp, "Allow", erpq_route_method(r->m.route));
+  if (status == 401) {
+    /* RFC 6750: how to authenticate, and whether the token given was bad. */
+    const char *authz = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
+    MHD_add_response_header(resp, "WWW-Authenticate",
+                            authz && *authz ? "Bearer realm=\"erpq\", error=\"invalid_token\""
+                                            : "Bearer realm=\"erpq\"");
+  }
+  if (status == 405 && r->m.route) {
+    /* Paths that take more than one method name them all. */
+    const char *allow = erpq_route_method(r->m.route);
+    if (r->m.route == R_ADD || r->m.route == R_LIST) allow = "GET, POST";
+    else if (r->m.route == R_JOB || r->m.route == R_DELETE) allow = "GET, DELETE";
+    MHD_add_response_header(resp, "Allow", allow);
+  }
   r->resp = resp;
   r->resp_status = status;
   http_resume(r);

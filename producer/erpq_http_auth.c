@@ -118,6 +118,10 @@ static int verify(const erpq_auth *a, const char *authz, long long now_s, erpq_p
   char *hdr = b64url_decode(tok, (size_t)(dot1 - tok));
   json_t *h = hdr ? json_loads(hdr, 0, NULL) : NULL;
   free(hdr);
+  if (!json_is_object(h)) {
+    json_decref(h);
+    return fail(err, errlen, "malformed token: not a JWT (its header is not base64url-encoded JSON)");
+  }
   const char *alg = json_string_value(json_object_get(h, "alg"));
   const unsigned char *key = NULL;
   size_t keylen = 0;

@@ -89,6 +89,7 @@ void http_req_free(req *r) {
   free(r->jobs);
   free(r->prep);
   json_decref(r->name);
+  json_decref(r->idem_body);
   if (r->resp)
     MHD_destroy_response(r->resp);
   if (r->held)

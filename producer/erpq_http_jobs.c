@@ -144,6 +144,7 @@ static chk check_job(req *r, const json_t *o, const char *base, json_t *problems
         add_problem(problems, path, "repeat is not allowed in bulk adds");
       if (idem_id && json_object_get(opts, "jobId"))
         add_problem(problems, path, "jobId cannot be combined with an Idempotency-Key");
+      erpq_opts_check_keys(opts, path, problems);
     }
   }
   if ((int)json_array_size(problems) > before)
@@ -211,13 +212,40 @@ static void add_send(req *r, step_fn done) {
   http_redis_call(r, &c, done);
 }
 
-/* An Idempotency-Key's job, looked up before adding. */
+/* Whether the job an Idempotency-Key names was added by the same request:
+ * the same name and data, and every option the request gives (the stored
+ * opts also hold bull's defaults and the key's jobId). */
+static int same_request(const json_t *body, const json_t *view) {
+  const json_t *name = json_object_get(body, "name"), *data = json_object_get(body, "data");
+  if (!json_equal(name, json_object_get(view, "name")))
+    return 0;
+  json_t *empty = json_object();
+  int same = json_equal(data ? data : empty, json_object_get(view, "data"));
+  json_decref(empty);
+  const json_t *opts = json_object_get(body, "opts"), *stored = json_object_get(view, "opts");
+  const char *k;
+  const json_t *v;
+  json_object_foreach((json_t *)opts, k, v) {
+    if (!same) break;
+    same = json_equal(v, json_object_get(stored, k));
+  }
+  return same;
+}
+
+/* An Idempotency-Key's job, looked up before adding. The same key with a
+ * different request is a client bug: 422, as payment APIs answer. */
 static void add_idem_viewed(req *r, redisReply *reply) {
   if (http_reply_failed(r, reply))
     return;
   json_t *view = http_parse_view(reply, r->idem, NULL);
   if (!view) {
     add_send(r, add_done);
+    return;
+  }
+  if (!same_request(r->idem_body, view)) {
+    json_decref(view);
+    http_answer_error(r, 422, "idempotency_key_reused",
+                      "this Idempotency-Key was already used with a different request", NULL, 0);
     return;
   }
   http_answer_json(r, 200,
@@ -279,6 +307,8 @@ void http_h_add(req *r) {
   chk ck = check_job(r, body, "", problems, &r->jobs[0], &r->prep[0], forbidden, sizeof forbidden,
                      0, ik ? r->idem : NULL);
   r->name = json_incref(json_object_get(body, "name"));
+  if (ik)
+    r->idem_body = json_incref(body);
   json_decref(body);
   if (ck == CHK_FORBIDDEN) {
     json_decref(problems);

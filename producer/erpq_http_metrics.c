@@ -22,9 +22,12 @@ static const char *const route_names[R_COUNT] = {"unmatched",
                                                  "/v1/queues/{queue}/jobs/{id}",
                                                  "/v1/queues/{queue}/jobs/{id}",
                                                  "/v1/queues/{queue}/jobs/{id}/wait",
-                                                 "/v1/queues/{queue}/jobs/{id}/retry"};
+                                                 "/v1/queues/{queue}/jobs/{id}/retry",
+                                                 "/v1/queues/{queue}/jobs",
+                                                 "/v1/queues/{queue}/jobs/{id}/logs"};
 static const char *const route_methods[R_COUNT] = {
-    "", "GET", "GET", "GET", "GET", "POST", "POST", "POST", "POST", "GET", "DELETE", "GET", "POST"};
+    "", "GET", "GET", "GET", "GET", "POST", "POST", "POST", "POST", "GET", "DELETE", "GET", "POST",
+    "GET", "GET"};
 
 const char *erpq_route_name(int route) {
   return route >= 0 && route < R_COUNT ? route_names[route] : "unmatched";

@@ -33,6 +33,8 @@ typedef enum erpq_route {
   R_DELETE,
   R_WAIT,
   R_RETRY,
+  R_LIST,
+  R_LOGS,
   R_COUNT
 } erpq_route;
 

@@ -237,6 +237,7 @@ struct req {
   req *cnext, *cprev;
   /* Handler state between steps. */
   json_t *name;
+  json_t *idem_body; /* With an Idempotency-Key: the request, to compare with the job it names. */
   erpq_newjob *jobs;
   int *prep;
   size_t njobs;
@@ -385,6 +386,10 @@ void http_h_add(req *r);
 void http_h_bulk(req *r);
 void http_h_queue(req *r);
 void http_job_viewed(req *r, redisReply *reply);
+
+/* ---- erpq_http_list.c: the jobs of a state, a job's log lines ---------------------- */
+void http_h_list(req *r);
+void http_h_logs(req *r);
 void http_dr_viewed(req *r, redisReply *reply);
 void http_paused_done(req *r, redisReply *reply);
 

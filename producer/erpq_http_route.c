@@ -47,7 +47,7 @@ void http_match_route(const char *url, const char *method, route_match *m) {
           r = R_RESUME;
         else if (!strcmp(a, "jobs")) {
           if (!*p)
-            r = R_ADD;
+            r = !strcmp(method, "GET") || !strcmp(method, "HEAD") ? R_LIST : R_ADD;
           else if (seg(&p, m->id, sizeof m->id)) {
             if (!*p)
               r = strcmp(m->id, "bulk") == 0 ? R_BULK : R_JOB;
@@ -56,6 +56,8 @@ void http_match_route(const char *url, const char *method, route_match *m) {
                 r = R_WAIT;
               else if (!strcmp(b, "retry"))
                 r = R_RETRY;
+              else if (!strcmp(b, "logs"))
+                r = R_LOGS;
             }
           }
         }
@@ -110,7 +112,9 @@ static const char *route_action(int route) {
   case R_ADD:
   case R_BULK: return "enqueue";
   case R_JOB:
-  case R_WAIT: return "read";
+  case R_WAIT:
+  case R_LIST:
+  case R_LOGS: return "read";
   case R_DELETE: return "delete";
   case R_RETRY: return "retry";
   case R_QUEUE: return "counts";
@@ -172,6 +176,8 @@ void http_v1_dispatch(req *r) {
     http_view_call(r, m->id, http_dr_viewed);
     break;
   case R_QUEUE: http_h_queue(r); break;
+  case R_LIST: http_h_list(r); break;
+  case R_LOGS: http_h_logs(r); break;
   default: {
     erpq_cmd c;
     erpq_cmd_init(&c);

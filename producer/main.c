@@ -13,6 +13,7 @@
 
 #include "erpq_args.h"
 #include "erpq_cli.h"
+#include "erpq_cli_check.h"
 #include "erpq_config.h"
 #include "erpq_err.h"
 #include "erpq_http.h" /* serve: the HTTP API */
@@ -38,19 +39,28 @@ static const char usage_text[] =
     "  -h, --help             show this help;  -V, --version  show the version\n"
     "\n"
     "Commands:\n"
-    "  add QUEUE NAME [--data JSON|@FILE] [--opts JSON|@FILE] [--wait [--timeout S]]\n"
+    "  add QUEUE NAME [--data JSON|@FILE] [--opts JSON|@FILE] [--wait [--timeout S]] [--no-validate]\n"
     "      Adds a job as Queue.add(NAME, data, opts) and prints its id. opts: jobId, delay,\n"
     "      priority, lifo, attempts, backoff, timeout, removeOnComplete, removeOnFail,\n"
     "      repeat {cron,tz,every,limit,startDate,endDate}, debounce {id,ttl}. A repeatable\n"
     "      job prints the id of its first occurrence. --wait then blocks until the job\n"
     "      finishes and prints its returnvalue JSON (not for repeatable jobs); --timeout\n"
-    "      limits the wait. @FILE reads the value from a file (@- from stdin).\n"
-    "  add-bulk QUEUE FILE|-\n"
+    "      limits the wait; on a terminal it draws the job's progress. @FILE reads the value\n"
+    "      from a file (@- from stdin). Before sending, the job is checked as the HTTP API\n"
+    "      checks it: the queue must be known (a built-in family's, or listed in roles.json),\n"
+    "      NAME one it takes, the data must match the job's schema and opts hold only bull's\n"
+    "      options; every problem is listed and nothing is sent (exit 2). --no-validate\n"
+    "      skips these checks.\n"
+    "  add-bulk QUEUE FILE|- [--no-validate]\n"
     "      Adds JSON lines {\"name\",\"data\",\"opts\"}, up to 1000 per script call, and prints\n"
     "      one id per line. Every line is checked first: a bad line adds nothing.\n"
     "  status QUEUE ID       the job as JSON: id, name, state, data, opts, progress,\n"
     "                        attemptsMade, returnvalue, failedReason, timestamps...\n"
     "  counts QUEUE          {waiting, active, completed, failed, delayed, paused}\n"
+    "  list QUEUE --state waiting|paused|active|delayed|completed|failed [--limit N] [--json]\n"
+    "                        the newest N (20) jobs in that state: id, name, attempts, when,\n"
+    "                        and the reason of failed jobs; --json prints the status views\n"
+    "  logs QUEUE ID [--json] the job's log lines (job.log()), oldest first\n"
     "  pause QUEUE           pauses the queue globally (as queue.pause())\n"
     "  resume QUEUE          resumes it\n"
     "  retry QUEUE ID [--state failed|completed]\n"
@@ -100,11 +110,19 @@ static const erpq_opt global_opts[] = {
     END};
 static const erpq_opt help_opt[] = {{"help", ERPQ_OPT_FLAG, NULL, NULL, "", 0, 0, NULL, 0}, END};
 static const erpq_opt add_opts[] = {
+    {"no-validate", ERPQ_OPT_FLAG, NULL, NULL, "", 0, 0, NULL, 0},
     {"data", ERPQ_OPT_STRING, NULL, "JSON|@FILE", "", 0, 0, NULL, 0},
     {"opts", ERPQ_OPT_STRING, NULL, "JSON|@FILE", "", 0, 0, NULL, 0},
     {"wait", ERPQ_OPT_FLAG, NULL, NULL, "", 0, 0, NULL, 0},
     {"timeout", ERPQ_OPT_STRING, NULL, "S", "", 0, 0, NULL, 0},
     END};
+static const erpq_opt bulk_opts[] = {{"no-validate", ERPQ_OPT_FLAG, NULL, NULL, "", 0, 0, NULL, 0}, END};
+static const erpq_opt list_opts[] = {
+    {"state", ERPQ_OPT_STRING, NULL, "S", "", 0, 0, NULL, 0},
+    {"limit", ERPQ_OPT_INT, NULL, "N", "", 1, 100000, "20", 0},
+    {"json", ERPQ_OPT_FLAG, NULL, NULL, "", 0, 0, NULL, 0},
+    END};
+static const erpq_opt json_opt[] = {{"json", ERPQ_OPT_FLAG, NULL, NULL, "", 0, 0, NULL, 0}, END};
 static const erpq_opt state_opt[] = {{"state", ERPQ_OPT_STRING, NULL, "S", "", 0, 0, NULL, 0}, END};
 static const erpq_opt clean_opts[] = {
     {"state", ERPQ_OPT_STRING, NULL, "S", "", 0, 0, NULL, 0},
@@ -128,7 +146,9 @@ typedef struct cmddef {
 
 static const cmddef commands[] = {
     {"add", 2, "QUEUE NAME", add_opts},
-    {"add-bulk", 2, "QUEUE FILE", NULL},
+    {"add-bulk", 2, "QUEUE FILE", bulk_opts},
+    {"list", 1, "QUEUE", list_opts},
+    {"logs", 2, "QUEUE ID", json_opt},
     {"status", 2, "QUEUE ID", NULL},
     {"counts", 1, "QUEUE", NULL},
     {"pause", 1, "QUEUE", NULL},
@@ -280,7 +300,17 @@ static int run(const char *url, const char *prefix, int64_t cmd_timeout_ms, int 
     } else {
       cli.prefix = prefix;
       cli.cmd_timeout_ms = cmd_timeout_ms > 3600000 ? 3600000 : (int)cmd_timeout_ms;
-      ex = dispatch(&cli, &p);
+      /* add and add-bulk check what the HTTP API checks, before sending. */
+      erpq_cli_checker *check = NULL;
+      if ((!strcmp(name, "add") || !strcmp(name, "add-bulk")) && !erpq_args_flag(p.a, "no-validate")) {
+        if (erpq_cli_checker_load(&check, err, sizeof err)) {
+          erpq_cli_error("cannot check the job: %s (--no-validate skips the checks)", err);
+          ex = ERPQ_EXIT_USAGE;
+        }
+        cli.check = check;
+      }
+      if (!ex) ex = dispatch(&cli, &p);
+      erpq_cli_checker_free(check);
     }
   }
   erpq_args_free(p.a);
@@ -322,6 +352,14 @@ static int dispatch(const erpq_cli *cli, const parsed *p) {
   const char *n = p->cmd->name;
   if (!strcmp(n, "add")) return cmd_add(cli, p);
   if (!strcmp(n, "add-bulk")) return erpq_cli_add_bulk(cli, p->pos[0], p->pos[1]);
+  if (!strcmp(n, "list")) {
+    if (!opt(p, "state"))
+      return usage_error("list needs --state waiting|paused|active|delayed|completed|failed", NULL,
+                         NULL);
+    return erpq_cli_list(cli, p->pos[0], opt(p, "state"), erpq_args_int(p->a, "limit", 20),
+                         erpq_args_flag(p->a, "json"));
+  }
+  if (!strcmp(n, "logs")) return erpq_cli_logs(cli, p->pos[0], p->pos[1], erpq_args_flag(p->a, "json"));
   if (!strcmp(n, "status")) return erpq_cli_status(cli, p->pos[0], p->pos[1]);
   if (!strcmp(n, "counts")) return erpq_cli_counts(cli, p->pos[0]);
   if (!strcmp(n, "pause")) return erpq_cli_pause(cli, p->pos[0], 1);

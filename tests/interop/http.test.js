@@ -116,7 +116,7 @@ test('health, readiness, metrics, unknown routes and methods', async () => {
   assertError(await call('GET', '/v1/queues/x/jobs/1/zzz', { token: T.admin }), 404, 'not_found');
   const r = await call('PUT', `/v1/queues/${Q}/jobs`, { token: T.admin });
   assertError(r, 405, 'method_not_allowed');
-  assert.equal(r.headers.get('allow'), 'POST');
+  assert.equal(r.headers.get('allow'), 'GET, POST');
   assertError(await call('GET', `/v1/queues/no-such-queue`, { token: T.admin }), 404, 'queue_not_found');
   const m = await call('GET', '/metrics');
   assert.match(m.text, /erpq_http_requests_total\{route="\/healthz",method="GET",status="200"\} \d+/);
