@@ -114,9 +114,17 @@ static result run_cli_env(const char *input, const char *const *extra_env, const
     for (size_t i = 0; extra_env && extra_env[i]; i++) putenv((char *)extra_env[i]);
     size_t n = 0;
     while (args[n]) n++;
-    char **argv = calloc(n + 2, sizeof *argv);
+    char **argv = calloc(n + 3, sizeof *argv);
     argv[0] = (char *)"erpq-producer";
-    for (size_t i = 0; i < n; i++) argv[i + 1] = (char *)args[i];
+    size_t k = 1;
+    for (size_t i = 0; i < n; i++) {
+      argv[k++] = (char *)args[i];
+      /* These tests add to queues of their own that no job family serves
+       * (the protocol is what they test): skip the pre-send checks, as a
+       * user adding jobs for other workers does. */
+      if (i < 2 && (!strcmp(args[i], "add") || !strcmp(args[i], "add-bulk")))
+        argv[k++] = (char *)"--no-validate";
+    }
     execv(path, argv);
     _exit(127);
   }

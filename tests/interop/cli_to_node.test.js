@@ -44,7 +44,11 @@ after(async () => {
 });
 
 // Runs erpq-producer; resolves {code, stdout, stderr}.
+// The queues here are served by Node workers that erpq's roles file does
+// not list: add and add-bulk skip the pre-send checks (--no-validate).
 function cli(args, input) {
+  const at = args.findIndex(a => a === 'add' || a === 'add-bulk');
+  if (at >= 0) args = [...args.slice(0, at + 1), '--no-validate', ...args.slice(at + 1)];
   return new Promise((resolve) => {
     const child = execFile(
       PRODUCER,

@@ -159,10 +159,11 @@ static pid_t start_worker(const char *extra, const char *batch) {
   return pid;
 }
 
-/* Adds a job; returns its id (malloc'ed). */
+/* Adds a job; returns its id (malloc'ed). --no-validate: the worker is
+ * what is tested, so bad data must reach it as a Node producer would send it. */
 static char *add_job(const char *name, const char *data, const char *opts) {
   char *out;
-  int rc = sh(&out, "%s/erpq-producer --redis %s --prefix %s add bulk-operations %s --data '%s' --opts '%s'",
+  int rc = sh(&out, "%s/erpq-producer --redis %s --prefix %s add --no-validate bulk-operations %s --data '%s' --opts '%s'",
               g_bin, getenv("ERPQ_TEST_REDIS_URL"), g_prefix, name, data, opts ? opts : "{}");
   cr_assert_eq(rc, 0, "add failed: %s", out);
   out[strcspn(out, "\n")] = '\0';
