@@ -55,7 +55,7 @@ static const erpq_opt worker_opts[] = {
      0},
     {"backoff-strategy", ERPQ_OPT_LIST, NULL, "NAME:KIND[:MS]",
      "a custom backoff named NAME: KIND fixed, exponential, linear (attempts*MS)\n"
-     "or none (no retry); MS defaults to the job's backoff.delay",
+     "or none (no retry); MS defaults to the job's backoff.options.delay",
      0, 0, NULL, 0},
     {"lock-duration", ERPQ_OPT_INT, "ERPQ_LOCK_DURATION", "MS", "job lock TTL", 100, 86400000,
      "30000", 0},
@@ -139,7 +139,7 @@ static void usage(FILE *f) {
 
 typedef struct backoff_conf {
   char kind[32];
-  int64_t ms; /* -1: use backoff.delay. */
+  int64_t ms; /* -1: use backoff.options.delay (what bull hands a custom strategy). */
 } backoff_conf;
 
 static int64_t custom_backoff(int attempts, const char *msg, const json_t *options, void *ud) {
