@@ -79,13 +79,16 @@ function assertAlive(w, what) {
   assert.ok(!w.stderr.some(l => /Assertion|AddressSanitizer|runtime error/.test(l)), w.stderr.join('\n'));
 }
 
-async function stopClean(w) {
+async function stopClean(w, t) {
+  const ran = Date.now() - w.startedAt;
   const { code, signal } = await w.stop(h.wrapped ? 120000 : 15000);
+  if (t) t.diagnostic(`worker ran ${ran} ms${h.wrapped ? ' under valgrind' : ''}, ${w.events('redis.connected').length} ` +
+    `connections made (${w.events('redis.disconnected').length} lost), ${w.events('job.completed').length} jobs completed`);
   assert.equal(signal, null, `worker exited by itself: ${w.tail(10)}`);
   assert.equal(code, 0, `worker exit code: ${w.tail(10)}`);
 }
 
-test('Redis restarted twice with AOF on while jobs run: the worker rides through LOADING', async () => {
+test('Redis restarted twice with AOF on while jobs run: the worker rides through LOADING', async t => {
   // key-load-delay makes every key take 40 us to load; 50,000 padding keys
   // keep the restarted server in LOADING for about two seconds.
   const srv = await h.startRedis({
@@ -118,11 +121,11 @@ test('Redis restarted twice with AOF on while jobs run: the worker rides through
   }
   await allDoneOnce(r, qn, w, ids);
   assert.ok(w.logs.some(l => /LOADING/.test(l.error || '')), 'the worker met LOADING replies');
-  await stopClean(w);
+  await stopClean(w, t);
   await srv.shutdown();
 });
 
-test('CLIENT KILL TYPE pubsub and TYPE normal: the worker reconnects and keeps going', async () => {
+test('CLIENT KILL TYPE pubsub and TYPE normal: the worker reconnects and keeps going', async t => {
   const srv = await h.startRedis({ args: ['--enable-debug-command', 'local'] });
   const r = h.redis(srv.url);
   const qn = h.qname('kill');
@@ -151,11 +154,11 @@ test('CLIENT KILL TYPE pubsub and TYPE normal: the worker reconnects and keeps g
   await allDoneOnce(r, qn, w, ids);
   const reconnects = w.events('redis.connected').length;
   assert.ok(reconnects >= 2 + 1 + 4, `connections re-made (${reconnects} connects logged)`);
-  await stopClean(w);
+  await stopClean(w, t);
   await srv.shutdown();
 });
 
-test('DEBUG SLEEP longer than the lock renewal period: locks may lapse, nothing is lost or stuck', async () => {
+test('DEBUG SLEEP longer than the lock renewal period: locks may lapse, nothing is lost or stuck', async t => {
   const srv = await h.startRedis({ args: ['--enable-debug-command', 'local'] });
   const r = h.redis(srv.url);
   const qn = h.qname('sleep');
@@ -181,6 +184,6 @@ test('DEBUG SLEEP longer than the lock renewal period: locks may lapse, nothing 
   const final = await h.counts(r, qn);
   assert.equal(final.active, 0);
   assert.equal(final.failed, 0, JSON.stringify(final));
-  await stopClean(w);
+  await stopClean(w, t);
   await srv.shutdown();
 });

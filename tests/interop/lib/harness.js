@@ -210,6 +210,7 @@ async function startWorker({ queue, concurrency = 1, args = [], redisUrl, diag =
   const child = spawnBin(e.worker, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   const w = new ChildProc(child, `erpq-worker[${child.pid}] ${queue}`);
   w.argv = argv;
+  w.startedAt = Date.now();
   if (ready) await w.waitLog('redis.connected', { conn: `blocking:${queue}` }, wrapped ? 60000 : 10000);
   return w;
 }
