@@ -117,13 +117,16 @@ static result run_cli_env(const char *input, const char *const *extra_env, const
     char **argv = calloc(n + 3, sizeof *argv);
     argv[0] = (char *)"erpq-producer";
     size_t k = 1;
+    int skipped = 0;
     for (size_t i = 0; i < n; i++) {
       argv[k++] = (char *)args[i];
       /* These tests add to queues of their own that no job family serves
        * (the protocol is what they test): skip the pre-send checks, as a
        * user adding jobs for other workers does. */
-      if (i < 2 && (!strcmp(args[i], "add") || !strcmp(args[i], "add-bulk")))
+      if (!skipped && (!strcmp(args[i], "add") || !strcmp(args[i], "add-bulk"))) {
         argv[k++] = (char *)"--no-validate";
+        skipped = 1;
+      }
     }
     execv(path, argv);
     _exit(127);
