@@ -266,12 +266,48 @@ static void progress_end(progress_view *pv) {
   pv->last = NULL;
 }
 
+/* The state check can see the job finished before the subscription's
+ * progress events for it have been read: they were published before the
+ * finish, so they are on their way. Reads them, up to the job's own finish
+ * event or DRAIN_MS, so that every progress step is shown before the result. */
+#define DRAIN_MS 500
+static void drain_progress(cli_session *ss, cli_session *sub, const char *id, progress_view *pv) {
+  int64_t until = erpq_mono_ms() + DRAIN_MS;
+  for (;;) {
+    int64_t now = erpq_mono_ms();
+    if (now >= until) return;
+    char *channel = NULL, *payload = NULL;
+    if (erpq_sync_next_message(&sub->s, (int)(until - now), &channel, &payload, sub->err,
+                               sizeof sub->err) <= 0)
+      return;
+    int finish = 0;
+    json_t *ev = json_loads(payload, 0, NULL);
+    const json_t *jid = json_object_get(ev, "jobId");
+    char idbuf[32];
+    const char *evid = json_is_string(jid) ? json_string_value(jid) : NULL;
+    if (json_is_integer(jid)) {
+      snprintf(idbuf, sizeof idbuf, "%" JSON_INTEGER_FORMAT, json_integer_value(jid));
+      evid = idbuf;
+    }
+    if (evid && strcmp(evid, id) == 0) {
+      if (strcmp(channel, ss->k.progress) == 0)
+        progress_show(pv, json_object_get(ev, "progress"));
+      else
+        finish = 1;
+    }
+    json_decref(ev);
+    free(channel);
+    free(payload);
+    if (finish) return;
+  }
+}
+
 enum { W_PENDING, W_DONE };
 
 /* One check of the job's state. Sets *exit_code and returns W_DONE when the
  * job is finished (or missing for good). */
-static int wait_check(cli_session *ss, const char *id, int *missing, char *last_state, size_t ls,
-                      int *exit_code, progress_view *pv) {
+static int wait_check(cli_session *ss, cli_session *sub, const char *id, int *missing,
+                      char *last_state, size_t ls, int *exit_code, progress_view *pv) {
   redisReply *r = NULL;
   const char *state = NULL;
   int ex = cli_read_state(ss, id, &r, &state);
@@ -292,6 +328,8 @@ static int wait_check(cli_session *ss, const char *id, int *missing, char *last_
   *missing = 0;
   snprintf(last_state, ls, "%s", state);
   int done = W_PENDING;
+  if (strcmp(state, "completed") == 0 || strcmp(state, "failed") == 0)
+    drain_progress(ss, sub, id, pv);
   if (strcmp(state, "completed") == 0) {
     progress_end(pv);
     print_returnvalue(erpq_reply_hash_str(r->element[1], "returnvalue"));
@@ -360,7 +398,7 @@ static int wait_finished(cli_session *ss, cli_session *sub, const char *id, int6
   for (;;) {
     int64_t now = erpq_mono_ms();
     if (now >= next_check) {
-      if (wait_check(ss, id, &missing, last_state, sizeof last_state, &exit_code, &pv) == W_DONE)
+      if (wait_check(ss, sub, id, &missing, last_state, sizeof last_state, &exit_code, &pv) == W_DONE)
         return exit_code;
       now = erpq_mono_ms();
       next_check = now + (missing ? MISSING_GRACE_MS : WATCHDOG_MS);
