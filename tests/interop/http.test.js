@@ -390,9 +390,12 @@ test('behind a trusted proxy, X-Forwarded-For names the client for rate limits a
 function accessLog(s) {
   return s.out.split('\n').filter(l => l.includes('"event":"http.request"')).map(l => JSON.parse(l));
 }
-// The addresses of the server's start-up line ("bound"), sorted.
-function boundOf(s) {
-  const line = s.out.split('\n').find(l => l.includes('"event":"http.listening"'));
+// The addresses of the server's start-up line ("bound"), sorted. The log is
+// written by its own thread, so the line can follow the first answer: wait
+// for it (up to 10 s, valgrind included).
+async function boundOf(s) {
+  const find = () => s.out.split('\n').find(l => l.includes('"event":"http.listening"'));
+  const line = await h.waitFor(find, { message: 'the http.listening log line' });
   return JSON.parse(line).bound.split(',').sort();
 }
 // Connects to host:port: 'open', or the error code (ECONNREFUSED...).
@@ -407,7 +410,7 @@ function tcpProbe(host, port) {
 test('IPv6: serve on [::1]:PORT answers IPv6 clients only; the log masks them to /48; --rate-ip counts them', async () => {
   const prefix = `v6${process.pid}${Date.now()}`;
   const s = await startServer({ host: '[::1]', args: ['--rate-subject', '0', '--rate-ip', '3'], prefix });
-  assert.deepEqual(boundOf(s), [`[::1]:${s.port}`]);
+  assert.deepEqual(await boundOf(s), [`[::1]:${s.port}`]);
   assert.equal(await tcpProbe('127.0.0.1', s.port), 'ECONNREFUSED', 'an IPv6 address listens on IPv6 only');
   const st = [];
   for (let i = 0; i < 4; i++) st.push((await call('GET', `/v1/queues/${QR}`, { token: T.backend, server: s })).status);
@@ -472,12 +475,12 @@ test('IPv6: behind a trusted IPv6 proxy, X-Forwarded-For names IPv6 clients for 
 
 test('[::]:PORT is IPv6 only; *:PORT takes IPv4 and IPv6 on one socket and logs IPv4 clients as IPv4 networks', async () => {
   const v6 = await startServer({ host: '[::]', base: '[::1]' });
-  assert.deepEqual(boundOf(v6), [`[::]:${v6.port}`]);
+  assert.deepEqual(await boundOf(v6), [`[::]:${v6.port}`]);
   assert.equal((await call('GET', '/healthz', { server: v6 })).status, 200);
   assert.equal(await tcpProbe('127.0.0.1', v6.port), 'ECONNREFUSED', 'IPV6_V6ONLY is set');
   v6.child.kill('SIGTERM');
   const any = await startServer({ host: '*', base: '127.0.0.1' });
-  assert.deepEqual(boundOf(any), [`[::]:${any.port}`]);
+  assert.deepEqual(await boundOf(any), [`[::]:${any.port}`]);
   assert.equal((await fetch(`http://127.0.0.1:${any.port}/healthz`)).status, 200);
   assert.equal((await fetch(`http://[::1]:${any.port}/healthz`)).status, 200);
   await h.waitFor(() => new Set(accessLog(any).map(o => o.client)).size >= 2, { message: 'both clients logged' });
@@ -491,7 +494,7 @@ test('a host name: serve on localhost:PORT listens on every address localhost re
     .map(a => (a.family === 6 ? `[${a.address}]` : a.address)))];
   assert.ok(addrs.length >= 1);
   const s = await startServer({ host: 'localhost', base: addrs[0] });
-  assert.deepEqual(boundOf(s), addrs.map(a => `${a}:${s.port}`).sort());
+  assert.deepEqual(await boundOf(s), addrs.map(a => `${a}:${s.port}`).sort());
   for (const a of addrs) assert.equal((await fetch(`http://${a}:${s.port}/healthz`)).status, 200, a);
   s.child.kill('SIGTERM');
 });
