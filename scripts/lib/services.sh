@@ -93,6 +93,10 @@ svc__port_in_use() {
 # same port). Not for $(...): the subshell would lose SVC__NEXT_PORT.
 svc__pick_port() {
   local base=${ERPQ_TEST_PORT_BASE:-16400} max=${ERPQ_TEST_PORT_MAX:-16999} p
+  if ((base > max)); then
+    svc__err "ERPQ_TEST_PORT_BASE ($base) is above ERPQ_TEST_PORT_MAX ($max): set both"
+    return 1
+  fi
   p=${SVC__NEXT_PORT:-$base}
   ((p < base)) && p=$base
   while ((p <= max)); do
