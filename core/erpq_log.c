@@ -118,7 +118,7 @@ static struct {
   uint64_t pending_drops; /* lines dropped since the last notice */
   uint64_t dropped_total;
   int started; /* a writer thread runs in this process */
-  int direct;  /* no writer could be started: callers write themselves */
+  int direct;  /* no writer (none could start, or a forked child): callers write */
   int busy;    /* the writer has a chunk out */
   char *out;   /* the writer's chunk */
   size_t outcap;
@@ -278,9 +278,13 @@ static void fork_prepare(void) { pthread_mutex_lock(&L.mu); }
 static void fork_parent(void) { pthread_mutex_unlock(&L.mu); }
 
 /* The child has no writer thread: it forgets what the parent had buffered
- * (the parent writes it) and starts its own writer with its first line. */
+ * (the parent writes it) and writes its own lines directly. Starting a
+ * thread in the child of a threaded process can hang it (a lock another
+ * thread held at fork() time, in the C library or a sanitizer's runtime,
+ * stays held forever). */
 static void fork_child(void) {
-  L.started = L.direct = L.busy = 0;
+  L.started = L.direct = 1;
+  L.busy = 0;
   L.head = L.len = 0;
   L.pending_drops = 0;
   init_conds();

@@ -29,8 +29,10 @@
  * nothing has to start it), with every signal blocked. A process that
  * forks (the tests do, through Criterion) is safe: the buffer mutex is
  * taken around fork(), and the child starts with an empty buffer (what the
- * parent had buffered is the parent's to write) and starts its own writer
- * with its first line. Lines still buffered at exit() are written by an
+ * parent had buffered is the parent's to write) and writes its own lines
+ * directly, blocking, with no writer thread: a child of a threaded process
+ * should start no threads (another thread may have held a lock of the C
+ * library or of a sanitizer's allocator at fork() time). Lines still buffered at exit() are written by an
  * atexit() handler that waits up to 2 s (erpq_log_flush()); a program that
  * leaves through _exit() calls erpq_log_flush() itself first.
  *

@@ -28,7 +28,10 @@
  *     (an I/O thread of its family) and will end the job later, from any
  *     thread, with erpq_job_finish(). The pool thread is free at once, so
  *     a few threads can keep thousands of jobs in flight. Until the finish,
- *     ctx, its data and its strings stay valid.
+ *     ctx, its data and its strings stay valid. The finish may come before
+ *     the handler has even returned (another thread was quick): once ctx
+ *     is handed off, the handler touches neither ctx nor its result and
+ *     err arguments again, and returns ERPQ_JOB_ASYNC at once.
  *
  * Cancellation: when the job's timeout passes, its lock is lost, or the
  * worker's shutdown grace runs out, erpq_job_cancelled() turns true,

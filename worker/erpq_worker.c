@@ -538,8 +538,15 @@ static int run_handler(erpq_task *t) {
     erpq_utf8_fix(c->err);
     return 0;
   }
-  c->rc = c->h->fn(c, c->data, &c->result, c->err, sizeof c->err);
-  if (c->rc == ERPQ_JOB_ASYNC) return ERPQ_TASK_DETACHED;
+  /* Until the handler returns or finishes the job, rc says "held by the
+   * handler": erpq_worker_free() counts such jobs as never ended. */
+  c->rc = ERPQ_JOB_ASYNC;
+  int rc = c->h->fn(c, c->data, &c->result, c->err, sizeof c->err);
+  /* ERPQ_JOB_ASYNC: ctx belongs to whoever will call erpq_job_finish(),
+   * which may already have happened on another thread (the loop may even
+   * have freed ctx): touch nothing of it from here on. */
+  if (rc == ERPQ_JOB_ASYNC) return ERPQ_TASK_DETACHED;
+  c->rc = rc;
   if (c->rc < 0 && !c->err[0]) snprintf(c->err, sizeof c->err, "%s", erpq_strerror(c->rc));
   /* The message becomes JSON (events, stacktrace): a handler's text may be
    * cut mid-character by the buffer, or not be UTF-8 at all. */

@@ -365,7 +365,10 @@ test('debounce: one job per debounce id; the key is cleared on completion unless
 
 test('getWorkers() counts our worker', async t => {
   const { q, Q, w } = await setup(t, 'workers');
-  const ws = await Q.getWorkers();
+  // The worker names its blocking connection (CLIENT SETNAME) right after
+  // it logs the connection: the name can trail the log line by a moment.
+  const ws = await h.waitFor(async () => { const l = await Q.getWorkers(); return l.length ? l : null; },
+    { message: 'getWorkers() to list the worker' });
   assert.equal(ws.length, 1, JSON.stringify(ws));
   assert.equal(ws[0].name, q);
   const res = await w.stop();
