@@ -162,11 +162,11 @@ static void period_range(rep_run *r) {
   " CONCAT_WS(' ', c.name, NULLIF(c.section, '')), h.name, f.period, p.method, p.amount_minor"
 
 static const erpq_rcol COLL_COLS[] = {
-    {"Paid at", ERPQ_RCOL_DATETIME, 0, 0},   {"Receipt", ERPQ_RCOL_TEXT, 0, 0},
-    {"Admission no.", ERPQ_RCOL_TEXT, 0, 0}, {"Student", ERPQ_RCOL_TEXT, 0, 0},
-    {"Class", ERPQ_RCOL_TEXT, 0, 0},         {"Fee head", ERPQ_RCOL_TEXT, 0, 0},
-    {"Period", ERPQ_RCOL_TEXT, 0, 0},        {"Method", ERPQ_RCOL_TEXT, ERPQ_RCOL_GROUP, 0},
-    {"Amount", ERPQ_RCOL_MONEY, ERPQ_RCOL_SUM, 0}};
+    {"Paid at", ERPQ_RCOL_DATETIME, 0, 7},   {"Receipt", ERPQ_RCOL_TEXT, 0, 5},
+    {"Admission no.", ERPQ_RCOL_TEXT, 0, 4}, {"Student", ERPQ_RCOL_TEXT, 0, 8},
+    {"Class", ERPQ_RCOL_TEXT, 0, 4},         {"Fee head", ERPQ_RCOL_TEXT, 0, 6},
+    {"Period", ERPQ_RCOL_TEXT, 0, 3},        {"Method", ERPQ_RCOL_TEXT, ERPQ_RCOL_GROUP, 5},
+    {"Amount", ERPQ_RCOL_MONEY, ERPQ_RCOL_SUM, 5}};
 
 static void coll_sql(const rep_req *q, const char *head, const char *tail, char *out, size_t n) {
   snprintf(out, n, "%s%s%s%s%s%s%s", head, COLL_FROM, tail ? "" : COLL_JOINS, COLL_WHERE,
@@ -310,11 +310,11 @@ const rep_kind_ops rep_collection_ops = {coll_prepare, coll_rows, coll_totals};
 #define DEF_CLASS " AND s.class_id = @erpq_3"
 
 static const erpq_rcol DEF_COLS[] = {
-    {"Admission no.", ERPQ_RCOL_TEXT, 0, 0},   {"Student", ERPQ_RCOL_TEXT, 0, 0},
-    {"Class", ERPQ_RCOL_TEXT, 0, 0},           {"Parent", ERPQ_RCOL_TEXT, 0, 0},
-    {"Parent phone", ERPQ_RCOL_TEXT, 0, 0},    {"Overdue fees", ERPQ_RCOL_INT, ERPQ_RCOL_SUM, 0},
-    {"Oldest due date", ERPQ_RCOL_DATE, 0, 0}, {"Days overdue", ERPQ_RCOL_INT, 0, 0},
-    {"Outstanding", ERPQ_RCOL_MONEY, ERPQ_RCOL_SUM, 0}};
+    {"Admission no.", ERPQ_RCOL_TEXT, 0, 4},   {"Student", ERPQ_RCOL_TEXT, 0, 7},
+    {"Class", ERPQ_RCOL_TEXT, 0, 4},           {"Parent", ERPQ_RCOL_TEXT, 0, 7},
+    {"Parent phone", ERPQ_RCOL_TEXT, 0, 6},    {"Overdue fees", ERPQ_RCOL_INT, ERPQ_RCOL_SUM, 4},
+    {"Oldest due date", ERPQ_RCOL_DATE, 0, 5}, {"Days overdue", ERPQ_RCOL_INT, 0, 4},
+    {"Outstanding", ERPQ_RCOL_MONEY, ERPQ_RCOL_SUM, 5}};
 
 static int def_count_row(rep_run *r, const erpq_mysql_row *row, char *err, size_t errlen) {
   int64_t students;

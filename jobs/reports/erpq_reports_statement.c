@@ -74,11 +74,12 @@ static int load_student(rep_run *r, char *err, size_t errlen) {
     rc = erpq_fail(err, errlen, ERPQ_E_ARG, "student %lld is not a student of school %lld",
                    (long long)r->q->student, (long long)r->q->school);
   if (!rc) {
-    char adm[48], name[420], klass[200];
+    char adm[48], name[420], klass[100];
     snprintf(adm, sizeof adm, "%.*s", (int)row.len[1], row.v[1] ? row.v[1] : "");
     snprintf(name, sizeof name, "%.*s", (int)row.len[2], row.v[2] ? row.v[2] : "");
     snprintf(klass, sizeof klass, "%.*s", (int)row.len[3], row.v[3] ? row.v[3] : "");
-    snprintf(r->title, sizeof r->title, "Fee statement – %s (%s), %s", name, adm, klass);
+    snprintf(r->title, sizeof r->title, "Fee statement – %s (%s)", name, adm);
+    snprintf(r->period, sizeof r->period, "%s · ", klass);
     char safe[48], a[11], b[11];
     rep_safe_name(adm, safe, sizeof safe);
     rep_date_iso(r->q->from, a);
@@ -96,7 +97,8 @@ static int stmt_prepare(rep_run *r, char *err, size_t errlen) {
   char a[16], b[16];
   rep_date_text(q->from, a);
   rep_date_text(q->to, b);
-  snprintf(r->period, sizeof r->period, "%s – %s", a, b);
+  size_t n = strlen(r->period);
+  snprintf(r->period + n, sizeof r->period - n, "%s – %s", a, b);
   memcpy(r->cols, STMT_COLS, sizeof STMT_COLS);
   r->ncols = sizeof STMT_COLS / sizeof STMT_COLS[0];
   char from[11], to[11], lo[20], hi[20];
