@@ -56,7 +56,8 @@ class Summary:
         self.rows = 0
         self.sums = {}
         self.totals = {}
-        self.found = {f: {"cells": 0, "sample": None, "type": None} for f in finds}
+        self.found = {f: {"cells": 0, "sample": None, "type": None, "row": None} for f in finds}
+        self.row = None  # the data row being read (its cells as text)
         self.sheets = 0
         self.pages = 0
         self.formulas = []
@@ -68,7 +69,7 @@ class Summary:
             if f in value:
                 rec["cells"] += 1
                 if rec["sample"] is None:
-                    rec["sample"], rec["type"] = value, typ
+                    rec["sample"], rec["type"], rec["row"] = value, typ, self.row
 
     def add(self, title, v):
         self.sums[title] = self.sums.get(title, 0) + v
@@ -103,6 +104,7 @@ def read_csv(path, s):
             s.totals[r[0]] = t
             continue
         s.rows += 1
+        s.row = r
         for i, c in enumerate(r):
             if i in mc and c != "":
                 s.add(s.header[i], minor(c, mc[i]))
@@ -142,6 +144,7 @@ def read_xlsx(path, s):
                 s.totals[vals[0]] = t
                 continue
             s.rows += 1
+            s.row = ["" if v is None else str(v) for v in vals]
             for i, c in enumerate(row):
                 if i in mc and c.value is not None:
                     if not isinstance(c.value, (int, float)):
@@ -185,6 +188,7 @@ def read_pdf(path, kind, s):
             s.rows += 1
             if amounts and kind != "fee-statement":
                 s.add("last", pdf_amount(amounts[-1], exp))
+        s.row = [line]
         s.see_text(line, "pdf")
     s.header = re.split(r"\s{2,}", head_line.strip()) if head_line else []
 
