@@ -63,8 +63,12 @@
  * where yyyy-mm is the month of the report's first day (from, or asOf for
  * defaulters) and the job id is escaped to [A-Za-z0-9._-] (other bytes as
  * ~XX), so a retry overwrites its own object instead of leaving a second
- * one. A job id that would make the key longer than 1,024 bytes is
- * refused.
+ * one. Job ids are unique within one queue of one bull prefix, so: a
+ * queue other than `reports` bound to the family adds its name as a
+ * segment before the file name, and ERPQ_REPORT_KEY_PREFIX replaces the
+ * leading "reports" where several deployments (bull prefixes) share one
+ * bucket or directory. A job id that would make the key longer than 1,024
+ * bytes is refused.
  *
  * Money is int64 minor units end to end (BIGINT columns parsed as
  * integers, erpq_money.h for text; XLSX cells are doubles only inside the
@@ -120,6 +124,7 @@ typedef struct reports_ctx {
   uint64_t max_rows;      /* Any format; 0: no limit. */
   unsigned db_stall_s;    /* net_write_timeout of report sessions. */
   char notify_queue[128]; /* Where report-ready e-mails go. */
+  char key_prefix[128];   /* First part of object keys ("reports"). */
 } reports_ctx;
 
 /* ---- Requests (erpq_reports_req.c) ----------------------------------------- */
@@ -148,10 +153,11 @@ const char *rep_kind_name(rep_kind k);
 /* Parses and checks a job's data. Returns 0 or ERPQ_E_ARG with the reason
  * (field names, never values). */
 int rep_parse(rep_kind kind, const json_t *data, rep_req *q, char *err, size_t errlen);
-/* The object key reports/<school>/<yyyy-mm>/<jobId>-<name>.<ext> into out.
+/* The object key <prefix>/<school>/<yyyy-mm>/[<queue>/]<jobId>-<name>.<ext>
+ * into out (the queue segment only for a queue other than "reports").
  * Returns 0 or ERPQ_E_ARG (too long). */
-int rep_object_key(const rep_req *q, const char *job_id, char *out, size_t outlen, char *err,
-                   size_t errlen);
+int rep_object_key(const rep_req *q, const char *prefix, const char *queue, const char *job_id,
+                   char *out, size_t outlen, char *err, size_t errlen);
 /* Extension and content type of a format. */
 const char *rep_ext(erpq_rformat f);
 const char *rep_content_type(erpq_rformat f);

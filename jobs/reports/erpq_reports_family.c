@@ -68,13 +68,23 @@ static int reports_init(void **out, const erpq_family_env *env, char *err, size_
     rc->link_ttl_s = erpq_args_int(a, "report-link-ttl", ERPQ_LINK_TTL_DEFAULT);
     rc->max_rows = (uint64_t)erpq_args_int(a, "report-max-rows", 0);
     rc->db_stall_s = (unsigned)erpq_args_int(a, "report-db-stall-timeout", 120);
+    const char *kp = erpq_args_env(a, "ERPQ_REPORT_KEY_PREFIX");
+    snprintf(rc->key_prefix, sizeof rc->key_prefix, "%s", kp && *kp ? kp : "reports");
+    char probe[200];
+    snprintf(probe, sizeof probe, "%s/1/x", rc->key_prefix);
+    if (strlen(kp ? kp : "") >= sizeof rc->key_prefix - 1 ||
+        rc->key_prefix[strlen(rc->key_prefix) - 1] == '/' ||
+        erpq_storage_key_check(probe, strlen(probe), why, sizeof why))
+      ret = erpq_fail(err, errlen, ERPQ_E_ARG,
+                      "reports: ERPQ_REPORT_KEY_PREFIX must be a relative path such as reports or "
+                      "staging/reports");
     const char *nq = erpq_args_env(a, "ERPQ_REPORT_NOTIFY_QUEUE");
     snprintf(rc->notify_queue, sizeof rc->notify_queue, "%s", nq && *nq ? nq : "email");
     if (rc->sconf.kind == ERPQ_STORAGE_S3) {
       rc->sconf.s3.log = s3_log;
       rc->sconf.s3.log_ud = NULL;
     }
-    if (erpq_storage_new(&rc->st, &rc->sconf, why, sizeof why))
+    if (!ret && erpq_storage_new(&rc->st, &rc->sconf, why, sizeof why))
       ret = erpq_fail(err, errlen, ERPQ_E_ARG, "reports: %s", why);
   }
   if (ret) {
@@ -135,6 +145,9 @@ static const erpq_opt reports_settings[] = {
      "the database drops a report's result that nobody reads for this long\n"
      "(net_write_timeout: a stalled upload cannot hold it open for ever)",
      1, 86400, "120", 0},
+    {"report-key-prefix", ERPQ_OPT_STRING, "ERPQ_REPORT_KEY_PREFIX", "PATH",
+     "first part of report object keys: give each deployment sharing a bucket\n"
+     "or directory its own", 0, 0, "reports", 0},
     {"report-notify-queue", ERPQ_OPT_STRING, "ERPQ_REPORT_NOTIFY_QUEUE", "QUEUE",
      "queue of the report-ready e-mails (job send-email)", 0, 0, "email", 0},
     END};

@@ -121,8 +121,8 @@ void rep_safe_name(const char *s, char *out, size_t outlen) {
     out[o] = '\0';
 }
 
-int rep_object_key(const rep_req *q, const char *job_id, char *out, size_t outlen, char *err,
-                   size_t errlen) {
+int rep_object_key(const rep_req *q, const char *prefix, const char *queue, const char *job_id,
+                   char *out, size_t outlen, char *err, size_t errlen) {
   /* The job id, escaped: [A-Za-z0-9_-] and a '.' that is not first stay,
    * every other byte is ~XX, so two ids never share a key. */
   char id[1100];
@@ -145,8 +145,10 @@ int rep_object_key(const rep_req *q, const char *job_id, char *out, size_t outle
   if (!o)
     return erpq_fail(err, errlen, ERPQ_E_ARG, "the job has no id");
   rep_date first = q->kind == RK_DEFAULTERS ? q->as_of : q->from;
-  int n = snprintf(out, outlen, "reports/%lld/%04d-%02d/%s-%s.%s", (long long)q->school,
-                   first.y % 10000, first.m % 100, id, rep_kind_name(q->kind), rep_ext(q->format));
+  int other = queue && strcmp(queue, "reports");
+  int n = snprintf(out, outlen, "%s/%lld/%04u-%02u/%s%s%s-%s.%s", prefix, (long long)q->school,
+                   (unsigned)first.y % 10000u, (unsigned)first.m % 100u, other ? queue : "",
+                   other ? "/" : "", id, rep_kind_name(q->kind), rep_ext(q->format));
   if (n < 0 || (size_t)n >= outlen || n > 1024)
     return erpq_fail(err, errlen, ERPQ_E_ARG,
                      "the job id is too long: the storage key would pass 1024 bytes");

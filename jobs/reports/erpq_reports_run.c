@@ -221,7 +221,14 @@ int rep_handle(rep_kind kind, erpq_jobctx *ctx, const json_t *data, json_t **res
     r->job = ctx;
     r->q = &q;
     r->last_pct = -1;
-    ret = rep_object_key(&q, erpq_job_id(ctx), r->key, sizeof r->key, err, errlen);
+    ret = rep_object_key(&q, rc->key_prefix, erpq_job_queue(ctx), erpq_job_id(ctx), r->key,
+                         sizeof r->key, err, errlen);
+  }
+  if (!ret) {
+    char why[160];
+    if (erpq_storage_key_check(r->key, strlen(r->key), why, sizeof why))
+      ret = erpq_fail(err, errlen, ERPQ_E_ARG, "the job id or queue name cannot make a storage key: %s",
+                      why);
   }
   if (ret) {
     erpq_job_discard(ctx);

@@ -167,6 +167,10 @@ void rt_worker_start(rt_env *e, const char *endpoint, const char *const *env) {
     setenv("ERPQ_MYSQL_URL", e->url, 1);
     setenv("ERPQ_REPORT_TMPDIR", e->tmpdir, 1);
     setenv("ERPQ_S3_CONNECT_TIMEOUT", "3", 1);
+    if (e->key_prefix[0])
+      setenv("ERPQ_REPORT_KEY_PREFIX", e->key_prefix, 1);
+    else
+      unsetenv("ERPQ_REPORT_KEY_PREFIX");
     if (e->local) {
       setenv("ERPQ_STORAGE_DIR", e->storedir, 1);
       setenv("ERPQ_STORAGE_SECRET", STORAGE_SECRET, 1);
