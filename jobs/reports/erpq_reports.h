@@ -176,7 +176,13 @@ void rep_local_midnight_utc(const erpq_tz *tz, rep_date d, char out[20]);
 int rep_parse_datetime(const char *s, unsigned long len, int64_t *epoch);
 /* Parses "YYYY-MM-DD" (a DATE column). Returns 0 or -EINVAL. */
 int rep_parse_date(const char *s, unsigned long len, rep_date *d);
-/* A payment method's display label ("UPI", "Bank transfer"); NULL if unknown. */
+/* payments.method in the ENUM's order: cash, card, upi, bank_transfer,
+ * cheque, online. Its index (-1 if unknown), its name by index (NULL out
+ * of range), and its display label ("UPI", "Bank transfer"; NULL if
+ * unknown). */
+#define REP_METHODS 6
+int rep_method_index(const char *method, unsigned long len);
+const char *rep_method_name(int i);
 const char *rep_method_label(const char *method, unsigned long len);
 /* Copies s into out keeping [A-Za-z0-9._-], others '_' (file names). */
 void rep_safe_name(const char *s, char *out, size_t outlen);

@@ -102,11 +102,18 @@ static const char *const METHODS[][2] = {{"cash", "Cash"},     {"card", "Card"},
                                          {"upi", "UPI"},       {"bank_transfer", "Bank transfer"},
                                          {"cheque", "Cheque"}, {"online", "Online"}};
 
-const char *rep_method_label(const char *method, unsigned long len) {
+int rep_method_index(const char *method, unsigned long len) {
   for (size_t i = 0; method && i < sizeof METHODS / sizeof METHODS[0]; i++)
     if (strlen(METHODS[i][0]) == len && !memcmp(METHODS[i][0], method, len))
-      return METHODS[i][1];
-  return NULL;
+      return (int)i;
+  return -1;
+}
+
+const char *rep_method_name(int i) { return i >= 0 && i < REP_METHODS ? METHODS[i][0] : NULL; }
+
+const char *rep_method_label(const char *method, unsigned long len) {
+  int i = rep_method_index(method, len);
+  return i < 0 ? NULL : METHODS[i][1];
 }
 
 void rep_safe_name(const char *s, char *out, size_t outlen) {

@@ -64,13 +64,13 @@ struct rep_run {
   erpq_rcol cols[12];
   size_t ncols;
   uint64_t expected_rows;
-  /* Sums from the database for totals(): [0] overall; groups for
-   * fee-collection (per method). */
+  /* Counts and sums for totals(): from the database in prepare()
+   * (defaulters, statement), or kept while the rows pass (fee-collection:
+   * per payment method, in the ENUM's order). */
   int64_t sum_a, sum_b, sum_c;
   int64_t n_a, n_b;
-  int ngroups;
-  char group_method[REP_MAX_GROUPS][16];
   int64_t group_rows[REP_MAX_GROUPS], group_sum[REP_MAX_GROUPS];
+  int ordered_scan; /* fee-collection: read payments in paid_at order (no sort) */
 
   erpq_rw *w;
   rep_out out;
