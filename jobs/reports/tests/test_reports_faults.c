@@ -160,7 +160,7 @@ Test(reports_faults, s3_down_fails_without_object) {
 static int64_t streaming_thread(void) {
   return rt_q64(&E,
                 "SELECT COALESCE(MAX(ID), 0) FROM information_schema.PROCESSLIST WHERE DB = '%s'"
-                " AND INFO LIKE 'SELECT p.paid_at%%' AND STATE = 'Writing to net'",
+                " AND INFO LIKE 'SELECT %%p.paid_at, p.external_ref%%' AND STATE = 'Writing to net'",
                 E.db);
 }
 
