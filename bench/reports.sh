@@ -144,7 +144,7 @@ PDF_BYTES=$(grep -o '"bytes":[0-9]*' <<<"$OUT" | cut -d: -f2)
 ft=$(best "${FLOOR[@]}"); ct=$(best "${CSV_T[@]}"); cr=$(best "${CSV_R[@]}")
 xt=$(best "${XLSX_T[@]}"); xr=$(best "${XLSX_R[@]}"); jt=$(best "${XJS_T[@]}"); jr=$(best "${XJS_R[@]}")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
-ok() { awk -v c="$1" 'BEGIN{exit !(c)}' && echo met || echo MISSED; }
+ok() { if awk "BEGIN{exit !($1)}"; then echo met; else echo MISSED; fi; }
 cat <<EOF
 
 bench/reports.sh: $ROWS / $SMALL rows, best of $REPEAT, $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ), $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')
