@@ -46,6 +46,10 @@ typedef struct rep_kind_ops {
 } rep_kind_ops;
 
 #define REP_MAX_GROUPS 8
+/* Read-ahead of the big row streams (erpq_mysql_stream_prefetch): a
+ * thread reads up to 4 batches of 1,024 rows (about 600 KB) ahead. */
+#define REP_PREFETCH_ROWS 1024
+#define REP_PREFETCH_BATCHES 4
 
 struct rep_run {
   const reports_ctx *rc;

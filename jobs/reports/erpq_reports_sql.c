@@ -249,6 +249,12 @@ static int coll_rows(rep_run *r, char *err, size_t errlen) {
   int rc = erpq_mysql_stream_open(r->m, sql, NULL, 0, &s, err, errlen);
   if (rc)
     return rc;
+  /* The rows come in while the writer formats the previous ones. */
+  if ((rc = erpq_mysql_stream_prefetch(s, REP_PREFETCH_ROWS, REP_PREFETCH_BATCHES, err, errlen))) {
+    if (!erpq_mysql_stream_close(s))
+      r->conn_dead = 1;
+    return rc;
+  }
   erpq_mysql_row row;
   while ((rc = erpq_mysql_stream_next(s, &row, err, errlen)) == 1) {
     int64_t paid, amount;
@@ -403,6 +409,11 @@ static int def_rows(rep_run *r, char *err, size_t errlen) {
   int rc = erpq_mysql_stream_open(r->m, sql, NULL, 0, &s, err, errlen);
   if (rc)
     return rc;
+  if ((rc = erpq_mysql_stream_prefetch(s, REP_PREFETCH_ROWS, REP_PREFETCH_BATCHES, err, errlen))) {
+    if (!erpq_mysql_stream_close(s))
+      r->conn_dead = 1;
+    return rc;
+  }
   int64_t as_of = rep_days(r->q->as_of);
   erpq_mysql_row row;
   while ((rc = erpq_mysql_stream_next(s, &row, err, errlen)) == 1) {

@@ -98,6 +98,18 @@ unsigned erpq_mysql_stream_ncols(const erpq_mysql_stream *s);
 int erpq_mysql_stream_next(erpq_mysql_stream *s, erpq_mysql_row *row, char *err, size_t errlen);
 /* Rows read so far. */
 uint64_t erpq_mysql_stream_rows(const erpq_mysql_stream *s);
+/* Reads ahead on a thread of the stream's own, so that the server's rows
+ * arrive while the caller is busy with the previous ones (a report writer
+ * formatting XLSX, an upload): up to batches x rows_per_batch rows are
+ * copied ahead (2..64 batches of 1..65536 rows), then the thread waits for
+ * the caller; memory stays bounded, and a caller that stops taking rows
+ * stops the reading too (net_write_timeout still bounds the server). Call
+ * it right after open(), from the thread that opened the stream; until
+ * close() that thread must not use the connection. Rows are the same as
+ * without it (pointers valid until the next next()/close()), and an error
+ * of the reader comes from next() after the rows read before it. */
+int erpq_mysql_stream_prefetch(erpq_mysql_stream *s, unsigned rows_per_batch, unsigned batches,
+                               char *err, size_t errlen);
 /* Frees s. Returns 1 when the connection is usable again (the result was
  * read to its end), 0 when it was cut (s was still open or failed): then
  * the caller must mysql_close() it. NULL returns 1. */

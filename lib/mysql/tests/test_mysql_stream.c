@@ -280,3 +280,99 @@ Test(mysql_stream, stalled_reader_is_dropped) {
   cr_assert_eq(erpq_mysql_stream_close(s), 0);
   mysql_close(m);
 }
+
+/* ---- read-ahead ---------------------------------------------------------------- */
+
+/* The same rows and values with read-ahead; NULLs stay NULL; memory stays
+ * bounded over a million rows (small batches, so the arena is reused). */
+Test(mysql_stream, prefetch_same_rows_flat_memory) {
+  MYSQL *m = conn();
+  char err[512];
+  erpq_mysql_stream *s = NULL;
+  long before = vm_hwm_kib();
+  cr_assert_eq(erpq_mysql_stream_open(m,
+                                      "SELECT seq, IF(MOD(seq, 7) = 0, NULL, REPEAT('x', 100))"
+                                      " FROM seq_1_to_1000000",
+                                      NULL, 0, &s, err, sizeof err),
+               0, "%s", err);
+  cr_assert_eq(erpq_mysql_stream_prefetch(s, 1000, 4, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(erpq_mysql_stream_prefetch(s, 1000, 4, err, sizeof err), -EINVAL, "only once");
+  erpq_mysql_row r;
+  int rc;
+  int64_t expect = 0, v;
+  uint64_t nulls = 0;
+  while ((rc = erpq_mysql_stream_next(s, &r, err, sizeof err)) == 1) {
+    cr_assert_eq(erpq_mysql_parse_i64(r.v[0], r.len[0], &v), 0);
+    cr_assert_eq(v, ++expect, "rows out of order");
+    if (v % 7 == 0) {
+      cr_assert_null(r.v[1]);
+      nulls++;
+    } else {
+      cr_assert_eq(r.len[1], 100);
+      cr_assert_eq(strlen(r.v[1]), 100);
+    }
+  }
+  cr_assert_eq(rc, 0, "%s", err);
+  cr_assert_eq(expect, 1000000);
+  cr_assert_eq(nulls, 142857);
+  cr_assert_eq(erpq_mysql_stream_rows(s), 1000000);
+  cr_assert_eq(erpq_mysql_stream_close(s), 1, "read to the end: usable");
+  long grew = vm_hwm_kib() - before;
+  cr_assert_lt(grew, 8 * 1024, "peak RSS grew by %ld KiB", grew);
+  int64_t n = 0;
+  int found = 0;
+  cr_assert_eq(erpq_mysql_i64(m, "SELECT 41 + 1", NULL, 0, &n, &found, err, sizeof err), 0, "%s",
+               err);
+  cr_assert_eq(n, 42);
+  mysql_close(m);
+}
+
+/* Closed mid-way with the reader waiting for room, or inside a read: it
+ * stops at once, the query is cut on the server. */
+Test(mysql_stream, prefetch_close_midway) {
+  MYSQL *m = conn();
+  char err[512];
+  unsigned long id = mysql_thread_id(m);
+  erpq_mysql_stream *s = NULL;
+  cr_assert_eq(erpq_mysql_stream_open(m, "SELECT seq, REPEAT('y', 200) FROM seq_1_to_100000000",
+                                      NULL, 0, &s, err, sizeof err),
+               0, "%s", err);
+  cr_assert_eq(erpq_mysql_stream_prefetch(s, 500, 3, err, sizeof err), 0, "%s", err);
+  erpq_mysql_row r;
+  for (int i = 0; i < 700; i++)
+    cr_assert_eq(erpq_mysql_stream_next(s, &r, err, sizeof err), 1, "%s", err);
+  usleep(200000); /* The reader fills its batches and waits. */
+  int64_t t0 = now_ms();
+  cr_assert_eq(erpq_mysql_stream_close(s), 0);
+  cr_assert_lt(now_ms() - t0, 1000);
+  mysql_close(m);
+  int64_t end = now_ms() + 10000;
+  while (server_busy(id) && now_ms() < end)
+    usleep(50000);
+  cr_assert_not(server_busy(id));
+}
+
+/* A KILL while the reader runs: the rows read before it, then the error. */
+Test(mysql_stream, prefetch_killed_fails) {
+  MYSQL *m = conn();
+  char err[512];
+  unsigned long id = mysql_thread_id(m);
+  erpq_mysql_stream *s = NULL;
+  cr_assert_eq(erpq_mysql_stream_open(m, "SELECT seq, REPEAT('z', 200) FROM seq_1_to_5000000", NULL,
+                                      0, &s, err, sizeof err),
+               0, "%s", err);
+  cr_assert_eq(erpq_mysql_stream_prefetch(s, 256, 4, err, sizeof err), 0, "%s", err);
+  erpq_mysql_row r;
+  for (int i = 0; i < 100; i++)
+    cr_assert_eq(erpq_mysql_stream_next(s, &r, err, sizeof err), 1, "%s", err);
+  erpq_param p[] = {ERPQ_PI(id)};
+  cr_assert_eq(erpq_mysql_run(g_admin, "KILL ?", p, 1, NULL, NULL, err, sizeof err), 0, "%s", err);
+  int rc;
+  while ((rc = erpq_mysql_stream_next(s, &r, err, sizeof err)) == 1)
+    ;
+  cr_assert_lt(rc, 0, "a killed stream must fail, not end");
+  cr_assert(strstr(err, "reading rows"), "%s", err);
+  cr_assert_lt(erpq_mysql_stream_rows(s), 5000000);
+  cr_assert_eq(erpq_mysql_stream_close(s), 0);
+  mysql_close(m);
+}
