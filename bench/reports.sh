@@ -18,6 +18,8 @@
 #
 #   bench/reports.sh                       (ROWS=1000000 SMALL=100000 REPEAT=2)
 #   ROWS=200000 SMALL=50000 bench/reports.sh
+#   PARTS="xlsx" bench/reports.sh          (csv: 1 and the CSV RSS; xlsx: 3 and
+#                                           the XLSX RSS; pdf: 4; default all)
 #
 # The data: seed-demo with 20,000 students, then payments made by one
 # INSERT ... SELECT from MariaDB's sequence engine, in paid_at order, so
@@ -29,6 +31,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ROWS=${ROWS:-1000000}
 SMALL=${SMALL:-100000}
 REPEAT=${REPEAT:-2}
+PARTS=" ${PARTS:-csv xlsx pdf} "
 WORKER=${ERPQ_WORKER:-$ROOT/build/bin/erpq-worker}
 PRODUCER=${ERPQ_PRODUCER:-$(dirname "$WORKER")/erpq-producer}
 say() { printf 'bench/reports: %s\n' "$*" >&2; }
@@ -86,7 +89,8 @@ put() { # put KEY: stdin (or a file with -T FILE) into the bucket
   curl -sS --fail -o /dev/null --aws-sigv4 "aws:amz:us-east-1:s3" --user "$SVC_S3_KEY:$SVC_S3_SECRET" \
     -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -T "${2:--}" "$S3/$SVC_S3_BUCKET/$1"
 }
-n=$(stream | wc -l)
+say "checking the query (and warming the buffer pool)"
+n=$(stream | wc -l) || die "the query failed"
 [[ $((n - 1)) -eq $ROWS ]] || die "the query gives $((n - 1)) rows, expected $ROWS"
 
 # run_job NAME DATA: one job on a fresh worker; sets T (s), R (MiB), OUT.
@@ -114,32 +118,40 @@ best() { printf '%s\n' "$@" | sort -g | head -1; }
 APRIL='{"schoolId":1,"from":"2026-04-01","to":"2026-04-30","format":"FMT"}'
 JUNE='{"schoolId":1,"from":"2026-06-01","to":"2026-06-30","format":"FMT"}'
 
-declare -a FLOOR=() CSV_T=() CSV_R=() XLSX_T=() XLSX_R=() XJS_T=() XJS_R=()
-stream | wc -c >/dev/null # warm the buffer pool for both sides
-for i in $(seq 1 "$REPEAT"); do
-  a=$EPOCHREALTIME; stream | put "bench/floor-$i.tsv"; b=$EPOCHREALTIME
-  FLOOR+=("$(secs "$a" "$b")")
-  run_job fee-collection "${APRIL/FMT/csv}"; CSV_T+=("$T"); CSV_R+=("$R")
-  say "round $i: floor ${FLOOR[-1]} s, erpq CSV $T s ($R MiB)"
-done
-CSV_BYTES=$(grep -o '"bytes":[0-9]*' <<<"$OUT" | cut -d: -f2)
-grep -q '"key":"reports/1/2026-04/' <<<"$OUT" || die "unexpected result $OUT"
-run_job fee-collection "${JUNE/FMT/csv}"; CSV100_T=$T; CSV100_R=$R
-run_job fee-collection "${JUNE/FMT/xlsx}"; X100_T=$T; X100_R=$R
-for i in $(seq 1 "$REPEAT"); do
-  run_job fee-collection "${APRIL/FMT/xlsx}"; XLSX_T+=("$T"); XLSX_R+=("$R")
-  a=$EPOCHREALTIME
-  stream | /usr/bin/time -f '%M' -o "$RUN/node.rss" node "$ROOT/bench/reports-exceljs.js" "$RUN/exceljs.xlsx" 2>"$RUN/node.err"
-  put "bench/exceljs-$i.xlsx" "$RUN/exceljs.xlsx"
-  b=$EPOCHREALTIME
-  XJS_T+=("$(secs "$a" "$b")")
-  XJS_R+=("$(awk '{printf "%.1f", $1/1024}' "$RUN/node.rss")")
-  say "round $i: erpq XLSX ${XLSX_T[-1]} s (${XLSX_R[-1]} MiB), exceljs ${XJS_T[-1]} s (${XJS_R[-1]} MiB)"
-done
-XLSX_BYTES=$(grep -o '"bytes":[0-9]*' <<<"$OUT" | cut -d: -f2)
-XJS_BYTES=$(stat -c %s "$RUN/exceljs.xlsx")
-run_job fee-collection "${JUNE/FMT/pdf}"; PDF_T=$T; PDF_R=$R
-PDF_BYTES=$(grep -o '"bytes":[0-9]*' <<<"$OUT" | cut -d: -f2)
+declare -a FLOOR=(0) CSV_T=(0) CSV_R=(0) XLSX_T=(0) XLSX_R=(0) XJS_T=(0) XJS_R=(0)
+CSV100_T=0 CSV100_R=0 X100_T=0 X100_R=0 PDF_T=0 PDF_R=0 CSV_BYTES=0 XLSX_BYTES=0 XJS_BYTES=0 PDF_BYTES=0
+if [[ $PARTS == *" csv "* ]]; then
+  FLOOR=() CSV_T=() CSV_R=()
+  for i in $(seq 1 "$REPEAT"); do
+    a=$EPOCHREALTIME; stream | put "bench/floor-$i.tsv"; b=$EPOCHREALTIME
+    FLOOR+=("$(secs "$a" "$b")")
+    run_job fee-collection "${APRIL/FMT/csv}"; CSV_T+=("$T"); CSV_R+=("$R")
+    say "round $i: floor ${FLOOR[-1]} s, erpq CSV $T s ($R MiB)"
+  done
+  CSV_BYTES=$(grep -o '"bytes":[0-9]*' <<<"$OUT" | cut -d: -f2)
+  grep -q '"key":"reports/1/2026-04/' <<<"$OUT" || die "unexpected result $OUT"
+  run_job fee-collection "${JUNE/FMT/csv}"; CSV100_T=$T; CSV100_R=$R
+fi
+if [[ $PARTS == *" xlsx "* ]]; then
+  XLSX_T=() XLSX_R=() XJS_T=() XJS_R=()
+  run_job fee-collection "${JUNE/FMT/xlsx}"; X100_T=$T; X100_R=$R
+  for i in $(seq 1 "$REPEAT"); do
+    run_job fee-collection "${APRIL/FMT/xlsx}"; XLSX_T+=("$T"); XLSX_R+=("$R")
+    XLSX_BYTES=$(grep -o '"bytes":[0-9]*' <<<"$OUT" | cut -d: -f2)
+    a=$EPOCHREALTIME
+    stream | /usr/bin/time -f '%M' -o "$RUN/node.rss" node "$ROOT/bench/reports-exceljs.js" "$RUN/exceljs.xlsx" 2>"$RUN/node.err"
+    put "bench/exceljs-$i.xlsx" "$RUN/exceljs.xlsx"
+    b=$EPOCHREALTIME
+    XJS_T+=("$(secs "$a" "$b")")
+    XJS_R+=("$(awk '{printf "%.1f", $1/1024}' "$RUN/node.rss")")
+    say "round $i: erpq XLSX ${XLSX_T[-1]} s (${XLSX_R[-1]} MiB), exceljs ${XJS_T[-1]} s (${XJS_R[-1]} MiB)"
+  done
+  XJS_BYTES=$(stat -c %s "$RUN/exceljs.xlsx")
+fi
+if [[ $PARTS == *" pdf "* ]]; then
+  run_job fee-collection "${JUNE/FMT/pdf}"; PDF_T=$T; PDF_R=$R
+  PDF_BYTES=$(grep -o '"bytes":[0-9]*' <<<"$OUT" | cut -d: -f2)
+fi
 
 ft=$(best "${FLOOR[@]}"); ct=$(best "${CSV_T[@]}"); cr=$(best "${CSV_R[@]}")
 xt=$(best "${XLSX_T[@]}"); xr=$(best "${XLSX_R[@]}"); jt=$(best "${XJS_T[@]}"); jr=$(best "${XJS_R[@]}")

@@ -29,17 +29,23 @@
  *      sums and the rows agree; read the school (name, currency, time
  *      zone), check class / student belong to it (else discard: nothing
  *      is written);
- *   3. count the rows and sum the money with the same filters (the sums
- *      are handed to the writer as the totals' values, which it checks
- *      against its own sums of the rows: a report whose totals disagree
- *      with its rows fails); refuse (discard) a report above the row
- *      limits (ERPQ_REPORT_MAX_ROWS, and for PDF ERPQ_REPORT_PDF_MAX_ROWS);
- *   4. stream the rows (lib/mysql/erpq_mysql_stream.h, mysql_use_result)
- *      into the writer (erpq_report_writer.h). CSV goes straight into the
- *      storage upload as it is produced (S3 multipart parts of
- *      ERPQ_S3_PART_SIZE, one PUT when smaller); XLSX and PDF go to a
- *      private temporary directory under ERPQ_REPORT_TMPDIR and are
- *      uploaded when the library has assembled them (parallel parts);
+ *   3. count the rows (fee-collection: an index-only count; defaulters and
+ *      statement: their counts and sums, which are handed to the writer as
+ *      the totals' values, and which it checks against its own sums of the
+ *      rows: a report whose totals disagree with its rows fails); refuse
+ *      (discard) a report above the row limits (ERPQ_REPORT_MAX_ROWS, and
+ *      for PDF ERPQ_REPORT_PDF_MAX_ROWS) before anything is written;
+ *   4. stream the rows (lib/mysql/erpq_mysql_stream.h, mysql_use_result,
+ *      with a read-ahead thread so that MySQL sends the next rows while the
+ *      writer formats these) into the writer (erpq_report_writer.h). CSV
+ *      goes straight into the storage upload as it is produced (S3
+ *      multipart parts of ERPQ_S3_PART_SIZE, one PUT when smaller); XLSX
+ *      and PDF go to a private temporary directory under
+ *      ERPQ_REPORT_TMPDIR and are uploaded when the library has assembled
+ *      them (parallel parts). fee-collection picks its plan from the
+ *      counts: the period's payments in paid_at order from their index (no
+ *      sort; when the school has at least 1/8 of them) or the school's own
+ *      payments sorted by the server (a small school among many);
  *   5. sign a download link, build the result, and with notify enqueue the
  *      report-ready e-mail (erpq_reports_notify.c).
  *
