@@ -155,7 +155,7 @@ fi
 
 ft=$(best "${FLOOR[@]}"); ct=$(best "${CSV_T[@]}"); cr=$(best "${CSV_R[@]}")
 xt=$(best "${XLSX_T[@]}"); xr=$(best "${XLSX_R[@]}"); jt=$(best "${XJS_T[@]}"); jr=$(best "${XJS_R[@]}")
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{if (b == 0) printf "-"; else printf "%.2f", a/b}'; }
 ok() { if awk "BEGIN{exit !($1)}"; then echo met; else echo MISSED; fi; }
 cat <<EOF
 
