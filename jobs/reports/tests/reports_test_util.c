@@ -89,6 +89,24 @@ int64_t rt_q64(rt_env *e, const char *fmt, ...) {
   return found ? v : 0;
 }
 
+/* The database of a test whose setup failed half-way (an assertion skips
+ * teardown): dropped when the test process exits. */
+static char g_drop_url[1024], g_drop_db[64];
+static void drop_at_exit(void) {
+  if (!g_drop_db[0])
+    return;
+  erpq_mysql_conf c;
+  char err[256], sql[128];
+  if (erpq_mysql_url_parse(g_drop_url, &c, err, sizeof err))
+    return;
+  MYSQL *m = erpq_mysql_connect(&c, 0, err, sizeof err);
+  if (!m)
+    return;
+  snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS `%s`", g_drop_db);
+  erpq_mysql_exec(m, sql, err, sizeof err);
+  mysql_close(m);
+}
+
 void rt_setup(rt_env *e, int students, int schools) {
   memset(e, 0, sizeof *e);
   const char *base = need("ERPQ_TEST_MYSQL_URL");
@@ -109,6 +127,9 @@ void rt_setup(rt_env *e, int students, int schools) {
            e->db);
   cr_assert_eq(erpq_mysql_exec(adm, sql, err, sizeof err), 0, "%s", err);
   mysql_close(adm);
+  snprintf(g_drop_url, sizeof g_drop_url, "%s", base);
+  snprintf(g_drop_db, sizeof g_drop_db, "%s", e->db);
+  atexit(drop_at_exit);
   snprintf(e->url, sizeof e->url, "mysql://%s:%s@%s:%u/%s", c.user, c.pass, c.host, c.port, e->db);
   snprintf(c.db, sizeof c.db, "%s", e->db);
   e->m = erpq_mysql_connect(&c, 0, err, sizeof err);
@@ -139,6 +160,7 @@ void rt_teardown(rt_env *e) {
     erpq_mysql_exec(e->m, sql, err, sizeof err);
     mysql_close(e->m);
     e->m = NULL;
+    g_drop_db[0] = '\0';
   }
   erpq_s3_free(e->s3);
   e->s3 = NULL;
