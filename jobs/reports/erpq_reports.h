@@ -14,7 +14,8 @@
  *       asOf - minOverdueDays: admission no., student, class, parent name
  *       and phone, overdue fees, oldest due date, days overdue (asOf minus
  *       that date), outstanding (amount - paid); largest first; a total;
- *   fee-statement {schoolId, studentId, from, to, format (pdf|xlsx), locale?, notify?}
+ *   fee-statement {schoolId, studentId, from, to, format? (pdf|xlsx, default pdf), locale?,
+ *                  notify?}
  *       the student's opening balance, fees due and payments made in the
  *       period in date order with a running balance, and the closing one.
  * Unknown keys are refused by the schemas; the handlers check everything

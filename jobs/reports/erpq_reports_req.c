@@ -305,7 +305,8 @@ int rep_parse(rep_kind kind, const json_t *data, rep_req *q, char *err, size_t e
                  "cash, card, upi, bank_transfer, cheque, online");
     snprintf(q->method, sizeof q->method, "%s", m);
   }
-  const char *f = json_string_value(json_object_get(data, "format"));
+  const json_t *fv = json_object_get(data, "format");
+  const char *f = fv ? json_string_value(fv) : kind == RK_STATEMENT ? "pdf" : NULL;
   if (!f)
     return bad(err, errlen, "data.format is required (%s)",
                kind == RK_STATEMENT ? "pdf or xlsx" : "csv, xlsx or pdf");

@@ -233,3 +233,17 @@ Test(reports_more, progress_and_job_log) {
   free(logs);
   json_decref(v);
 }
+
+Test(reports_more, statement_format_defaults_to_pdf) {
+  rt_worker_start(&E, NULL, NULL);
+  int64_t st = rt_q64(&E, "SELECT MIN(student_id) FROM payments");
+  char data[200];
+  snprintf(data, sizeof data,
+           "{\"schoolId\":1,\"studentId\":%lld,\"from\":\"2026-04-01\",\"to\":\"2026-04-30\"}",
+           (long long)st);
+  json_t *v = rt_job(&E, "fee-statement", data, NULL, 60);
+  cr_assert_str_eq(rt_state(v), "completed", "%s", str(v, "failedReason"));
+  cr_assert_str_eq(str(rt_rv(v), "format"), "pdf");
+  cr_assert_str_eq(str(rt_rv(v), "contentType"), "application/pdf");
+  json_decref(v);
+}
