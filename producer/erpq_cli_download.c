@@ -218,8 +218,8 @@ int erpq_cli_download(const erpq_cli *cli, const erpq_args *a, const char *queue
   int to_stdout = !ex && view && !strcmp(path, "-");
   if (!ex && view) {
     if (to_stdout)
-      snprintf(tmp, sizeof tmp, "%s/erpq-download-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR")
-                                                                             : "/tmp");
+      snprintf(tmp, sizeof tmp, "%s/erpq-download-XXXXXX",
+               getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     else
       snprintf(tmp, sizeof tmp, "%s.part-XXXXXX", path);
     int fd = mkstemp(tmp);

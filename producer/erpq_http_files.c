@@ -122,8 +122,7 @@ int erpq_http_download_plan(const json_t *view, const char *school, const erpq_s
   }
   if (!ours) {
     error(ans, 410, "report_gone",
-          "the report is kept in a storage this server does not serve; run the report again",
-          NULL);
+          "the report is kept in a storage this server does not serve; run the report again", NULL);
     return 1;
   }
   snprintf(plan->key, sizeof plan->key, "%s", key);
@@ -149,8 +148,7 @@ void erpq_http_download_answer(const erpq_storage *st, const erpq_http_dlplan *p
     return;
   }
   if (!info || !info->exists) {
-    error(ans, 410, "report_gone", "the report file no longer exists; run the report again",
-          NULL);
+    error(ans, 410, "report_gone", "the report file no longer exists; run the report again", NULL);
     return;
   }
   if (ttl_s <= 0)
@@ -215,8 +213,7 @@ void erpq_http_file(const erpq_storage *st, const char *key, const char *exp, co
   uint64_t size = 0;
   rc = erpq_storage_open(st, key, &fd, &size, err, sizeof err);
   if (rc == -ENOENT) {
-    error(ans, 410, "report_gone", "the report file no longer exists; run the report again",
-          NULL);
+    error(ans, 410, "report_gone", "the report file no longer exists; run the report again", NULL);
     return;
   }
   if (rc) {

@@ -111,7 +111,8 @@ static void reports_shutdown(void *ctx) {
   free(rc);
 }
 
-#define END {NULL, 0, NULL, NULL, NULL, 0, 0, NULL, 0}
+#define END                                                                                        \
+  { NULL, 0, NULL, NULL, NULL, 0, 0, NULL, 0 }
 
 static const erpq_opt reports_settings[] = {
     ERPQ_STORAGE_SETTINGS,
@@ -147,7 +148,8 @@ static const erpq_opt reports_settings[] = {
      1, 86400, "120", 0},
     {"report-key-prefix", ERPQ_OPT_STRING, "ERPQ_REPORT_KEY_PREFIX", "PATH",
      "first part of report object keys: give each deployment sharing a bucket\n"
-     "or directory its own", 0, 0, "reports", 0},
+     "or directory its own",
+     0, 0, "reports", 0},
     {"report-notify-queue", ERPQ_OPT_STRING, "ERPQ_REPORT_NOTIFY_QUEUE", "QUEUE",
      "queue of the report-ready e-mails (job send-email)", 0, 0, "email", 0},
     END};

@@ -54,11 +54,10 @@ int rep_notify(rep_run *r, const char *file_name, uint64_t rows, char *err, size
     *p = (char)(*p - 'a' + 'A');
   const char *locale = q->notify_locale[0] ? q->notify_locale : r->s.locale;
   json_t *data = json_pack("{s:I,s:s,s:s,s:s,s:{s:s,s:s,s:s,s:s,s:s,s:I,s:s},s:s}", "schoolId",
-                           (json_int_t)q->school, "to", q->notify_email, "template",
-                           "report-ready", "locale", locale, "vars", "recipientName", name,
-                           "reportTitle", title, "schoolName", r->s.name, "downloadUrl", url,
-                           "expiresAt", expires, "rows", (json_int_t)rows, "format", fmt,
-                           "dedupKey", id);
+                           (json_int_t)q->school, "to", q->notify_email, "template", "report-ready",
+                           "locale", locale, "vars", "recipientName", name, "reportTitle", title,
+                           "schoolName", r->s.name, "downloadUrl", url, "expiresAt", expires,
+                           "rows", (json_int_t)rows, "format", fmt, "dedupKey", id);
   free(url);
   json_t *opts = json_pack("{s:s,s:i,s:{s:s,s:i}}", "jobId", id, "attempts", 5, "backoff", "type",
                            "exponential", "delay", 30000);
@@ -73,8 +72,8 @@ int rep_notify(rep_run *r, const char *file_name, uint64_t rows, char *err, size
   gettimeofday(&tv, NULL);
   erpq_newjob j;
   memset(&j, 0, sizeof j);
-  rc = erpq_newjob_prepare(&j, "send-email", text, opts, (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000,
-                           err, errlen);
+  rc = erpq_newjob_prepare(&j, "send-email", text, opts,
+                           (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000, err, errlen);
   free(text);
   json_decref(opts);
   if (rc) {
@@ -89,10 +88,15 @@ int rep_notify(rep_run *r, const char *file_name, uint64_t rows, char *err, size
   if (rc) {
     char why[400];
     snprintf(why, sizeof why, "%s", err);
-    return erpq_fail(err, errlen, rc, "the report is stored but the report-ready e-mail could not "
-                     "be queued: %s", why);
+    return erpq_fail(err, errlen, rc,
+                     "the report is stored but the report-ready e-mail could not "
+                     "be queued: %s",
+                     why);
   }
-  rep_log(r, added[0] ? "report-ready e-mail queued on %s" : "report-ready e-mail was already "
-          "queued on %s", r->rc->notify_queue);
+  rep_log(r,
+          added[0] ? "report-ready e-mail queued on %s"
+                   : "report-ready e-mail was already "
+                     "queued on %s",
+          r->rc->notify_queue);
   return 0;
 }

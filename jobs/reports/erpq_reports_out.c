@@ -112,8 +112,10 @@ int rep_out_open(rep_run *r, erpq_rdest *dest, erpq_ropts *opts, char *err, size
   if (!mkdtemp(r->out.dir)) {
     int e = errno;
     r->out.dir[0] = '\0';
-    return erpq_fail(err, errlen, -e, "cannot create a temporary directory in ERPQ_REPORT_TMPDIR "
-                     "(%s): %s", r->rc->tmpdir, strerror(e));
+    return erpq_fail(err, errlen, -e,
+                     "cannot create a temporary directory in ERPQ_REPORT_TMPDIR "
+                     "(%s): %s",
+                     r->rc->tmpdir, strerror(e));
   }
   snprintf(r->out.path, sizeof r->out.path, "%s/report.%s", r->out.dir, rep_ext(q->format));
   dest->path = r->out.path;

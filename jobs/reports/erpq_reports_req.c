@@ -88,9 +88,9 @@ int rep_parse_datetime(const char *s, unsigned long len, int64_t *epoch) {
   rep_date d;
   int hh, mi, ss;
   /* DATETIME may carry fractional seconds ("...:05.123"): ignored. */
-  if (!s || len < 19 || rep_parse_date(s, 10, &d) || s[10] != ' ' || s[13] != ':' ||
-      s[16] != ':' || digits(s + 11, 2, &hh) || digits(s + 14, 2, &mi) || digits(s + 17, 2, &ss) ||
-      hh > 23 || mi > 59 || ss > 59)
+  if (!s || len < 19 || rep_parse_date(s, 10, &d) || s[10] != ' ' || s[13] != ':' || s[16] != ':' ||
+      digits(s + 11, 2, &hh) || digits(s + 14, 2, &mi) || digits(s + 17, 2, &ss) || hh > 23 ||
+      mi > 59 || ss > 59)
     return -EINVAL;
   *epoch = rep_days(d) * 86400 + hh * 3600 + mi * 60 + ss;
   return 0;
@@ -183,8 +183,7 @@ static int get_id(const json_t *data, const char *name, int required, int64_t *o
   return 0;
 }
 
-static int get_date(const json_t *data, const char *name, rep_date *out, char *err,
-                    size_t errlen) {
+static int get_date(const json_t *data, const char *name, rep_date *out, char *err, size_t errlen) {
   const json_t *v = json_object_get(data, name);
   if (!v)
     return bad(err, errlen, "data.%s is required", name);
@@ -203,8 +202,7 @@ static int valid_locale(const char *s) {
   return n == 2 || (s[2] == '-' && s[3] >= 'A' && s[3] <= 'Z' && s[4] >= 'A' && s[4] <= 'Z');
 }
 
-static int get_locale(const json_t *obj, const char *field, char out[8], char *err,
-                      size_t errlen) {
+static int get_locale(const json_t *obj, const char *field, char out[8], char *err, size_t errlen) {
   const json_t *v = json_object_get(obj, "locale");
   out[0] = '\0';
   if (!v)

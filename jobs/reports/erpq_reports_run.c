@@ -58,9 +58,9 @@ static const rep_kind_ops *ops_of(rep_kind k) {
 static void iso_utc(int64_t t, char out[21]) {
   rep_date d = rep_date_of(erpq_floor_div(t, 86400));
   int64_t s = erpq_floor_mod(t, 86400);
-  snprintf(out, 21, "%04u-%02u-%02uT%02u:%02u:%02uZ", (unsigned)d.y % 10000u,
-           (unsigned)d.m % 100u, (unsigned)d.d % 100u, (unsigned)(s / 3600) % 100u,
-           (unsigned)(s / 60 % 60) % 100u, (unsigned)(s % 60) % 100u);
+  snprintf(out, 21, "%04u-%02u-%02uT%02u:%02u:%02uZ", (unsigned)d.y % 10000u, (unsigned)d.m % 100u,
+           (unsigned)d.d % 100u, (unsigned)(s / 3600) % 100u, (unsigned)(s / 60 % 60) % 100u,
+           (unsigned)(s % 60) % 100u);
 }
 
 static int64_t clamp_ttl(int64_t ttl) {
@@ -129,9 +129,8 @@ static int produce(rep_run *r, json_t **totals, erpq_rstats *st, char *err, size
   if (!rc && r->job && erpq_job_cancelled(r->job))
     rc = erpq_fail(err, errlen, -ECANCELED, "the job was cancelled");
   if (!rc && r->rows_done != r->expected_rows)
-    rc = erpq_fail(err, errlen, -EPROTO,
-                   "read %" PRIu64 " rows where the count said %" PRIu64, r->rows_done,
-                   r->expected_rows);
+    rc = erpq_fail(err, errlen, -EPROTO, "read %" PRIu64 " rows where the count said %" PRIu64,
+                   r->rows_done, r->expected_rows);
   if (!rc)
     rc = ops->totals(r, totals, err, errlen);
   close_db(r); /* Every row is read: the database is not needed any more. */
@@ -159,13 +158,12 @@ static json_t *result_json(rep_run *r, const char *file_name, uint64_t rows, jso
   iso_utc(expires, exp);
   const rep_out *o = &r->out;
   int s3 = r->rc->sconf.kind == ERPQ_STORAGE_S3;
-  return json_pack("{s:s,s:I,s:I,s:s,s:s,s:s,s:s,s:o,s:s,s:s,s:s,s:o}", "format",
-                   rep_ext(r->q->format), "rows", (json_int_t)rows, "bytes",
-                   (json_int_t)o->res.bytes, "sha256", o->res.sha256, "contentType",
-                   rep_content_type(r->q->format), "fileName", file_name, "storage",
-                   s3 ? "s3" : "local", "bucket",
-                   s3 ? json_string(r->rc->sconf.s3.bucket) : json_null(), "key", r->key, "url",
-                   url, "expiresAt", exp, "totals", totals);
+  return json_pack(
+      "{s:s,s:I,s:I,s:s,s:s,s:s,s:s,s:o,s:s,s:s,s:s,s:o}", "format", rep_ext(r->q->format), "rows",
+      (json_int_t)rows, "bytes", (json_int_t)o->res.bytes, "sha256", o->res.sha256, "contentType",
+      rep_content_type(r->q->format), "fileName", file_name, "storage", s3 ? "s3" : "local",
+      "bucket", s3 ? json_string(r->rc->sconf.s3.bucket) : json_null(), "key", r->key, "url", url,
+      "expiresAt", exp, "totals", totals);
 }
 
 static int run(rep_run *r, json_t **result, char *err, size_t errlen) {
@@ -227,8 +225,8 @@ int rep_handle(rep_kind kind, erpq_jobctx *ctx, const json_t *data, json_t **res
   if (!ret) {
     char why[160];
     if (erpq_storage_key_check(r->key, strlen(r->key), why, sizeof why))
-      ret = erpq_fail(err, errlen, ERPQ_E_ARG, "the job id or queue name cannot make a storage key: %s",
-                      why);
+      ret = erpq_fail(err, errlen, ERPQ_E_ARG,
+                      "the job id or queue name cannot make a storage key: %s", why);
   }
   if (ret) {
     erpq_job_discard(ctx);

@@ -66,8 +66,8 @@ static int school_row(rep_run *r, const erpq_mysql_row *row, char *err, size_t e
 int rep_load_school(rep_run *r, char *err, size_t errlen) {
   erpq_param p[] = {ERPQ_PI(r->q->school)};
   r->s.id = 0;
-  int rc = query_each(r, "SELECT code, name, timezone, currency FROM schools WHERE id = @erpq_1",
-                      p, 1, school_row, err, errlen);
+  int rc = query_each(r, "SELECT code, name, timezone, currency FROM schools WHERE id = @erpq_1", p,
+                      1, school_row, err, errlen);
   if (rc)
     return rc;
   if (!r->s.id)
@@ -82,8 +82,7 @@ int rep_load_school(rep_run *r, char *err, size_t errlen) {
   if (r->q->locale[0])
     snprintf(r->s.locale, sizeof r->s.locale, "%s", r->q->locale);
   else
-    snprintf(r->s.locale, sizeof r->s.locale, "%s",
-             strcmp(r->s.cur.code, "INR") ? "en" : "en-IN");
+    snprintf(r->s.locale, sizeof r->s.locale, "%s", strcmp(r->s.cur.code, "INR") ? "en" : "en-IN");
   return 0;
 }
 
@@ -120,8 +119,8 @@ void rep_generated_text(rep_run *r) {
   int64_t sec = erpq_floor_mod(local, 86400);
   char day[16];
   rep_date_text(d, day);
-  snprintf(r->generated, sizeof r->generated, "Generated %s %02d:%02d (%s)", day,
-           (int)(sec / 3600), (int)(sec / 60 % 60), r->s.tzname);
+  snprintf(r->generated, sizeof r->generated, "Generated %s %02d:%02d (%s)", day, (int)(sec / 3600),
+           (int)(sec / 60 % 60), r->s.tzname);
 }
 
 erpq_cell rep_local_cell(const rep_run *r, int64_t utc_s) {
@@ -175,12 +174,15 @@ static void period_range(rep_run *r) {
   " CONCAT_WS(' ', c.name, NULLIF(c.section, '')), h.name, f.period, p.method, p.amount_minor"
 #define SCAN_RATIO 8
 
-static const erpq_rcol COLL_COLS[] = {
-    {"Paid at", ERPQ_RCOL_DATETIME, 0, 7},   {"Receipt", ERPQ_RCOL_TEXT, 0, 5},
-    {"Admission no.", ERPQ_RCOL_TEXT, 0, 4}, {"Student", ERPQ_RCOL_TEXT, 0, 8},
-    {"Class", ERPQ_RCOL_TEXT, 0, 4},         {"Fee head", ERPQ_RCOL_TEXT, 0, 6},
-    {"Period", ERPQ_RCOL_TEXT, 0, 3},        {"Method", ERPQ_RCOL_TEXT, ERPQ_RCOL_GROUP, 5},
-    {"Amount", ERPQ_RCOL_MONEY, ERPQ_RCOL_SUM, 5}};
+static const erpq_rcol COLL_COLS[] = {{"Paid at", ERPQ_RCOL_DATETIME, 0, 7},
+                                      {"Receipt", ERPQ_RCOL_TEXT, 0, 5},
+                                      {"Admission no.", ERPQ_RCOL_TEXT, 0, 4},
+                                      {"Student", ERPQ_RCOL_TEXT, 0, 8},
+                                      {"Class", ERPQ_RCOL_TEXT, 0, 4},
+                                      {"Fee head", ERPQ_RCOL_TEXT, 0, 6},
+                                      {"Period", ERPQ_RCOL_TEXT, 0, 3},
+                                      {"Method", ERPQ_RCOL_TEXT, ERPQ_RCOL_GROUP, 5},
+                                      {"Amount", ERPQ_RCOL_MONEY, ERPQ_RCOL_SUM, 5}};
 
 static int coll_set_vars(rep_run *r, char *err, size_t errlen) {
   char lo[20], hi[20];
@@ -241,7 +243,8 @@ static int coll_prepare(rep_run *r, char *err, size_t errlen) {
 static int coll_rows(rep_run *r, char *err, size_t errlen) {
   const rep_req *q = r->q;
   char sql[1400];
-  snprintf(sql, sizeof sql, "SELECT %s" COLL_COLUMNS "%s" COLL_JOINS "%s%s%s ORDER BY p.paid_at, p.id",
+  snprintf(sql, sizeof sql,
+           "SELECT %s" COLL_COLUMNS "%s" COLL_JOINS "%s%s%s ORDER BY p.paid_at, p.id",
            r->ordered_scan ? "STRAIGHT_JOIN" : "", r->ordered_scan ? COLL_ORDERED : COLL_STUDENTS,
            r->ordered_scan ? COLL_WHERE_ORDERED : COLL_WHERE, q->klass ? COLL_CLASS : "",
            q->method[0] ? COLL_METHOD : "");
@@ -271,15 +274,12 @@ static int coll_rows(rep_run *r, char *err, size_t errlen) {
       break;
     }
     r->group_rows[mi]++;
-    erpq_cell c[9] = {rep_local_cell(r, paid),
-                      erpq_cell_text(row.v[1]),
-                      erpq_cell_text(row.v[2]),
-                      erpq_cell_text(row.v[3]),
-                      erpq_cell_text(row.v[4]),
-                      erpq_cell_text(row.v[5]),
-                      erpq_cell_text(row.v[6]),
-                      erpq_cell_text(rep_method_label(row.v[7], row.len[7])),
-                      erpq_cell_money(amount)};
+    erpq_cell c[9] = {
+        rep_local_cell(r, paid),  erpq_cell_text(row.v[1]),
+        erpq_cell_text(row.v[2]), erpq_cell_text(row.v[3]),
+        erpq_cell_text(row.v[4]), erpq_cell_text(row.v[5]),
+        erpq_cell_text(row.v[6]), erpq_cell_text(rep_method_label(row.v[7], row.len[7])),
+        erpq_cell_money(amount)};
     if ((rc = erpq_rw_row(r->w, c, err, errlen)) || (rc = rep_row_done(r, err, errlen)))
       break;
   }
@@ -308,8 +308,8 @@ static int coll_totals(rep_run *r, json_t **totals, char *err, size_t errlen) {
     erpq_rtotal t = {text, 7, label, v};
     rc = erpq_rw_total(r->w, &t, err, errlen);
     json_object_set_new(by, name,
-                        json_pack("{s:I,s:I}", "rows", (json_int_t)r->group_rows[g],
-                                  "amountMinor", (json_int_t)r->group_sum[g]));
+                        json_pack("{s:I,s:I}", "rows", (json_int_t)r->group_rows[g], "amountMinor",
+                                  (json_int_t)r->group_sum[g]));
   }
   if (!rc) {
     v[8] = erpq_cell_money(r->sum_a);
@@ -320,9 +320,9 @@ static int coll_totals(rep_run *r, json_t **totals, char *err, size_t errlen) {
     json_decref(by);
     return rc;
   }
-  *totals = json_pack("{s:s,s:I,s:I,s:o}", "currency", r->s.cur.code, "rows",
-                      (json_int_t)r->rows_done, "amountMinor", (json_int_t)r->sum_a, "byMethod",
-                      by);
+  *totals =
+      json_pack("{s:s,s:I,s:I,s:o}", "currency", r->s.cur.code, "rows", (json_int_t)r->rows_done,
+                "amountMinor", (json_int_t)r->sum_a, "byMethod", by);
   return *totals ? 0 : -ENOMEM;
 }
 
@@ -342,12 +342,15 @@ const rep_kind_ops rep_collection_ops = {coll_prepare, coll_rows, coll_totals};
   " AND f.status IN ('pending', 'partially_paid') AND f.amount_minor > f.paid_minor"
 #define DEF_CLASS " AND s.class_id = @erpq_3"
 
-static const erpq_rcol DEF_COLS[] = {
-    {"Admission no.", ERPQ_RCOL_TEXT, 0, 4},   {"Student", ERPQ_RCOL_TEXT, 0, 7},
-    {"Class", ERPQ_RCOL_TEXT, 0, 4},           {"Parent", ERPQ_RCOL_TEXT, 0, 7},
-    {"Parent phone", ERPQ_RCOL_TEXT, 0, 6},    {"Overdue fees", ERPQ_RCOL_INT, ERPQ_RCOL_SUM, 4},
-    {"Oldest due date", ERPQ_RCOL_DATE, 0, 5}, {"Days overdue", ERPQ_RCOL_INT, 0, 4},
-    {"Outstanding", ERPQ_RCOL_MONEY, ERPQ_RCOL_SUM, 5}};
+static const erpq_rcol DEF_COLS[] = {{"Admission no.", ERPQ_RCOL_TEXT, 0, 4},
+                                     {"Student", ERPQ_RCOL_TEXT, 0, 7},
+                                     {"Class", ERPQ_RCOL_TEXT, 0, 4},
+                                     {"Parent", ERPQ_RCOL_TEXT, 0, 7},
+                                     {"Parent phone", ERPQ_RCOL_TEXT, 0, 6},
+                                     {"Overdue fees", ERPQ_RCOL_INT, ERPQ_RCOL_SUM, 4},
+                                     {"Oldest due date", ERPQ_RCOL_DATE, 0, 5},
+                                     {"Days overdue", ERPQ_RCOL_INT, 0, 4},
+                                     {"Outstanding", ERPQ_RCOL_MONEY, ERPQ_RCOL_SUM, 5}};
 
 static int def_count_row(rep_run *r, const erpq_mysql_row *row, char *err, size_t errlen) {
   int64_t students;
@@ -402,8 +405,9 @@ static int def_rows(rep_run *r, char *err, size_t errlen) {
            " CONCAT_WS(' ', s.first_name, NULLIF(s.last_name, '')),"
            " CONCAT_WS(' ', c.name, NULLIF(c.section, '')), s.parent_name, s.parent_phone,"
            " COUNT(*), MIN(f.due_date), SUM(f.amount_minor - f.paid_minor) AS outstanding"
-           " FROM fees f JOIN students s ON s.id = f.student_id JOIN classes c ON c.id = s.class_id"
-           DEF_WHERE "%s GROUP BY s.id ORDER BY outstanding DESC, s.admission_no, s.id",
+           " FROM fees f JOIN students s ON s.id = f.student_id JOIN classes c ON c.id = "
+           "s.class_id" DEF_WHERE
+           "%s GROUP BY s.id ORDER BY outstanding DESC, s.admission_no, s.id",
            r->q->klass ? DEF_CLASS : "");
   erpq_mysql_stream *s = NULL;
   int rc = erpq_mysql_stream_open(r->m, sql, NULL, 0, &s, err, errlen);

@@ -171,7 +171,8 @@ static int load_fees(rep_run *r, stmt_fee **out, size_t *n, char *err, size_t er
   int rc = erpq_mysql_stream_open(
       r->m,
       "SELECT f.due_date, h.name, f.period, f.amount_minor FROM fees f"
-      " JOIN fee_structures fs ON fs.id = f.fee_structure_id JOIN fee_heads h ON h.id = fs.fee_head_id"
+      " JOIN fee_structures fs ON fs.id = f.fee_structure_id JOIN fee_heads h ON h.id = "
+      "fs.fee_head_id"
       " WHERE f.student_id = @erpq_1 AND f.status NOT IN ('waived', 'cancelled')"
       " AND f.due_date BETWEEN @erpq_2 AND @erpq_3 ORDER BY f.due_date, f.id",
       NULL, 0, &s, err, errlen);

@@ -84,8 +84,7 @@ int erpq_mysql_stream_session(MYSQL *m, unsigned net_write_timeout_s, int snapsh
 
 int erpq_mysql_set_vars(MYSQL *m, const erpq_param *p, int np, char *err, size_t errlen) {
   if (np < 0 || np > ERPQ_STREAM_MAX_PARAMS)
-    return erpq_fail(err, errlen, -EINVAL, "at most %d stream parameters",
-                     ERPQ_STREAM_MAX_PARAMS);
+    return erpq_fail(err, errlen, -EINVAL, "at most %d stream parameters", ERPQ_STREAM_MAX_PARAMS);
   if (np == 0)
     return 0;
   /* The text depends on np only: "SET @erpq_1 = ?, @erpq_2 = ?". */
@@ -264,7 +263,8 @@ static void *pf_reader(void *arg) {
       if (rc) {
         done = 2;
         code = rc;
-        snprintf(msg, sizeof msg, "reading rows: %s", rc == -ENOMEM ? "out of memory" : "no lengths");
+        snprintf(msg, sizeof msg, "reading rows: %s",
+                 rc == -ENOMEM ? "out of memory" : "no lengths");
         break;
       }
     }

@@ -275,8 +275,9 @@ char *rt_add(rt_env *e, const char *name, const char *data, const char *opts) {
   fputs(opts ? opts : "{}", f);
   fclose(f);
   char *out;
-  int rc = rt_sh(&out, "%s/erpq-producer --redis '%s' --prefix %s add reports %s --data @%s --opts @%s",
-                 e->bin, getenv("ERPQ_TEST_REDIS_URL"), e->prefix, name, dpath, opath);
+  int rc =
+      rt_sh(&out, "%s/erpq-producer --redis '%s' --prefix %s add reports %s --data @%s --opts @%s",
+            e->bin, getenv("ERPQ_TEST_REDIS_URL"), e->prefix, name, dpath, opath);
   cr_assert_eq(rc, 0, "add failed: %s", out);
   out[strcspn(out, "\n")] = '\0';
   return out;
@@ -336,7 +337,8 @@ void rt_add_payments(rt_env *e, int64_t school, int n) {
           "INSERT INTO payments (fee_id, student_id, amount_minor, method, external_ref, paid_at)"
           " SELECT f.id, f.student_id, 100 + MOD(q.seq * 7919, 500000),"
           " ELT(1 + MOD(q.seq, 6), 'cash', 'card', 'upi', 'bank_transfer', 'cheque', 'online'),"
-          " CONCAT('GEN-%lld-', q.seq), '2026-04-01 00:00:00' + INTERVAL MOD(q.seq * 37, 2500000) SECOND"
+          " CONCAT('GEN-%lld-', q.seq), '2026-04-01 00:00:00' + INTERVAL MOD(q.seq * 37, 2500000) "
+          "SECOND"
           " FROM seq_1_to_%d q JOIN fees f ON f.id = %lld + MOD(q.seq, %lld)",
           (long long)school, n, (long long)lo, (long long)cnt);
 }
@@ -402,7 +404,8 @@ void rt_sha256_file(const char *path, char out[65]) {
 
 json_t *rt_read(const char *format, const char *path, const char *kind, const char *const *finds) {
   char cmd[4096];
-  int n = snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s/jobs/reports/tests/read_report.py' %s '%s' %s",
+  int n = snprintf(cmd, sizeof cmd,
+                   "/usr/bin/python3 '%s/jobs/reports/tests/read_report.py' %s '%s' %s",
                    need("ERPQ_SOURCE_DIR"), format, path, kind);
   for (int i = 0; finds && finds[i]; i++)
     n += snprintf(cmd + n, sizeof cmd - (size_t)n, " --find '%s'", finds[i]);

@@ -24,9 +24,9 @@
 typedef struct rt_env {
   char db[64], url[1024], prefix[64];
   char bin[1024], src[1024];
-  char dir[256];      /* the test's scratch directory */
-  char tmpdir[300];   /* the worker's ERPQ_REPORT_TMPDIR (empty after every job) */
-  char storedir[300]; /* local storage */
+  char dir[256];       /* the test's scratch directory */
+  char tmpdir[300];    /* the worker's ERPQ_REPORT_TMPDIR (empty after every job) */
+  char storedir[300];  /* local storage */
   char key_prefix[80]; /* ERPQ_REPORT_KEY_PREFIX of the worker ("": the default, reports) */
   MYSQL *m;
   pid_t worker;

@@ -46,8 +46,8 @@ static char g_key[128];
 static erpq_storage *local_storage(void) {
   snprintf(g_dir, sizeof g_dir, "/tmp/erpq-hf-XXXXXX");
   cr_assert(mkdtemp(g_dir));
-  const char *kv[] = {"ERPQ_STORAGE_DIR", g_dir, "ERPQ_STORAGE_SECRET", SECRET, "ERPQ_PUBLIC_URL",
-                      BASE, NULL};
+  const char *kv[] = {
+      "ERPQ_STORAGE_DIR", g_dir, "ERPQ_STORAGE_SECRET", SECRET, "ERPQ_PUBLIC_URL", BASE, NULL};
   erpq_storage_conf c;
   char err[256];
   cr_assert_eq(erpq_storage_conf_read(&c, get, kv, err, sizeof err), 0, "%s", err);
@@ -62,11 +62,16 @@ static erpq_storage *s3_storage(void) {
                         "ERPQ_TEST_S3_SECRET_KEY", "ERPQ_TEST_S3_REGION"};
   for (int i = 0; i < 5; i++)
     cr_assert(getenv(need[i]) && *getenv(need[i]), "%s is not set", need[i]);
-  const char *kv[] = {"ERPQ_S3_BUCKET",        getenv("ERPQ_TEST_S3_BUCKET"),
-                      "ERPQ_S3_ENDPOINT",      getenv("ERPQ_TEST_S3_URL"),
-                      "ERPQ_S3_ACCESS_KEY_ID", getenv("ERPQ_TEST_S3_ACCESS_KEY"),
-                      "ERPQ_S3_SECRET_ACCESS_KEY", getenv("ERPQ_TEST_S3_SECRET_KEY"),
-                      "ERPQ_S3_REGION",        getenv("ERPQ_TEST_S3_REGION"),
+  const char *kv[] = {"ERPQ_S3_BUCKET",
+                      getenv("ERPQ_TEST_S3_BUCKET"),
+                      "ERPQ_S3_ENDPOINT",
+                      getenv("ERPQ_TEST_S3_URL"),
+                      "ERPQ_S3_ACCESS_KEY_ID",
+                      getenv("ERPQ_TEST_S3_ACCESS_KEY"),
+                      "ERPQ_S3_SECRET_ACCESS_KEY",
+                      getenv("ERPQ_TEST_S3_SECRET_KEY"),
+                      "ERPQ_S3_REGION",
+                      getenv("ERPQ_TEST_S3_REGION"),
                       NULL};
   erpq_storage_conf c;
   char err[256];
@@ -83,9 +88,9 @@ static void put(erpq_storage *st) {
            rand() & 0xffffff);
   erpq_storage_upload *u = NULL;
   char err[256];
-  cr_assert_eq(erpq_storage_begin(st, g_key, NULL, "Fee collection – April.csv", NULL, &u, err,
-                                  sizeof err),
-               0, "%s", err);
+  cr_assert_eq(
+      erpq_storage_begin(st, g_key, NULL, "Fee collection – April.csv", NULL, &u, err, sizeof err),
+      0, "%s", err);
   cr_assert_eq(erpq_storage_write(u, BODY, strlen(BODY), err, sizeof err), 0, "%s", err);
   cr_assert_eq(erpq_storage_finish(u, NULL, err, sizeof err), 0, "%s", err);
 }
@@ -103,8 +108,8 @@ static void cleanup_dir(void) {
 static json_t *view(const char *state, const char *storage, const char *bucket) {
   return json_pack("{s:s,s:s,s:s,s:{s:i,s:s,s:s,s:s},s:{s:s,s:o,s:s,s:s}}", "id", "7", "name",
                    "fee-collection", "state", state, "data", "schoolId", 1, "from", "2026-04-01",
-                   "to", "2026-04-30", "format", "csv", "returnvalue", "storage", storage,
-                   "bucket", bucket ? json_string(bucket) : json_null(), "key", g_key, "fileName",
+                   "to", "2026-04-30", "format", "csv", "returnvalue", "storage", storage, "bucket",
+                   bucket ? json_string(bucket) : json_null(), "key", g_key, "fileName",
                    "Fee collection – April.csv");
 }
 

@@ -24,8 +24,10 @@
 #include "reports_test_util.h"
 #include "s3_test_util.h"
 
-#define APRIL_CSV "{\"schoolId\":1,\"from\":\"2026-04-01\",\"to\":\"2026-04-30\",\"format\":\"csv\"}"
-#define APRIL_XLSX "{\"schoolId\":1,\"from\":\"2026-04-01\",\"to\":\"2026-04-30\",\"format\":\"xlsx\"}"
+#define APRIL_CSV                                                                                  \
+  "{\"schoolId\":1,\"from\":\"2026-04-01\",\"to\":\"2026-04-30\",\"format\":\"csv\"}"
+#define APRIL_XLSX                                                                                 \
+  "{\"schoolId\":1,\"from\":\"2026-04-01\",\"to\":\"2026-04-30\",\"format\":\"xlsx\"}"
 #define BIG 200000
 
 static rt_env E;
@@ -158,10 +160,11 @@ Test(reports_faults, s3_down_fails_without_object) {
 /* The thread id of the job's rows query once the server is sending rows
  * faster than the job takes them (its upload is slow), or 0. */
 static int64_t streaming_thread(void) {
-  return rt_q64(&E,
-                "SELECT COALESCE(MAX(ID), 0) FROM information_schema.PROCESSLIST WHERE DB = '%s'"
-                " AND INFO LIKE 'SELECT %%p.paid_at, p.external_ref%%' AND STATE = 'Writing to net'",
-                E.db);
+  return rt_q64(
+      &E,
+      "SELECT COALESCE(MAX(ID), 0) FROM information_schema.PROCESSLIST WHERE DB = '%s'"
+      " AND INFO LIKE 'SELECT %%p.paid_at, p.external_ref%%' AND STATE = 'Writing to net'",
+      E.db);
 }
 
 Test(reports_faults, mysql_killed_midstream_leaves_no_object) {

@@ -50,9 +50,12 @@ static void setup(void) {
   rt_exec(&E, "UPDATE students SET first_name = '" FORMULA_NAME "', last_name = '' WHERE id = %lld",
           (long long)g_edge_student);
   g_greek_student =
-      rt_q64(&E, "SELECT MIN(student_id) FROM payments p JOIN students s ON s.id = p.student_id"
-                 " WHERE s.school_id = 1 AND s.id > %lld", (long long)g_edge_student);
-  rt_exec(&E, "UPDATE students SET first_name = 'Ελένη', last_name = 'Παπαδοπούλου' WHERE id = %lld",
+      rt_q64(&E,
+             "SELECT MIN(student_id) FROM payments p JOIN students s ON s.id = p.student_id"
+             " WHERE s.school_id = 1 AND s.id > %lld",
+             (long long)g_edge_student);
+  rt_exec(&E,
+          "UPDATE students SET first_name = 'Ελένη', last_name = 'Παπαδοπούλου' WHERE id = %lld",
           (long long)g_greek_student);
   rt_worker_start(&E, NULL, NULL);
 }
@@ -106,17 +109,17 @@ static char *check_result(const json_t *view, const char *fmt, const char *name,
   /* The link: a presigned GET that downloads the same bytes, named. */
   char *body = NULL, disp[512] = "";
   size_t len = 0;
-  cr_assert_eq(t_http_get(json_string_value(json_object_get(rv, "url")), &body, &len, disp,
-                          sizeof disp),
-               200);
+  cr_assert_eq(
+      t_http_get(json_string_value(json_object_get(rv, "url")), &body, &len, disp, sizeof disp),
+      200);
   char sha2[65];
   t_sha256(body, len, sha2);
   cr_assert_str_eq(sha2, sha);
   free(body);
   cr_assert(strstr(disp, json_string_value(json_object_get(rv, "fileName"))), "%s", disp);
   struct tm tm = {0};
-  cr_assert(strptime(json_string_value(json_object_get(rv, "expiresAt")), "%Y-%m-%dT%H:%M:%SZ",
-                     &tm));
+  cr_assert(
+      strptime(json_string_value(json_object_get(rv, "expiresAt")), "%Y-%m-%dT%H:%M:%SZ", &tm));
   int64_t left = (int64_t)timegm(&tm) - (int64_t)time(NULL);
   cr_assert(left > 800 && left <= 900, "link valid for %lld s, expected 15 minutes",
             (long long)left);
@@ -141,8 +144,15 @@ static void check_collection(const char *fmt) {
   cr_assert_str_eq(json_string_value(json_object_get(rv, "fileName")), fname);
   cr_assert_eq(rt_int(rv, "totals.amountMinor"), total);
   cr_assert_eq(rt_int(rv, "totals.rows"), rows);
-  const char *const finds[] = {"Ελένη Παπαδοπούλου", "Дмитрий", "Zoë", FORMULA_NAME,
-                               "EDGE-1", "EDGE-2", "EDGE-3", "EDGE-4", NULL};
+  const char *const finds[] = {"Ελένη Παπαδοπούλου",
+                               "Дмитрий",
+                               "Zoë",
+                               FORMULA_NAME,
+                               "EDGE-1",
+                               "EDGE-2",
+                               "EDGE-3",
+                               "EDGE-4",
+                               NULL};
   json_t *s = rt_read(fmt, path, "fee-collection", finds);
   cr_assert_eq(rt_int(s, "rows"), rows, "rows read back");
   const char *money = !strcmp(fmt, "pdf") ? "last" : "Amount (INR)";
@@ -152,8 +162,8 @@ static void check_collection(const char *fmt) {
   snprintf(k, sizeof k, "totals.Grand total.%s", money);
   cr_assert_eq(rt_int(s, k), total, "grand total");
   /* Per method: the SQL's sums, the result's and the file's. */
-  static const char *const methods[][2] = {{"cash", "Cash"}, {"card", "Card"}, {"upi", "UPI"},
-                                           {"bank_transfer", "Bank transfer"},
+  static const char *const methods[][2] = {{"cash", "Cash"},     {"card", "Card"},
+                                           {"upi", "UPI"},       {"bank_transfer", "Bank transfer"},
                                            {"cheque", "Cheque"}, {"online", "Online"}};
   for (int i = 0; i < 6; i++) {
     char extra[64];
@@ -214,19 +224,23 @@ Test(reports_jobs, fee_collection_both_plans, .init = setup_busy) {
     free(logs);
     char where[64];
     snprintf(where, sizeof where, "s.school_id = %d", school);
-    int64_t rows = rt_q64(&E, "SELECT COUNT(*) FROM payments p JOIN students s ON s.id ="
-                              " p.student_id WHERE %s AND " APRIL_UTC, where);
-    int64_t total = rt_q64(&E, "SELECT SUM(p.amount_minor) FROM payments p JOIN students s ON s.id"
-                               " = p.student_id WHERE %s AND " APRIL_UTC, where);
+    int64_t rows = rt_q64(&E,
+                          "SELECT COUNT(*) FROM payments p JOIN students s ON s.id ="
+                          " p.student_id WHERE %s AND " APRIL_UTC,
+                          where);
+    int64_t total = rt_q64(&E,
+                           "SELECT SUM(p.amount_minor) FROM payments p JOIN students s ON s.id"
+                           " = p.student_id WHERE %s AND " APRIL_UTC,
+                           where);
     char *path = rt_fetch(&E, rt_rv(v));
     json_t *s = rt_read("csv", path, "fee-collection", NULL);
     cr_assert_eq(rt_int(s, "rows"), rows);
     cr_assert_eq(rt_int(s, "sums.Amount (INR)"), total);
     /* In paid_at order either way (the CSV's first column, local time). */
     char *out;
-    cr_assert_eq(rt_sh(&out, "tail -n +2 '%s' | sed '/^\r$/,$d' | cut -d, -f1 | sort -c 2>&1",
-                       path),
-                 0, "rows out of order");
+    cr_assert_eq(
+        rt_sh(&out, "tail -n +2 '%s' | sed '/^\r$/,$d' | cut -d, -f1 | sort -c 2>&1", path), 0,
+        "rows out of order");
     free(out);
     json_decref(s);
     free(path);
@@ -235,8 +249,8 @@ Test(reports_jobs, fee_collection_both_plans, .init = setup_busy) {
 }
 
 Test(reports_jobs, fee_collection_filters) {
-  int64_t klass = rt_q64(&E, "SELECT class_id FROM students WHERE id = %lld",
-                         (long long)g_greek_student);
+  int64_t klass =
+      rt_q64(&E, "SELECT class_id FROM students WHERE id = %lld", (long long)g_greek_student);
   char data[256];
   snprintf(data, sizeof data,
            "{\"schoolId\":1,\"from\":\"2026-04-01\",\"to\":\"2026-04-30\",\"classId\":%lld,"
@@ -328,20 +342,29 @@ static void check_statement(const char *fmt) {
   json_t *v = rt_job(&E, "fee-statement", data, NULL, 60);
   const char *live = "status NOT IN ('waived', 'cancelled')";
   int64_t opening =
-      rt_q64(&E, "SELECT COALESCE(SUM(amount_minor), 0) FROM fees WHERE student_id = %lld AND %s"
-                 " AND due_date < '2026-04-01'", (long long)st, live) -
-      rt_q64(&E, "SELECT COALESCE(SUM(amount_minor), 0) FROM payments WHERE student_id = %lld"
-                 " AND paid_at < '2026-03-31 18:30:00'", (long long)st);
-  int64_t debit = rt_q64(&E, "SELECT COALESCE(SUM(amount_minor), 0) FROM fees WHERE student_id ="
-                             " %lld AND %s AND due_date BETWEEN '2026-04-01' AND '2026-04-30'",
+      rt_q64(&E,
+             "SELECT COALESCE(SUM(amount_minor), 0) FROM fees WHERE student_id = %lld AND %s"
+             " AND due_date < '2026-04-01'",
+             (long long)st, live) -
+      rt_q64(&E,
+             "SELECT COALESCE(SUM(amount_minor), 0) FROM payments WHERE student_id = %lld"
+             " AND paid_at < '2026-03-31 18:30:00'",
+             (long long)st);
+  int64_t debit = rt_q64(&E,
+                         "SELECT COALESCE(SUM(amount_minor), 0) FROM fees WHERE student_id ="
+                         " %lld AND %s AND due_date BETWEEN '2026-04-01' AND '2026-04-30'",
                          (long long)st, live);
-  int64_t nfees = rt_q64(&E, "SELECT COUNT(*) FROM fees WHERE student_id = %lld AND %s"
-                             " AND due_date BETWEEN '2026-04-01' AND '2026-04-30'",
+  int64_t nfees = rt_q64(&E,
+                         "SELECT COUNT(*) FROM fees WHERE student_id = %lld AND %s"
+                         " AND due_date BETWEEN '2026-04-01' AND '2026-04-30'",
                          (long long)st, live);
-  int64_t credit = rt_q64(&E, "SELECT COALESCE(SUM(amount_minor), 0) FROM payments p WHERE"
-                              " p.student_id = %lld AND " APRIL_UTC, (long long)st);
-  int64_t npay = rt_q64(&E, "SELECT COUNT(*) FROM payments p WHERE p.student_id = %lld AND "
-                            APRIL_UTC, (long long)st);
+  int64_t credit = rt_q64(&E,
+                          "SELECT COALESCE(SUM(amount_minor), 0) FROM payments p WHERE"
+                          " p.student_id = %lld AND " APRIL_UTC,
+                          (long long)st);
+  int64_t npay =
+      rt_q64(&E, "SELECT COUNT(*) FROM payments p WHERE p.student_id = %lld AND " APRIL_UTC,
+             (long long)st);
   cr_assert_eq(opening, 70000);
   cr_assert_gt(npay, 0);
   char *path = check_result(v, fmt, "fee-statement", 1 + nfees + npay);

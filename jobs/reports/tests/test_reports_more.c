@@ -44,8 +44,9 @@ static int download(const char *id, const char *args, int local, char **out) {
              getenv("ERPQ_TEST_S3_BUCKET"), getenv("ERPQ_TEST_S3_URL"),
              getenv("ERPQ_TEST_S3_REGION"), getenv("ERPQ_TEST_S3_ACCESS_KEY"),
              getenv("ERPQ_TEST_S3_SECRET_KEY"));
-  return rt_sh(out, "cd '%s' && env -u ERPQ_S3_BUCKET -u ERPQ_STORAGE_DIR %s %s/erpq-producer"
-                    " --redis '%s' --prefix %s download reports %s %s 2>&1",
+  return rt_sh(out,
+               "cd '%s' && env -u ERPQ_S3_BUCKET -u ERPQ_STORAGE_DIR %s %s/erpq-producer"
+               " --redis '%s' --prefix %s download reports %s %s 2>&1",
                E.dir, env, E.bin, getenv("ERPQ_TEST_REDIS_URL"), E.prefix, id, args);
 }
 
@@ -70,17 +71,16 @@ Test(reports_more, local_storage_link_and_download) {
   cr_assert(sig);
   erpq_link_signer s;
   char err[256];
-  cr_assert_eq(erpq_link_signer_init(&s, SECRET, strlen(SECRET), "http://127.0.0.1:1", err,
-                                     sizeof err),
-               0);
+  cr_assert_eq(
+      erpq_link_signer_init(&s, SECRET, strlen(SECRET), "http://127.0.0.1:1", err, sizeof err), 0);
   char exps[32];
   snprintf(exps, sizeof exps, "%lld", exp);
-  cr_assert_eq(erpq_link_verify(&s, key, exps, str(rv, "fileName"), sig + 5, time(NULL), err,
-                                sizeof err),
-               0, "%s", err);
-  cr_assert_eq(erpq_link_verify(&s, key, exps, str(rv, "fileName"), sig + 5, exp + 1, err,
-                                sizeof err),
-               -EKEYEXPIRED);
+  cr_assert_eq(
+      erpq_link_verify(&s, key, exps, str(rv, "fileName"), sig + 5, time(NULL), err, sizeof err), 0,
+      "%s", err);
+  cr_assert_eq(
+      erpq_link_verify(&s, key, exps, str(rv, "fileName"), sig + 5, exp + 1, err, sizeof err),
+      -EKEYEXPIRED);
   /* download -o FILE: the same bytes (SHA-256 checked by the command too). */
   char *out;
   char args[512];
@@ -102,8 +102,9 @@ Test(reports_more, local_storage_link_and_download) {
   /* No such job; no storage settings at all. */
   cr_assert_eq(download("999", "", 1, &out), 1, "%s", out);
   free(out);
-  cr_assert_eq(rt_sh(&out, "env -u ERPQ_S3_BUCKET -u ERPQ_STORAGE_DIR %s/erpq-producer --redis"
-                           " '%s' --prefix %s download reports %s 2>&1",
+  cr_assert_eq(rt_sh(&out,
+                     "env -u ERPQ_S3_BUCKET -u ERPQ_STORAGE_DIR %s/erpq-producer --redis"
+                     " '%s' --prefix %s download reports %s 2>&1",
                      E.bin, getenv("ERPQ_TEST_REDIS_URL"), E.prefix, id),
                2, "%s", out);
   cr_assert(strstr(out, "ERPQ_STORAGE_DIR"), "%s", out);
@@ -125,10 +126,11 @@ Test(reports_more, s3_download_cli_and_refusals) {
   rt_sha256_file(path, sha);
   cr_assert_str_eq(sha, str(rv, "sha256"));
   /* -o -: to stdout. */
-  cr_assert_eq(rt_sh(&out, "cd '%s' && ERPQ_S3_BUCKET='%s' ERPQ_S3_ENDPOINT='%s' "
-                           "ERPQ_S3_ACCESS_KEY_ID='%s' ERPQ_S3_SECRET_ACCESS_KEY='%s' "
-                           "%s/erpq-producer --redis '%s' --prefix %s download reports %s -o - "
-                           "2>/dev/null | sha256sum",
+  cr_assert_eq(rt_sh(&out,
+                     "cd '%s' && ERPQ_S3_BUCKET='%s' ERPQ_S3_ENDPOINT='%s' "
+                     "ERPQ_S3_ACCESS_KEY_ID='%s' ERPQ_S3_SECRET_ACCESS_KEY='%s' "
+                     "%s/erpq-producer --redis '%s' --prefix %s download reports %s -o - "
+                     "2>/dev/null | sha256sum",
                      E.dir, getenv("ERPQ_TEST_S3_BUCKET"), getenv("ERPQ_TEST_S3_URL"),
                      getenv("ERPQ_TEST_S3_ACCESS_KEY"), getenv("ERPQ_TEST_S3_SECRET_KEY"), E.bin,
                      getenv("ERPQ_TEST_REDIS_URL"), E.prefix, str(v, "id")),
@@ -194,8 +196,9 @@ Test(reports_more, notify_enqueues_the_email_once) {
   cr_assert_eq((int64_t)len, rt_int(rt_rv(v), "bytes"));
   free(body);
   /* The report job runs again: no second e-mail. */
-  cr_assert_eq(rt_sh(&out, "%s/erpq-producer --redis '%s' --prefix %s retry reports %s --state"
-                           " completed",
+  cr_assert_eq(rt_sh(&out,
+                     "%s/erpq-producer --redis '%s' --prefix %s retry reports %s --state"
+                     " completed",
                      E.bin, getenv("ERPQ_TEST_REDIS_URL"), E.prefix, id),
                0);
   free(out);

@@ -40,8 +40,8 @@ static void setup(void) {
   g_admin = erpq_mysql_connect(&g_conf, 0, err, sizeof err);
   cr_assert(g_admin, "%s", err);
   char sql[200];
-  snprintf(sql, sizeof sql,
-           "CREATE DATABASE `%s` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci", g_db);
+  snprintf(sql, sizeof sql, "CREATE DATABASE `%s` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+           g_db);
   cr_assert_eq(erpq_mysql_exec(g_admin, sql, err, sizeof err), 0, "%s", err);
   snprintf(g_conf.db, sizeof g_conf.db, "%s", g_db);
   mysql_close(g_admin);
@@ -98,11 +98,12 @@ TestSuite(mysql_stream, .init = setup, .fini = teardown, .timeout = 120);
 Test(mysql_stream, values_nulls_and_parameters) {
   MYSQL *m = conn();
   char err[512];
-  cr_assert_eq(erpq_mysql_exec(m,
-                               "CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(50), v BIGINT NULL)"
-                               " DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci",
-                               err, sizeof err),
-               0, "%s", err);
+  cr_assert_eq(
+      erpq_mysql_exec(m,
+                      "CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(50), v BIGINT NULL)"
+                      " DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci",
+                      err, sizeof err),
+      0, "%s", err);
   cr_assert_eq(erpq_mysql_exec(m,
                                "INSERT INTO t VALUES (1,'Zoë',-9223372036854775808),"
                                "(2,'Дмитрий',NULL),(3,'李明',42),(4,'=1+1',9223372036854775807)",
@@ -183,8 +184,8 @@ Test(mysql_stream, million_rows_flat_memory) {
   erpq_param p[] = {ERPQ_PI(100)};
   erpq_mysql_stream *s = NULL;
   long before = vm_hwm_kib();
-  cr_assert_eq(erpq_mysql_stream_open(m, "SELECT seq, REPEAT('x', @erpq_1) FROM seq_1_to_1000000", p,
-                                      1, &s, err, sizeof err),
+  cr_assert_eq(erpq_mysql_stream_open(m, "SELECT seq, REPEAT('x', @erpq_1) FROM seq_1_to_1000000",
+                                      p, 1, &s, err, sizeof err),
                0, "%s", err);
   erpq_mysql_row r;
   int rc;
