@@ -246,20 +246,31 @@ void rt_worker_start(rt_env *e, const char *endpoint, const char *const *env) {
   }
 }
 
+/* Stops the worker with SIGTERM: it must exit 0, and (in a sanitizer
+ * build) its log must hold no sanitizer report. */
 void rt_worker_stop(rt_env *e) {
   if (e->worker <= 0)
     return;
   kill(e->worker, SIGTERM);
-  int64_t end = now_ms() + 10000;
-  while (waitpid(e->worker, NULL, WNOHANG) == 0) {
+  int64_t end = now_ms() + 15000;
+  int st = 0, killed = 0;
+  while (waitpid(e->worker, &st, WNOHANG) == 0) {
     if (now_ms() > end) {
       kill(e->worker, SIGKILL);
-      waitpid(e->worker, NULL, 0);
+      waitpid(e->worker, &st, 0);
+      killed = 1;
       break;
     }
     usleep(20000);
   }
   e->worker = 0;
+  char *out;
+  rt_sh(&out, "grep -c -E 'Sanitizer|runtime error' '%s/worker.log'", e->dir);
+  int reports = atoi(out);
+  free(out);
+  cr_assert_eq(reports, 0, "the worker's log has sanitizer reports (%s/worker.log)", e->dir);
+  cr_assert(!killed && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+            "erpq-worker did not exit cleanly on SIGTERM (status %d)", st);
 }
 
 char *rt_add(rt_env *e, const char *name, const char *data, const char *opts) {
