@@ -294,6 +294,10 @@ char *rt_add(rt_env *e, const char *name, const char *data, const char *opts) {
   return out;
 }
 
+static json_t *status(rt_env *e, const char *queue, const char *id);
+
+json_t *rt_status(rt_env *e, const char *id) { return status(e, "reports", id); }
+
 static json_t *status(rt_env *e, const char *queue, const char *id) {
   char *out;
   int rc = rt_sh(&out, "%s/erpq-producer --redis '%s' --prefix %s status %s '%s'", e->bin,

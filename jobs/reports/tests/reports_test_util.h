@@ -50,6 +50,8 @@ void rt_worker_stop(rt_env *e);
 json_t *rt_job(rt_env *e, const char *name, const char *data, const char *opts, int timeout_s);
 /* Adds a job without waiting; returns its id (malloc'ed). */
 char *rt_add(rt_env *e, const char *name, const char *data, const char *opts);
+/* The job's status view now. */
+json_t *rt_status(rt_env *e, const char *id);
 /* Waits for job id to finish; returns its status view. */
 json_t *rt_wait(rt_env *e, const char *id, int timeout_s);
 /* The job's log lines (bull's <prefix>:reports:<id>:logs) as one string. */

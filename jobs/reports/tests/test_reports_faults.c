@@ -304,3 +304,43 @@ Test(reports_faults, pdf_over_the_row_limit_is_refused_first) {
   cr_assert_str_eq(rt_state(v), "completed", "%s", reason(v));
   json_decref(v);
 }
+
+/* The upload stalls (an S3 part never answered): the database does not
+ * keep the job's result open meanwhile. After ERPQ_REPORT_DB_STALL_TIMEOUT
+ * (2 s here) of nobody reading, the server drops the query, long before
+ * the S3 stall limit (20 s) ends the part; then the job fails, and no
+ * object exists. */
+Test(reports_faults, stalled_upload_does_not_hold_the_result) {
+  rt_add_payments(&E, 1, BIG);
+  t_peer proxy;
+  start_proxy(&proxy, "--stall-part", "1");
+  const char *env[] = {"ERPQ_S3_PART_SIZE=5242880", "ERPQ_REPORT_DB_STALL_TIMEOUT=2",
+                       "ERPQ_S3_STALL_TIMEOUT=20", NULL};
+  rt_worker_start(&E, proxy.url, env);
+  char *id = rt_add(&E, "fee-collection", APRIL_CSV, NULL);
+  int64_t end = now_ms() + 30000, tid = 0;
+  while (!(tid = streaming_thread()) && now_ms() < end)
+    usleep(20000);
+  cr_assert_gt(tid, 0, "the job's query never waited on the client");
+  int64_t t0 = now_ms();
+  while (rt_q64(&E, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = %lld",
+                (long long)tid) > 0 &&
+         now_ms() - t0 < 15000)
+    usleep(100000);
+  int64_t held = now_ms() - t0;
+  cr_assert_lt(held, 15000, "the server kept the stalled job's result for %lld ms",
+               (long long)held);
+  json_t *mid = rt_status(&E, id);
+  cr_assert_str_eq(rt_state(mid), "active", "the job ended before the server dropped its query");
+  json_decref(mid);
+  json_t *v = rt_wait(&E, id, 120);
+  cr_assert_str_eq(rt_state(v), "failed");
+  cr_log_info("dropped after %lld ms; job: %s", (long long)held, reason(v));
+  char key[256];
+  key_of(v, "fee-collection", "csv", key, sizeof key);
+  cr_assert_not(rt_exists(&E, key));
+  free(id);
+  json_decref(v);
+  rt_worker_stop(&E);
+  t_peer_stop(&proxy);
+}
