@@ -94,6 +94,24 @@ int erpq_http_main(const char *redis_url, const char *prefix, int argc, char **a
     fprintf(stderr, "erpq-producer serve: %s\n", err);
     goto out;
   }
+  /* Report downloads: the storage the reports family writes. Settings
+   * that are given but wrong stop the start; none at all turns the two
+   * download routes off (they answer 503), and the log says so. */
+  srv.link_ttl_s = cfg.link_ttl_s;
+  if (cfg.has_storage) {
+    if (erpq_storage_conf_read(&srv.storage_conf, erpq_args_lookup, (void *)cfg.args, err,
+                               sizeof err) ||
+        erpq_storage_new(&srv.storage, &srv.storage_conf, err, sizeof err)) {
+      fprintf(stderr, "erpq-producer serve: report storage: %s\n", err);
+      goto out;
+    }
+    if (srv.storage_conf.kind == ERPQ_STORAGE_S3)
+      srv.bucket = srv.storage_conf.s3.bucket;
+  } else {
+    erpq_log(ERPQ_LOG_INFO, "http.downloads_off", "note",
+             "neither ERPQ_S3_BUCKET nor ERPQ_STORAGE_DIR is set: report downloads answer 503",
+             NULL);
+  }
   if (cfg.no_schemas)
     erpq_log(ERPQ_LOG_WARN, "http.no_schemas", "note",
              "--no-schemas: job data is not checked against the job schemas", NULL);
@@ -174,6 +192,8 @@ out:
     erpq_listen_close(&ls);
   free(loops);
   erpq_metrics_free();
+  erpq_storage_free(srv.storage);
+  erpq_storage_conf_clear(&srv.storage_conf);
   erpq_jobtypes_free(srv.jobtypes);
   erpq_schemas_free(srv.schemas);
   erpq_policy_free(&srv.policy);

@@ -24,10 +24,12 @@ static const char *const route_names[R_COUNT] = {"unmatched",
                                                  "/v1/queues/{queue}/jobs/{id}/wait",
                                                  "/v1/queues/{queue}/jobs/{id}/retry",
                                                  "/v1/queues/{queue}/jobs",
-                                                 "/v1/queues/{queue}/jobs/{id}/logs"};
+                                                 "/v1/queues/{queue}/jobs/{id}/logs",
+                                                 "/v1/queues/{queue}/jobs/{id}/download",
+                                                 "/v1/files/{key}"};
 static const char *const route_methods[R_COUNT] = {
     "", "GET", "GET", "GET", "GET", "POST", "POST", "POST", "POST", "GET", "DELETE", "GET", "POST",
-    "GET", "GET"};
+    "GET", "GET", "GET", "GET"};
 
 const char *erpq_route_name(int route) {
   return route >= 0 && route < R_COUNT ? route_names[route] : "unmatched";
@@ -36,8 +38,8 @@ const char *erpq_route_method(int route) {
   return route >= 0 && route < R_COUNT ? route_methods[route] : "";
 }
 
-static const int statuses[] = {200, 201, 400, 401, 403, 404, 405,
-                               408, 409, 413, 422, 429, 500, 503};
+static const int statuses[] = {200, 201, 302, 400, 401, 403, 404, 405,
+                               408, 409, 410, 413, 422, 429, 500, 503};
 #define NSTATUS (sizeof statuses / sizeof statuses[0])
 static atomic_ulong m_requests[R_COUNT][NSTATUS + 1];
 static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,

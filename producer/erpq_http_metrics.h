@@ -35,6 +35,8 @@ typedef enum erpq_route {
   R_RETRY,
   R_LIST,
   R_LOGS,
+  R_DOWNLOAD,
+  R_FILES,
   R_COUNT
 } erpq_route;
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "erpq_err.h"
+#include "erpq_storage_settings.h"
 
 #define END {NULL, 0, NULL, NULL, NULL, 0, 0, NULL, 0}
 static const erpq_opt serve_opts[] = {
@@ -50,6 +51,11 @@ static const erpq_opt serve_opts[] = {
     {"trusted-proxies", ERPQ_OPT_STRING, "ERPQ_TRUSTED_PROXIES", "LIST",
      "reverse proxies (CIDRs, comma-separated) whose X-Forwarded-For names the client", 0, 0,
      NULL, 0},
+    {"report-link-ttl", ERPQ_OPT_INT, "ERPQ_REPORT_LINK_TTL", "S",
+     "lifetime of the links .../download redirects to (at most 7 days)", 1, 604800, "900", 0},
+    /* Report downloads read the storage the reports family writes: the
+     * same settings, the same variables. */
+    ERPQ_STORAGE_SETTINGS,
     {"help", ERPQ_OPT_FLAG, NULL, NULL, "this text", 0, 0, NULL, 0},
     END};
 
@@ -91,6 +97,8 @@ int erpq_http_options(erpq_http_config *cfg, int argc, char **argv, char *err, s
   cfg->redis_timeout_ms = (long)erpq_args_int(a, "redis-timeout", 1000);
   cfg->rate_subject = (long)erpq_args_int(a, "rate-subject", 6000);
   cfg->rate_ip = (long)erpq_args_int(a, "rate-ip", 12000);
+  cfg->link_ttl_s = (long)erpq_args_int(a, "report-link-ttl", 900);
+  cfg->has_storage = erpq_args_str(a, "s3-bucket") || erpq_args_str(a, "storage-dir");
   return 0;
 }
 

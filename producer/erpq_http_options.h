@@ -32,6 +32,9 @@ typedef struct erpq_http_config {
   long client_timeout_s, body_timeout_s, header_timeout_s;
   long jwt_leeway_s, redis_timeout_ms;
   long rate_subject, rate_ip; /* Requests per minute; 0 = off. */
+  long link_ttl_s;             /* --report-link-ttl (ERPQ_REPORT_LINK_TTL). */
+  int has_storage;             /* ERPQ_S3_BUCKET or ERPQ_STORAGE_DIR is set: read the
+                                  storage settings (erpq_storage_conf_read on args). */
 } erpq_http_config;
 
 /* What erpq_http_options() returns for -h/--help: print

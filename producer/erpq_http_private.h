@@ -19,6 +19,10 @@
  *   erpq_http_jobs.c     job views, enqueue, read, delete, retry, counts,
  *                        pause and resume.
  *   erpq_http_wait.c     long-poll waiters and the finish-event subscriber.
+ *   erpq_http_download.c the report download routes: their decisions
+ *                        (erpq_http_files.h) on the loop, the storage look
+ *                        on libuv's thread pool, the answer (a redirect, or
+ *                        a file streamed by libmicrohttpd).
  *   erpq_http_answer.c   answers (JSON, errors) and the access log.
  *
  * Loops. --threads N (default 1) event loops (hloop), each a libuv loop on
@@ -42,7 +46,8 @@
  * call. A request has at most one call in flight; the calls of all requests
  * in hand go out in one write per loop turn and their replies come back
  * together, so a burst of requests costs Redis one read and us one write.
- * Invariants: a suspended request is calling Redis or registered as a
+ * Invariants: a suspended request is calling Redis (or, for a download,
+ * looking at the object on the thread pool) or registered as a
  * waiter, never neither; a request is freed only by libmicrohttpd's
  * completion callback, or by its reply if the connection ended during the
  * call (r->dead, only at shutdown); a request answers at most once (a
@@ -131,6 +136,7 @@
 #include "erpq_jobtypes.h"
 #include "erpq_jsonschema.h"
 #include "erpq_schemas.h"
+#include "erpq_storage.h"
 
 #define MAX_BODY (1024 * 1024)
 #define MAX_BULK 1000
@@ -164,6 +170,12 @@ typedef struct server {
   erpq_policy policy;
   erpq_schemas *schemas;   /* NULL with --no-schemas. */
   erpq_jobtypes *jobtypes; /* Which jobs each queue takes, with their schemas. */
+  /* Report files (erpq_http_download.c): NULL when neither ERPQ_S3_BUCKET
+   * nor ERPQ_STORAGE_DIR is set, and the download routes answer 503. */
+  erpq_storage *storage;
+  const char *bucket; /* Its S3 bucket (in storage_conf), NULL for a directory. */
+  erpq_storage_conf storage_conf;
+  int64_t link_ttl_s;
 } server;
 
 static inline int64_t http_mono_us(void) {
@@ -200,6 +212,7 @@ typedef struct route_match {
   int method_ok;
   char queue[256];
   char id[256];
+  char key[1100]; /* R_FILES: the storage key (the path after /v1/files/). */
 } route_match;
 
 struct req {
@@ -397,6 +410,16 @@ void http_paused_done(req *r, redisReply *reply);
 
 /* GET .../wait: registers r as a waiter and reads its job. */
 void http_h_wait(req *r);
+/* ---- erpq_http_download.c ----------------------------------------------------------- */
+
+/* GET .../jobs/{id}/download: reads the job, then (off the loop) the
+ * object; answers 302 to a fresh link, or 404/409/410/503. While the
+ * object is looked at, r->calling is set (the request is suspended and
+ * freed by the look's end if its connection went away meanwhile). */
+void http_h_download(req *r);
+/* GET /v1/files/{key}?exp&name&sig: a signed local link; no token. */
+void http_h_file(req *r);
+
 /* Takes r off its loop's waiter list, if it is on it. */
 void http_waiter_remove(req *r);
 /* Fires every waiter of L, or only those past their deadline. */

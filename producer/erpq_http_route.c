@@ -34,6 +34,13 @@ void http_match_route(const char *url, const char *method, route_match *m) {
     r = R_READYZ;
   else if (!strcmp(url, "/metrics"))
     r = R_METRICS;
+  else if (!strncmp(url, "/v1/files/", 10)) {
+    size_t n = strlen(url + 10);
+    if (n > 0 && n < sizeof m->key) {
+      memcpy(m->key, url + 10, n + 1);
+      r = R_FILES;
+    }
+  }
   else if (!strncmp(url, "/v1/queues/", 11)) {
     const char *p = url + 10;
     char a[256], b[256];
@@ -58,6 +65,8 @@ void http_match_route(const char *url, const char *method, route_match *m) {
                 r = R_RETRY;
               else if (!strcmp(b, "logs"))
                 r = R_LOGS;
+              else if (!strcmp(b, "download"))
+                r = R_DOWNLOAD;
             }
           }
         }
@@ -114,7 +123,8 @@ static const char *route_action(int route) {
   case R_JOB:
   case R_WAIT:
   case R_LIST:
-  case R_LOGS: return "read";
+  case R_LOGS:
+  case R_DOWNLOAD: return "read";
   case R_DELETE: return "delete";
   case R_RETRY: return "retry";
   case R_QUEUE: return "counts";
@@ -126,6 +136,10 @@ static const char *route_action(int route) {
 void http_v1_dispatch(req *r) {
   const server *srv = r->L->srv;
   route_match *m = &r->m;
+  if (m->route == R_FILES) { /* The signature of the link is its authorisation. */
+    http_h_file(r);
+    return;
+  }
   if (!r->authed) {
     http_answer_error(r, 401, "unauthorized", r->aerr, NULL, 0);
     return;
@@ -178,6 +192,7 @@ void http_v1_dispatch(req *r) {
   case R_QUEUE: http_h_queue(r); break;
   case R_LIST: http_h_list(r); break;
   case R_LOGS: http_h_logs(r); break;
+  case R_DOWNLOAD: http_h_download(r); break;
   default: {
     erpq_cmd c;
     erpq_cmd_init(&c);

@@ -14,6 +14,7 @@
 #include "erpq_args.h"
 #include "erpq_cli.h"
 #include "erpq_cli_check.h"
+#include "erpq_cli_download.h"
 #include "erpq_config.h"
 #include "erpq_err.h"
 #include "erpq_http.h" /* serve: the HTTP API */
@@ -77,6 +78,10 @@ static const char usage_text[] =
     "  token --role ROLE [--school ID] [--sub SUBJECT] [--ttl S]\n"
     "                        prints an HS256 token for the HTTP API, signed with its secret\n"
     "                        (ERPQ_JWT_SECRET_FILE or ERPQ_JWT_SECRET); valid S seconds (3600)\n"
+    "  download QUEUE ID [-o FILE]\n"
+    "                        saves a completed report job's file (FILE, '-' for stdout, or the\n"
+    "                        result's fileName), from S3 or ERPQ_STORAGE_DIR as the worker's\n"
+    "                        ERPQ_S3_* / ERPQ_STORAGE_* settings say; checks its SHA-256\n"
     "\n"
     "Output: JSON on stdout (plain ids for add and add-bulk; add --wait prints the id and\n"
     "then the returnvalue); errors as one line on stderr.\n"
@@ -159,6 +164,7 @@ static const cmddef commands[] = {
     {"clean", 1, "QUEUE", clean_opts},
     {"remove-repeatable", 2, "QUEUE NAME", repeat_opt},
     {"token", 0, "", token_opts},
+    {"download", 2, "QUEUE ID", erpq_cli_download_opts},
 };
 
 typedef struct parsed {
@@ -370,6 +376,7 @@ static int dispatch(const erpq_cli *cli, const parsed *p) {
   if (!strcmp(n, "clean")) return cmd_clean(cli, p);
   if (!strcmp(n, "remove-repeatable")) return cmd_remove_repeatable(cli, p);
   if (!strcmp(n, "token")) return cmd_token(p);
+  if (!strcmp(n, "download")) return erpq_cli_download(cli, p->a, p->pos[0], p->pos[1]);
   return usage_error("unknown command '%s'", n, NULL);
 }
 
@@ -378,6 +385,7 @@ int main(int argc, char **argv) {
   for (int k = 1; k < argc && strcmp(argv[k], "--"); k++) {
     if (!strcmp(argv[k], "-h")) argv[k] = (char *)"--help";
     if (!strcmp(argv[k], "-V")) argv[k] = (char *)"--version";
+    if (!strcmp(argv[k], "-o")) argv[k] = (char *)"--output"; /* download */
   }
   const erpq_opt *t[] = {global_opts, NULL};
   erpq_args *g = NULL;

@@ -227,12 +227,14 @@ static int rule(pdf_impl *p, float y, float lw, char *err, size_t errlen) {
 }
 
 /* A line of page-header text, cleaned, at (x, y); right-aligned to x when
- * right is set. */
+ * right is set (1); 2: alone on its line (the school, the title), so it
+ * may take the page's whole width; else half of it. */
 static int head_text(erpq_rw *w, HPDF_Font f, const erpq_ttf_cover *cov, float size, float x,
                      float y, const char *s, int right, char *err, size_t errlen) {
   pdf_impl *p = w->impl;
   clean(p, cov, s); /* page furniture: not counted, the same on every page */
-  float width = p->pw / 2 - MARGIN;
+  float width = right == 2 ? p->pw - 2 * MARGIN : p->pw / 2 - MARGIN;
+  right = right == 1;
   return draw_fit(p, f, size, right ? x - width : x, width + PAD, y, p->line.s, right, 0, err,
                   errlen);
 }
@@ -258,9 +260,9 @@ static int new_page(erpq_rw *w, char *err, size_t errlen) {
      "sizing a page");
   float top = p->ph - MARGIN;
   CK(HPDF_Page_BeginText(p->page), "starting text");
-  if ((rc = head_text(w, p->bold, p->cov_bold, 12, MARGIN, top - 12, w->meta.school, 0, err,
+  if ((rc = head_text(w, p->bold, p->cov_bold, 12, MARGIN, top - 12, w->meta.school, 2, err,
                       errlen)) < 0 ||
-      (rc = head_text(w, p->bold, p->cov_bold, 10, MARGIN, top - 26, w->meta.title, 0, err,
+      (rc = head_text(w, p->bold, p->cov_bold, 10, MARGIN, top - 26, w->meta.title, 2, err,
                       errlen)) < 0 ||
       (rc = head_text(w, p->reg, p->cov_reg, 8, MARGIN, top - 38, w->meta.period, 0, err, errlen)) <
           0 ||

@@ -55,10 +55,12 @@ async function start(ports) {
     ...process.env,
     ERPQ_RUN_DIR: runDir, ERPQ_RUN_NO_BUILD: '1', ERPQ_RUN_BIN: e.binDir,
     ERPQ_RUN_REDIS_PORT: String(ports.redis), ERPQ_RUN_MYSQL_PORT: String(ports.mysql),
+    ERPQ_RUN_S3_PORT: String(ports.s3),
     ERPQ_HTTP_ADDR: `127.0.0.1:${ports.http}`, ERPQ_DEMO_STUDENTS: '20',
   };
   for (const v of ['ERPQ_REDIS_URL', 'ERPQ_MYSQL_URL', 'ERPQ_JWT_SECRET', 'ERPQ_JWT_SECRET_FILE',
-    'ERPQ_QUEUES', 'ERPQ_DIAG_QUEUES']) delete env[v];
+    'ERPQ_QUEUES', 'ERPQ_DIAG_QUEUES', 'ERPQ_STORAGE_DIR', 'ERPQ_PUBLIC_URL']) delete env[v];
+  for (const v of Object.keys(env)) if (v.startsWith('ERPQ_S3_')) delete env[v];
   // detached: a new process group, as a terminal's foreground job has.
   const c = spawn(path.join(ROOT, 'scripts', 'run'), [], { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   const s = { c, out: '', exited: new Promise(r => c.once('exit', (code, signal) => r({ code, signal }))) };
@@ -73,16 +75,16 @@ async function start(ports) {
 
 function pids() {
   const read = f => { try { return Number(fs.readFileSync(path.join(runDir, f), 'utf8')); } catch { return 0; } };
-  return { redis: read('redis/redis.pid'), mariadb: read('mariadb/mariadb.pid') };
+  return { redis: read('redis/redis.pid'), mariadb: read('mariadb/mariadb.pid'), s3: read('s3/s3rver.pid') };
 }
 
 test('Ctrl-C to the process group stops everything in order; a restart right after works', async () => {
-  const ports = { redis: await h.freePort(), mysql: await h.freePort(), http: await h.freePort() };
+  const ports = { redis: await h.freePort(), mysql: await h.freePort(), s3: await h.freePort(), http: await h.freePort() };
   for (let round = 1; round <= 2; round++) {
     const s = await start(ports);
     child = s.c;
     const started = pids();
-    assert.ok(started.redis && started.mariadb, `servers recorded: ${JSON.stringify(started)}`);
+    assert.ok(started.redis && started.mariadb && started.s3, `servers recorded: ${JSON.stringify(started)}`);
     // The block names what runs where.
     assert.match(s.out, new RegExp(`MySQL +mysql://erpq:[^@]+@127\\.0\\.0\\.1:${ports.mysql}/erp`));
     assert.match(s.out, /erpq-producer token --role accountant --school 1/);
@@ -92,6 +94,20 @@ test('Ctrl-C to the process group stops everything in order; a restart right aft
     const env = { ...process.env };
     for (const m of envFile.matchAll(/^export (\w+)=(.*)$/gm)) env[m[1]] = m[2].replace(/^'(.*)'$/, '$1');
     const cli = (...a) => execFileSync(path.join(e.binDir, 'erpq-producer'), a, { env }).toString().trim();
+    if (round === 1) {
+      // A report of the demo school, stored in the s3rver it started, and
+      // its link downloads the file.
+      const out = cli('add', 'reports', 'fee-collection', '--data',
+        '{"schoolId":1,"from":"2000-01-01","to":"2099-12-31","format":"csv"}', '--wait', '--timeout', '60');
+      const rv = JSON.parse(out.split('\n').slice(1).join('\n'));
+      assert.equal(rv.storage, 's3', out);
+      assert.ok(rv.url.startsWith(`http://127.0.0.1:${ports.s3}/`), out);
+      const file = await fetch(rv.url);
+      assert.equal(file.status, 200, rv.url);
+      const buf = Buffer.from(await file.arrayBuffer());
+      assert.equal(buf.length, rv.bytes);
+      assert.equal(require('node:crypto').createHash('sha256').update(buf).digest('hex'), rv.sha256);
+    }
     const id = cli('add', 'erpq-diag', 'sleep', '--data', '{"ms":2500}');
     const token = cli('token', '--role', 'admin');
     const poll = fetch(`http://127.0.0.1:${ports.http}/v1/queues/erpq-diag/jobs/${id}/wait?timeout=30`,
@@ -107,8 +123,9 @@ test('Ctrl-C to the process group stops everything in order; a restart right aft
     assert.ok(ex, `scripts/run still running 60 s after Ctrl-C:\n${s.out.slice(-1500)}`);
     assert.equal(ex.code, 0, s.out.slice(-1500));
     t_diag(`round ${round}: stopped ${Date.now() - t0} ms after Ctrl-C`);
-    // Order: API, worker, MariaDB, Redis.
-    const order = ['stopping the HTTP API', 'stopping the worker', 'stopping the MariaDB', 'stopping the Redis']
+    // Order: API, worker, s3rver, MariaDB, Redis.
+    const order = ['stopping the HTTP API', 'stopping the worker', 'stopping the s3rver', 'stopping the MariaDB',
+      'stopping the Redis']
       .map(m => s.out.indexOf(m));
     assert.ok(order.every((v, i) => v >= 0 && (i === 0 || v > order[i - 1])), `stop order ${order}:\n${s.out.slice(-1500)}`);
     for (const [name, pid] of Object.entries(started)) assert.ok(!alive(pid), `${name} (pid ${pid}) left running`);
