@@ -54,11 +54,13 @@ const char *nt_cell(const nt_rows *r, size_t row, size_t col) {
   return r->cells[row * r->ncols + col];
 }
 
-static int bind_params(MYSQL_STMT *st, const erpq_param *p, int np, char *err, size_t errlen) {
+/* Binds the parameters and executes (the bind buffers, which libmariadb
+ * reads at execute time, live until then). */
+static int bind_exec(MYSQL_STMT *st, const erpq_param *p, int np, char *err, size_t errlen) {
   if ((int)mysql_stmt_param_count(st) != np)
     return erpq_fail(err, errlen, -EINVAL, "statement takes %lu parameters, %d given",
                      mysql_stmt_param_count(st), np);
-  if (!np) return 0;
+  if (!np) return mysql_stmt_execute(st) ? stmt_fail(st, "execute", err, errlen) : 0;
   MYSQL_BIND *b = calloc((size_t)np, sizeof *b);
   unsigned long *lens = calloc((size_t)np, sizeof *lens);
   if (!b || !lens) {
@@ -83,6 +85,7 @@ static int bind_params(MYSQL_STMT *st, const erpq_param *p, int np, char *err, s
     }
   }
   int rc = mysql_stmt_bind_param(st, b) ? stmt_fail(st, "bind", err, errlen) : 0;
+  if (!rc && mysql_stmt_execute(st)) rc = stmt_fail(st, "execute", err, errlen);
   free(b);
   free(lens);
   return rc;
@@ -176,9 +179,8 @@ static int fetch_all(MYSQL_STMT *st, nt_rows *out, char *err, size_t errlen) {
 int nt_stmt_rows(nt_stmt *s, const erpq_param *p, int np, nt_rows *rows, char *err,
                  size_t errlen) {
   if (rows) memset(rows, 0, sizeof *rows);
-  int rc = bind_params(s->st, p, np, err, errlen);
+  int rc = bind_exec(s->st, p, np, err, errlen);
   if (rc) return rc;
-  if (mysql_stmt_execute(s->st)) return stmt_fail(s->st, "execute", err, errlen);
   return fetch_all(s->st, rows, err, errlen);
 }
 
