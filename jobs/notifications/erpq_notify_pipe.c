@@ -140,11 +140,8 @@ static void sms_done(const erpq_sms_result *r, void *ud) {
     }
     s->breaker_fail = r->outcome == ERPQ_SMS_TEMPORARY || r->server_wide;
     s->out = r->outcome == ERPQ_SMS_PERMANENT && !r->server_wide ? NT_OUT_PERMANENT : NT_OUT_TEMPORARY;
-    if (r->http_status)
-      snprintf(s->error, sizeof s->error, "HTTP %d%s%.0d: %s", r->http_status,
-               r->error_code ? " code " : "", r->error_code, r->message);
-    else
-      snprintf(s->error, sizeof s->error, "%s", r->message);
+    /* The client's sentence names the status and the provider's code. */
+    snprintf(s->error, sizeof s->error, "%s", r->message);
   }
   done_push(s->nc->pipe[NT_SMS], s);
 }
