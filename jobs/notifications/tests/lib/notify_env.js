@@ -17,8 +17,8 @@
 //                        SMTP, SMS, sender, unsubscribe links).
 // * startNotifyWorker({queues, env, args}): erpq-worker serving the family.
 // * sha256(s), messageId(key): what the family derives from a dedup key.
-// * demoContacts(sql):   every parent e-mail and phone of the demo data, in
-//                        every spelling a log could carry (for privacy checks).
+// * contactsIn(db, text): demo parent contacts found in text, in every
+//                        spelling a log could carry (for privacy checks).
 const { spawn, execFileSync } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
@@ -153,19 +153,25 @@ async function startNotifyWorker({ queues, env = {}, args = [], ready = true }) 
 const sha256 = s => crypto.createHash('sha256').update(s).digest('hex');
 const messageId = (key, domain = 'school.example') => `<${sha256(key).slice(0, 32)}@${domain}>`;
 
-/** Every demo parent contact, as stored and as normalised, for log scans. */
-function demoContacts(db) {
-  const out = new Set();
+/**
+ * Finds demo parent contacts in text: e-mail addresses, phone numbers as
+ * stored ("+91 98001 00001"), in E.164 and as national digit runs (a run
+ * of exactly those 10 digits, so a timestamp does not count). Returns the
+ * contacts found.
+ */
+function contactsIn(db, text) {
+  const found = [];
+  const national = new Set();
   for (const [email, phone] of db.rows('SELECT parent_email, parent_phone FROM students')) {
-    if (email && email !== 'NULL') out.add(email);
+    if (email && email !== 'NULL' && text.includes(email)) found.push(email);
     if (phone && phone !== 'NULL') {
-      out.add(phone);
       const digits = phone.replace(/[^0-9]/g, '');
-      out.add(`+${digits}`);
-      out.add(digits.slice(2)); // the national number
+      if (text.includes(phone) || text.includes(`+${digits}`)) found.push(phone);
+      national.add(digits.slice(2));
     }
   }
-  return [...out];
+  for (const m of text.matchAll(/(?<![0-9])[0-9]{10}(?![0-9])/g)) if (national.has(m[0])) found.push(m[0]);
+  return found;
 }
 
 function tmpDir(tag) {
@@ -173,4 +179,4 @@ function tmpDir(tag) {
 }
 
 module.exports = { h, need, makeDb, startSms, startSink, maildev, workerEnv, startNotifyWorker, sha256,
-  messageId, demoContacts, tmpDir, SRC, TESTS, FROM };
+  messageId, contactsIn, tmpDir, SRC, TESTS, FROM };
