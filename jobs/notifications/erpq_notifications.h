@@ -20,7 +20,7 @@
  *      for good (erpq_job_discard).
  *   2. ledger (one thread, its own MySQL connection, batches): claims the
  *      send's row in `notifications` (keyed by SHA-256 of the dedup key:
- *      data.dedupKey, else "<queue>:<jobId>"): 'pending', owned by this
+ *      data.dedupKey, else "<prefix>:<queue>:<jobId>"): 'pending', owned by this
  *      attempt, with a lease. A row already 'sent' ends the job at once
  *      with status "already-sent": nothing is sent twice by a retry, a
  *      re-run or a second job with the same dedupKey.

@@ -130,8 +130,7 @@ int nt_h_send_email(erpq_jobctx *ctx, const json_t *data, json_t **result, char 
   nt_send_identity(s, dedup);
   /* The Message-ID comes from the dedup key: a retry re-sends the same
    * message, which a receiver can recognise. */
-  const char *key = dedup ? dedup : s->owner;
-  rc = erpq_mime_message_id(key, strlen(key), nc->conf.msgid_domain, s->message_id,
+  rc = erpq_mime_message_id(s->dedup_key, strlen(s->dedup_key), nc->conf.msgid_domain, s->message_id,
                             sizeof s->message_id, err, errlen);
   if (rc) goto out;
   erpq_mime_addr *mto = calloc(to.n + cc.n + 1, sizeof *mto);

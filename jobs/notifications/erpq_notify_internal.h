@@ -73,7 +73,8 @@ typedef struct nt_send {
   /* What the record says (never an address in clear). */
   int64_t school;
   char dedup_hash[65];
-  char owner[400];      /* "<queue>:<jobId>": the attempt holding the claim */
+  char dedup_key[520];  /* data.dedupKey, else "<prefix>:<queue>:<jobId>" */
+  char owner[520];      /* "<prefix>:<queue>:<jobId>": the job holding the claim */
   char queue[128], job_id[256];
   char tmpl[65], locale[36];
   char masked[600];     /* the recipients, masked, comma-separated */
@@ -195,8 +196,8 @@ struct nt_ctx {
 
 nt_send *nt_send_new(nt_ctx *nc, erpq_jobctx *job, nt_channel ch);
 void nt_send_free(nt_send *s);
-/* Fills queue, job id, owner, final_attempt and the dedup hash (of key, or
- * of "<queue>:<jobId>" when key is NULL). */
+/* Fills queue, job id, owner, final_attempt, the dedup key (key, or
+ * "<prefix>:<queue>:<jobId>" when key is NULL) and its hash. */
 void nt_send_identity(nt_send *s, const char *dedup_key);
 /* Registers s for cancellation and sets the job's cancel callback; hands
  * it to the ledger. The handler returns ERPQ_JOB_ASYNC afterwards. */

@@ -114,9 +114,13 @@ void nt_send_free(nt_send *s) {
 void nt_send_identity(nt_send *s, const char *dedup_key) {
   snprintf(s->queue, sizeof s->queue, "%s", erpq_job_queue(s->job));
   snprintf(s->job_id, sizeof s->job_id, "%s", erpq_job_id(s->job));
-  snprintf(s->owner, sizeof s->owner, "%s:%s", s->queue, s->job_id);
-  if (dedup_key && *dedup_key) nt_sha256_hex(dedup_key, strlen(dedup_key), s->dedup_hash);
-  else nt_sha256_hex(s->owner, strlen(s->owner), s->dedup_hash);
+  /* The job's own identity: bull ids are unique within a prefix and a
+   * queue, and several prefixes may share one database. It is the owner of
+   * the claim, and the dedup key when the data gives none. */
+  snprintf(s->owner, sizeof s->owner, "%s:%s:%s", erpq_job_prefix(s->job), s->queue, s->job_id);
+  snprintf(s->dedup_key, sizeof s->dedup_key, "%s", s->owner);
+  if (dedup_key && *dedup_key) snprintf(s->dedup_key, sizeof s->dedup_key, "%s", dedup_key);
+  nt_sha256_hex(s->dedup_key, strlen(s->dedup_key), s->dedup_hash);
   int attempts = 1;
   const json_t *o = erpq_job_opts(s->job);
   const json_t *a = o ? json_object_get(o, "attempts") : NULL;

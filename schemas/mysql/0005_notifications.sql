@@ -19,7 +19,7 @@ CREATE TABLE notifications (
   locale            VARCHAR(35)  NOT NULL,
   recipient_masked  VARCHAR(600) NOT NULL,
   status            ENUM('pending','sent','failed') NOT NULL,
-  owner             VARCHAR(300) NULL,
+  owner             VARCHAR(520) NULL,
   lease_until       DATETIME(3)  NULL,
   attempts          INT UNSIGNED NOT NULL DEFAULT 0,
   record_version    INT UNSIGNED NOT NULL DEFAULT 0,

@@ -99,11 +99,11 @@ test('a second job with the same dedupKey sends nothing; the same job id again n
   const j2 = await q.add('send-email', plain, { jobId: 'again-1' });
   const r3 = await j2.finished();
   assert.equal(r3.status, 'already-sent');
-  assert.equal(r3.notificationId, n.sha256('email:again-1'));
+  assert.equal(r3.notificationId, n.sha256(`${prefix}:email:again-1`));
   await h.sleep(200);
   const mails = (await n.maildev.list()).filter(m => m.to.some(a => a.address === 'twice@example.org'));
   assert.equal(mails.length, 2, 'one for dup-1, one for again-1');
-  assert.equal(db.sql(`SELECT COUNT(*) FROM notifications WHERE dedup_hash IN ('${n.sha256('dup-1')}', '${n.sha256('email:again-1')}') AND status = 'sent'`), '2');
+  assert.equal(db.sql(`SELECT COUNT(*) FROM notifications WHERE dedup_hash IN ('${n.sha256('dup-1')}', '${n.sha256(`${prefix}:email:again-1`)}') AND status = 'sent'`), '2');
 });
 
 test('locale fallback hi-IN -> hi, and every missing variable named (failed at once, no retry)', async () => {

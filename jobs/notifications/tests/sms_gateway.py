@@ -12,6 +12,7 @@
                        "content_type", "form": {name: value}, "raw",
                        "status", "t": arrival time, Unix seconds}]
   DELETE /__requests   clears them
+  DELETE /__next       drops the answers queued by /__next
   POST   /__next       JSON {"mode": "429"|"500"|"400"|"hang", "count": N,
                        "retry_after": "<header value>"}: the next N message
                        requests get that answer (429 with Retry-After when
@@ -103,7 +104,12 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(404, error_body(20404, "Not found", 404))
 
     def do_DELETE(self):
-        if self.path == "/__requests":
+        if self.path == "/__next":
+            with LOCK:
+                n = len(INJECT)
+                INJECT.clear()
+            self.send_json(200, {"dropped": n})
+        elif self.path == "/__requests":
             with LOCK:
                 n = len(RECORDS)
                 RECORDS.clear()
