@@ -116,7 +116,7 @@ int nt_conf_read(nt_conf *c, const erpq_family_env *env, char *err, size_t errle
   c->sms_default_cc = (int)geti(env, "ERPQ_SMS_DEFAULT_COUNTRY", 91);
   c->sms_max_segments = (int)geti(env, "ERPQ_SMS_MAX_SEGMENTS", 10);
   c->max_attachment_bytes = geti(env, "ERPQ_MAIL_MAX_ATTACHMENT_BYTES", 10 * 1024 * 1024);
-  int64_t margin = geti(env, "ERPQ_NOTIFY_RATE_MARGIN_MS", 50);
+  int64_t margin = geti(env, "ERPQ_NOTIFY_RATE_MARGIN_MS", 100);
   const char *rate_var[NT_NCH] = {"ERPQ_SMTP_RATE", "ERPQ_SMS_RATE"};
   const char *day_var[NT_NCH] = {"ERPQ_SMTP_DAILY_LIMIT", "ERPQ_SMS_DAILY_LIMIT"};
   const char *conns_var[NT_NCH] = {"ERPQ_SMTP_CONNECTIONS", "ERPQ_SMS_CONNECTIONS"};
@@ -131,7 +131,10 @@ int nt_conf_read(nt_conf *c, const erpq_family_env *env, char *err, size_t errle
     l->max_open_ms = geti(env, "ERPQ_BREAKER_MAX_OPEN_MS", 600000);
     l->probe_ms = geti(env, "ERPQ_BREAKER_PROBE_MS", 60000);
     int64_t conns = geti(env, conns_var[ch], 4);
-    c->in_flight[ch] = (int)(conns * (l->per_window > 0 ? 2 : 8));
+    /* Rate-limited: no more in flight than connections, so a granted message
+     * goes out at once and does not queue behind others (its slot is
+     * counted from the grant). Otherwise a few per connection. */
+    c->in_flight[ch] = (int)(conns * (l->per_window > 0 ? 1 : 8));
     provider_name(ch == NT_EMAIL ? "smtp" : "sms", get(env, url_var[ch]), c->provider[ch],
                   sizeof c->provider[ch]);
   }

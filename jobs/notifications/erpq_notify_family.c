@@ -84,7 +84,7 @@ static const erpq_opt nt_settings[] = {
      255, "10", 0},
     /* Shared limits, breaker, sends. */
     {"notify-rate-margin-ms", I, "ERPQ_NOTIFY_RATE_MARGIN_MS", "MS",
-     "a rate slot is held 1000 ms plus this (network jitter)", 0, 60000, "50", 0},
+     "a rate slot is held 1000 ms plus this (network jitter)", 0, 60000, "100", 0},
     {"breaker-threshold", I, "ERPQ_BREAKER_THRESHOLD", "N",
      "consecutive provider failures that open the circuit", 1, 100000, "5", 0},
     {"breaker-open-ms", I, "ERPQ_BREAKER_OPEN_MS", "MS", "first open period", 1, 86400000, "30000", 0},

@@ -183,6 +183,14 @@ class Handler(BaseHTTPRequestHandler):
         })
 
 
+class Server(ThreadingHTTPServer):
+    # listen() runs in the constructor: the backlog must be set on the
+    # class (with the default of 5 a burst of new connections loses SYNs,
+    # and their requests arrive a second late, after the retransmit).
+    request_queue_size = 256
+    daemon_threads = True
+
+
 def main():
     global ARGS
     p = argparse.ArgumentParser()
@@ -191,9 +199,7 @@ def main():
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--no-stdin", action="store_true")
     ARGS = p.parse_args()
-    srv = ThreadingHTTPServer(("127.0.0.1", ARGS.port), Handler)
-    srv.daemon_threads = True
-    srv.request_queue_size = 256
+    srv = Server(("127.0.0.1", ARGS.port), Handler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     print("READY port=%d" % srv.server_address[1], flush=True)
     if ARGS.no_stdin:
