@@ -153,10 +153,14 @@ static void do_quiesce(nt_ctx *nc) {
    * ledger records and ends the rest. */
   if (nc->runner) erpq_curl_async_stop(nc->runner, 0);
   nc->runner = NULL;
+  erpq_log(ERPQ_LOG_DEBUG, "notify.quiesce", "step", "transfers ended", NULL);
   for (int ch = 0; ch < NT_NCH; ch++) nt_pipe_stop(nc->pipe[ch]);
+  erpq_log(ERPQ_LOG_DEBUG, "notify.quiesce", "step", "dispatchers stopped", NULL);
   nt_ledger_stop(nc->ledger);
+  erpq_log(ERPQ_LOG_DEBUG, "notify.quiesce", "step", "ledger stopped", NULL);
   nt_relay_stop(nc->relay);
   nc->relay = NULL;
+  erpq_log(ERPQ_LOG_DEBUG, "notify.quiesce", "step", "relay stopped", NULL);
 }
 
 static void nt_quiesce(void *ctx) {
@@ -167,6 +171,7 @@ static void nt_shutdown(void *ctx) {
   nt_ctx *nc = ctx;
   if (!nc) return;
   do_quiesce(nc);
+  erpq_log(ERPQ_LOG_DEBUG, "notify.shutdown", NULL);
   for (int ch = 0; ch < NT_NCH; ch++) nt_pipe_free(nc->pipe[ch]);
   nt_ledger_free(nc->ledger);
   if (nc->smtp) erpq_smtp_free(nc->smtp);
@@ -180,6 +185,7 @@ static void nt_shutdown(void *ctx) {
   nt_conf_clear(&nc->conf);
   memset(&nc->db, 0, sizeof nc->db);
   free(nc);
+  erpq_log(ERPQ_LOG_DEBUG, "notify.shutdown_done", NULL);
 }
 
 static void open_storage(nt_ctx *nc, const erpq_family_env *env) {

@@ -17,7 +17,8 @@
 --   granted  messages that may go now (0..n); probe 1 when the one granted
 --            message is the half-open probe (its outcome closes or reopens)
 --   wait_ms  when granted < n: how long until asking again makes sense
---   reason   "" | "rate" | "day" | "open" | "probe" | "hold"
+--   reason   why granted < n: "rate" | "day" | "open" | "probe" | "hold"
+--            ("" when all n are granted)
 -- Time is Redis's own clock (TIME), so workers with skewed clocks agree.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -44,21 +45,27 @@ elseif state == 'half' then
 end
 if probe == 1 then n = 1 end
 
+-- When a limit cuts the batch, reason and wait say which and for how long
+-- (also when some of it is granted).
+local reason, wait = '', 0
 if perWin > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - win)
   local room = perWin - redis.call('ZCARD', KEYS[1])
-  if room < n then n = room end
-  if n <= 0 then
+  if room < n then
+    n = math.max(room, 0)
     local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-    local w = 1
-    if oldest[2] then w = math.max(1, tonumber(oldest[2]) + win - now) end
-    return {0, w, 'rate', fails, state, 0}
+    reason, wait = 'rate', 1
+    if oldest[2] then wait = math.max(1, tonumber(oldest[2]) + win - now) end
   end
+  if n <= 0 then return {0, wait, 'rate', fails, state, 0} end
 end
 if perDay > 0 then
   local room = perDay - tonumber(redis.call('GET', KEYS[2]) or '0')
-  if room < n then n = room end
-  if n <= 0 then return {0, math.max(1, toMidnight), 'day', fails, state, 0} end
+  if room < n then
+    n = math.max(room, 0)
+    reason, wait = 'day', math.max(1, toMidnight)
+  end
+  if n <= 0 then return {0, wait, 'day', fails, state, 0} end
 end
 
 if perWin > 0 then
@@ -79,6 +86,7 @@ if probe == 1 then
   redis.call('PEXPIRE', KEYS[3], 86400000)
   state = 'half'
 end
-local w = 0
-if n < tonumber(ARGV[1]) then w = 1 end
-return {n, w, '', fails, state, probe}
+if probe == 1 and n < tonumber(ARGV[1]) and reason == '' then
+  reason, wait = 'probe', math.min(probeMs, 1000)
+end
+return {n, wait, reason, fails, state, probe}

@@ -87,6 +87,8 @@ Test(limits, rate_is_a_sliding_window) {
   cr_expect_eq(g.granted, 3);
   g = gate(rc, &l, 3);
   cr_expect_eq(g.granted, 2, "only 5 per window");
+  cr_expect_str_eq(g.reason, "rate", "a cut batch says why");
+  cr_expect(g.wait_ms > 900 && g.wait_ms <= 1050, "and for how long: %" PRId64, g.wait_ms);
   g = gate(rc, &l, 1);
   cr_expect_eq(g.granted, 0);
   cr_expect_str_eq(g.reason, "rate");
@@ -159,8 +161,10 @@ Test(limits, daily_limit) {
   nt_limits_conf c = conf(0, 4);
   cr_assert_eq(nt_limits_init(&l, g_prefix, "sms-day", &c), 0);
   cr_expect_eq(gate(rc, &l, 3).granted, 3);
-  cr_expect_eq(gate(rc, &l, 3).granted, 1);
-  nt_gate g = gate(rc, &l, 1);
+  nt_gate g = gate(rc, &l, 3);
+  cr_expect_eq(g.granted, 1);
+  cr_expect_str_eq(g.reason, "day");
+  g = gate(rc, &l, 1);
   cr_expect_eq(g.granted, 0);
   cr_expect_str_eq(g.reason, "day");
   time_t now = time(NULL);
@@ -205,6 +209,7 @@ Test(limits, breaker_opens_probes_and_closes) {
   cr_expect_eq(g.granted, 1);
   cr_expect_eq(g.probe, 1);
   cr_expect_str_eq(g.state, "half");
+  cr_expect_str_eq(g.reason, "probe", "the rest waits for the probe");
   nt_gate g2 = gate(rc, &l, 5);
   cr_expect_eq(g2.granted, 0);
   cr_expect_str_eq(g2.reason, "probe");
