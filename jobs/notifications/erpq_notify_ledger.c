@@ -1,27 +1,29 @@
 /*
  * erpq_notify_ledger.c - the MySQL side of "no double sends": claims
  * before a send, outcomes (with their outbox records) after it, both in
- * batches, on one thread with a connection of its own.
+ * batches, on two threads (one claims, one records outcomes), each with a
+ * connection of its own, so that the two kinds of transaction are in the
+ * database at the same time and their COMMITs share a log flush.
  *
  * A claim batch is one READ COMMITTED transaction:
- *   INSERT IGNORE the rows (status 'pending', owner = this attempt, a
- *   lease); SELECT them back; a row that is someone else's and claimable
- *   (failed, or pending with its lease run out) is taken over with one
- *   guarded UPDATE; a row of ours from an earlier attempt gets a fresh
- *   lease. Outcome per send: CLAIMED (go on), ALREADY_SENT (end the job
- *   with the earlier result, send nothing), BUSY (another live attempt
- *   holds it: delay the job by its lease). Fresh rows take no gap locks in
- *   READ COMMITTED, and the rows are taken in dedup-hash order, so two
- *   workers' batches rarely deadlock; a deadlock rolls the batch back and
- *   runs it again.
+ *   INSERT IGNORE the rows (status 'pending', owner = this job, a lease);
+ *   SELECT them back; a row that is someone else's and claimable (failed,
+ *   or pending with its lease run out) is taken over with one guarded
+ *   UPDATE; a row of ours from an earlier attempt gets a fresh lease.
+ *   Outcome per send: CLAIMED (go on), ALREADY_SENT (end the job with the
+ *   earlier result, send nothing), BUSY (another live job holds it: delay
+ *   the job by its lease). Fresh rows take no gap locks in READ COMMITTED,
+ *   and the rows are taken in dedup-hash order, so two workers' batches
+ *   rarely deadlock; a deadlock rolls the batch back and runs it again.
  *
- * An outcome batch is one transaction: per send one prepared UPDATE of its
- * row (sent / failed / retry) and, in the same transaction, the outbox rows
- * that carry the notifications record and the audit events to MongoDB.
- * The jobs are finished only after the COMMIT. When the database stays
- * unreachable for ERPQ_NOTIFY_RECORD_RETRY_MS, a send the provider had
- * accepted still completes its job (with "recorded": false and an error
- * line in the log): failing it would make bull send it again.
+ * An outcome batch is one transaction: one multi-row upsert marks every
+ * accepted send 'sent'; a failure or a retry is one guarded UPDATE each
+ * (never over a 'sent' row, only while the job still owns it); in the same
+ * transaction the outbox rows that carry the notifications record and the
+ * audit events to MongoDB. The jobs are finished only after the COMMIT.
+ * When the database stays unreachable for RECORD_RETRY_MS, a send the
+ * provider had accepted still completes its job (with "recorded": false and
+ * an error line in the log): failing it would make bull send it again.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -39,15 +41,22 @@
 #define TX_TRIES 5
 #define RECORD_RETRY_MS 20000
 
+/* A connection of the ledger (one per thread). */
+typedef struct lconn {
+  nt_ctx *nc;
+  MYSQL *m;
+  erpq_stmt *up_failed, *up_retry;
+} lconn;
+
 struct nt_ledger {
   nt_ctx *nc;
-  pthread_t th;
+  pthread_t th_claims, th_outs;
+  int started;
   pthread_mutex_t mu;
   pthread_cond_t cv;
   nt_send *claims, *claims_tail, *outs, *outs_tail;
-  int stop, woken, done;
-  MYSQL *m;
-  erpq_stmt *up_sent, *up_failed, *up_retry;
+  int stop, woken_claims, woken_outs, outs_gone;
+  lconn cc, oc;
 };
 
 static void push(nt_send **head, nt_send **tail, nt_send *s) {
@@ -65,54 +74,46 @@ void nt_ledger_claim(nt_ledger *l, nt_send *s) {
     return;
   }
   push(&l->claims, &l->claims_tail, s);
-  pthread_cond_signal(&l->cv);
+  pthread_cond_broadcast(&l->cv);
   pthread_mutex_unlock(&l->mu);
 }
 
 void nt_ledger_outcome(nt_ledger *l, nt_send *s) {
   nt_send_stage(s, NT_STAGE_OUTCOME);
   pthread_mutex_lock(&l->mu);
-  if (l->done) {
+  if (l->outs_gone) {
     /* Cannot happen (the dispatchers stop first); never leave a job held. */
     pthread_mutex_unlock(&l->mu);
     nt_send_finish(s, s->out == NT_OUT_ACCEPTED ? 0 : -ECANCELED, NULL, "the worker is stopping");
     return;
   }
   push(&l->outs, &l->outs_tail, s);
-  pthread_cond_signal(&l->cv);
+  pthread_cond_broadcast(&l->cv);
   pthread_mutex_unlock(&l->mu);
 }
 
 void nt_ledger_wake(nt_ledger *l) {
   pthread_mutex_lock(&l->mu);
-  l->woken = 1;
-  pthread_cond_signal(&l->cv);
+  l->woken_claims = l->woken_outs = 1;
+  pthread_cond_broadcast(&l->cv);
   pthread_mutex_unlock(&l->mu);
 }
 
 /* ---- The connection ----------------------------------------------------------------- */
 
-static void drop_conn(nt_ledger *l) {
-  erpq_stmt_close(l->up_sent);
+static void drop_conn(lconn *l) {
   erpq_stmt_close(l->up_failed);
   erpq_stmt_close(l->up_retry);
-  l->up_sent = l->up_failed = l->up_retry = NULL;
+  l->up_failed = l->up_retry = NULL;
   if (l->m) mysql_close(l->m);
   l->m = NULL;
 }
 
-static int ensure_conn(nt_ledger *l, char *err, size_t errlen) {
+static int ensure_conn(lconn *l, char *err, size_t errlen) {
   if (l->m) return 0;
   l->m = erpq_mysql_connect(&l->nc->db, 0, err, errlen);
   if (!l->m) return -ENOTCONN;
   int rc = erpq_mysql_exec(l->m, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED", err, errlen);
-  if (!rc)
-    rc = erpq_stmt_prepare(l->m,
-                           "UPDATE notifications SET status = 'sent', provider_id = ?, segments = ?,"
-                           " encoding = ?, attempts = attempts + 1, record_version = record_version + 1,"
-                           " sent_at = FROM_UNIXTIME(? / 1000), owner = NULL, lease_until = NULL,"
-                           " last_error = NULL WHERE dedup_hash = ?",
-                           &l->up_sent, err, errlen);
   if (!rc)
     rc = erpq_stmt_prepare(l->m,
                            "UPDATE notifications SET status = 'failed', last_error = ?,"
@@ -129,14 +130,14 @@ static int ensure_conn(nt_ledger *l, char *err, size_t errlen) {
   return rc;
 }
 
-static void rollback(nt_ledger *l) {
+static void rollback(lconn *l) {
   char ignore[128];
   if (l->m) erpq_mysql_exec(l->m, "ROLLBACK", ignore, sizeof ignore);
 }
 
 /* After a failed statement: drop a lost connection; 1 if the transaction
  * is worth running again. */
-static int after_error(nt_ledger *l, int rc) {
+static int after_error(lconn *l, int rc) {
   if (erpq_mysql_lost(rc)) {
     drop_conn(l);
     return 1;
@@ -163,7 +164,7 @@ static char *placeholders(const char *head, const char *row, size_t n, const cha
 }
 
 /* One claim transaction over v[0..n) (sorted, distinct hashes). */
-static int claim_tx(nt_ledger *l, nt_send **v, size_t n, char *err, size_t errlen) {
+static int claim_tx(lconn *l, nt_send **v, size_t n, char *err, size_t errlen) {
   int64_t lease_ms = l->nc->conf.lease_ms;
   int rc = erpq_mysql_exec(l->m, "START TRANSACTION", err, errlen);
   if (rc) return rc;
@@ -260,7 +261,7 @@ static int claim_tx(nt_ledger *l, nt_send **v, size_t n, char *err, size_t errle
   return rc;
 }
 
-static void end_claim(nt_ledger *l, nt_send *s) {
+static void end_claim(lconn *l, nt_send *s) {
   nt_ctx *nc = l->nc;
   if (atomic_load(&s->cancelled) || atomic_load(&nc->stopping)) {
     nt_send_finish(s, -ECANCELED, NULL, "cancelled before the send");
@@ -282,7 +283,7 @@ static void end_claim(nt_ledger *l, nt_send *s) {
   }
 }
 
-static void do_claims(nt_ledger *l, nt_send *list) {
+static void do_claims(lconn *l, nt_send *list) {
   size_t n = 0;
   for (nt_send *s = list; s; s = s->next) n++;
   nt_send **v = calloc(n ? n : 1, sizeof *v);
@@ -359,11 +360,51 @@ static int add_ob(obrow *rows, size_t *n, const char *type, const char *agg, con
   return 0;
 }
 
+/* The rows of the nsent accepted sends of v[0..n) become 'sent' in one
+ * statement (they exist: each was claimed; the INSERT part never inserts
+ * unless a row was deleted meanwhile, and then it records the send). */
+static int mark_sent(lconn *l, nt_send **v, size_t n, size_t nsent, char *err, size_t errlen) {
+  enum { C = 12 };
+  char *sql = placeholders(
+      "INSERT INTO notifications (dedup_hash, school_id, channel, template, locale, recipient_masked,"
+      " status, job_queue, job_id, provider_id, segments, encoding, sent_at, attempts, record_version)"
+      " VALUES ",
+      "(?,?,?,?,?,?,'sent',?,?,?,?,?,FROM_UNIXTIME(? / 1000),1,1)", nsent,
+      " ON DUPLICATE KEY UPDATE status = 'sent', provider_id = VALUES(provider_id),"
+      " segments = VALUES(segments), encoding = VALUES(encoding), sent_at = VALUES(sent_at),"
+      " attempts = attempts + 1, record_version = record_version + 1, owner = NULL,"
+      " lease_until = NULL, last_error = NULL");
+  erpq_param *p = calloc(nsent * C, sizeof *p);
+  int rc = sql && p ? 0 : erpq_fail(err, errlen, -ENOMEM, "out of memory");
+  size_t k = 0;
+  for (size_t i = 0; !rc && i < n; i++) {
+    nt_send *s = v[i];
+    if (s->out != NT_OUT_ACCEPTED) continue;
+    erpq_param *r = &p[k++ * C];
+    r[0] = ERPQ_PS(s->dedup_hash);
+    r[1] = ERPQ_PI(s->school);
+    r[2] = ERPQ_PS(nt_channel_name(s->ch));
+    r[3] = ERPQ_PS(s->tmpl);
+    r[4] = ERPQ_PS(s->locale);
+    r[5] = ERPQ_PS(s->masked);
+    r[6] = ERPQ_PS(s->queue);
+    r[7] = ERPQ_PS(s->job_id);
+    r[8] = ERPQ_PS(s->provider_id);
+    r[9] = s->ch == NT_SMS ? ERPQ_PI(s->segments) : ERPQ_PN;
+    r[10] = s->ch == NT_SMS ? ERPQ_PS(s->encoding) : ERPQ_PN;
+    r[11] = ERPQ_PI(s->sent_ms);
+  }
+  if (!rc) rc = erpq_mysql_run(l->m, sql, p, (int)(nsent * C), NULL, NULL, err, errlen);
+  free(sql);
+  free(p);
+  return rc;
+}
+
 /* What each send's transaction writes; *wrote[i] says whether its row
  * changed (a failure's guarded UPDATE may find the row taken over). */
-static int outcome_tx(nt_ledger *l, nt_send **v, size_t n, int64_t now, char *err, size_t errlen) {
+static int outcome_tx(lconn *l, nt_send **v, size_t n, int64_t now, char *err, size_t errlen) {
   obrow *ob = calloc(2 * n + 1, sizeof *ob);
-  size_t nob = 0;
+  size_t nob = 0, nsent = 0;
   int rc = ob ? erpq_mysql_exec(l->m, "START TRANSACTION", err, errlen)
               : erpq_fail(err, errlen, -ENOMEM, "out of memory");
   for (size_t i = 0; !rc && i < n; i++) {
@@ -371,11 +412,8 @@ static int outcome_tx(nt_ledger *l, nt_send **v, size_t n, int64_t now, char *er
     uint64_t aff = 0;
     int attempts = s->attempts + 1;
     if (s->out == NT_OUT_ACCEPTED) {
-      erpq_param p[] = {ERPQ_PS(s->provider_id), s->ch == NT_SMS ? ERPQ_PI(s->segments) : ERPQ_PN,
-                        s->ch == NT_SMS ? ERPQ_PS(s->encoding) : ERPQ_PN, ERPQ_PI(s->sent_ms),
-                        ERPQ_PS(s->dedup_hash)};
-      rc = erpq_stmt_exec(l->up_sent, p, 5, &aff, NULL, err, errlen);
-      if (!rc) rc = add_ob(ob, &nob, "notification", s->dedup_hash, "notification.record",
+      nsent++; /* its row: one statement for all of them, below */
+      rc = add_ob(ob, &nob, "notification", s->dedup_hash, "notification.record",
                            nt_record_doc(s, "sent", s->version + 1, attempts, now));
       if (!rc) rc = add_ob(ob, &nob, "notification", s->dedup_hash, "notification.sent",
                            nt_audit_data(s, "notification.sent", attempts));
@@ -396,6 +434,7 @@ static int outcome_tx(nt_ledger *l, nt_send **v, size_t n, int64_t now, char *er
                     nt_audit_data(s, "notification.retry", attempts));
     }
   }
+  if (!rc && nsent) rc = mark_sent(l, v, n, nsent, err, errlen);
   if (!rc && nob) {
     char *sql = placeholders("INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload) VALUES ",
                              "(?,?,?,?)", nob, "");
@@ -442,7 +481,7 @@ static void end_outcome(nt_send *s, int recorded) {
   }
 }
 
-static void do_outcomes(nt_ledger *l, nt_send *list) {
+static void do_outcomes(lconn *l, nt_send *list) {
   size_t n = 0;
   for (nt_send *s = list; s; s = s->next) n++;
   nt_send **v = calloc(n ? n : 1, sizeof *v);
@@ -488,7 +527,10 @@ static void do_outcomes(nt_ledger *l, nt_send *list) {
   free(v);
 }
 
-/* ---- The thread ---------------------------------------------------------------------- */
+/* ---- The threads ----------------------------------------------------------------------
+ * Two threads, each with a connection of its own: one claims, one records
+ * outcomes, so that a claim batch and an outcome batch are in the database
+ * at the same time (their COMMITs share the log flush). */
 
 static nt_send *take(nt_send **head, nt_send **tail, int max) {
   nt_send *first = *head, *last = NULL, *s = *head;
@@ -503,24 +545,47 @@ static nt_send *take(nt_send **head, nt_send **tail, int max) {
   return first;
 }
 
-static void *ledger_main(void *arg) {
-  nt_ledger *l = arg;
+static void debug_batch(const char *what, int n, int64_t ms) {
+  char a[24], b[24];
+  snprintf(a, sizeof a, "%d", n);
+  snprintf(b, sizeof b, "%lld", (long long)ms);
+  erpq_log(ERPQ_LOG_DEBUG, "notify.ledger_batch", "kind", what, "#sends", a, "#ms", b, NULL);
+}
+
+static void run_queue(nt_ledger *l, int outs) {
   int batch = l->nc->conf.ledger_batch > 0 ? l->nc->conf.ledger_batch : 200;
+  nt_send **head = outs ? &l->outs : &l->claims, **tail = outs ? &l->outs_tail : &l->claims_tail;
+  int *woken = outs ? &l->woken_outs : &l->woken_claims;
+  lconn *c = outs ? &l->oc : &l->cc;
   pthread_mutex_lock(&l->mu);
   for (;;) {
-    while (!l->claims && !l->outs && !l->stop && !l->woken) pthread_cond_wait(&l->cv, &l->mu);
-    l->woken = 0;
-    if (l->stop && !l->claims && !l->outs) break;
-    nt_send *outs = take(&l->outs, &l->outs_tail, batch);
-    nt_send *claims = take(&l->claims, &l->claims_tail, batch);
+    while (!*head && !l->stop && !*woken) pthread_cond_wait(&l->cv, &l->mu);
+    *woken = 0;
+    if (l->stop && !*head) break;
+    nt_send *list = take(head, tail, batch);
     pthread_mutex_unlock(&l->mu);
-    if (outs) do_outcomes(l, outs);
-    if (claims) do_claims(l, claims);
+    if (list) {
+      int n = 0;
+      for (nt_send *s = list; s; s = s->next) n++;
+      int64_t t0 = erpq_mono_ms();
+      if (outs) do_outcomes(c, list);
+      else do_claims(c, list);
+      debug_batch(outs ? "outcomes" : "claims", n, erpq_mono_ms() - t0);
+    }
     pthread_mutex_lock(&l->mu);
   }
-  l->done = 1;
+  if (outs) l->outs_gone = 1;
   pthread_mutex_unlock(&l->mu);
-  drop_conn(l);
+  drop_conn(c);
+}
+
+static void *claims_main(void *arg) {
+  run_queue(arg, 0);
+  return NULL;
+}
+
+static void *outs_main(void *arg) {
+  run_queue(arg, 1);
   return NULL;
 }
 
@@ -528,25 +593,40 @@ int nt_ledger_start(nt_ledger **out, nt_ctx *nc, char *err, size_t errlen) {
   nt_ledger *l = calloc(1, sizeof *l);
   if (!l) return erpq_fail(err, errlen, -ENOMEM, "out of memory");
   l->nc = nc;
+  l->cc.nc = l->oc.nc = nc;
   pthread_mutex_init(&l->mu, NULL);
   pthread_cond_init(&l->cv, NULL);
-  if (pthread_create(&l->th, NULL, ledger_main, l)) {
+  if (pthread_create(&l->th_claims, NULL, claims_main, l)) {
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cv);
     free(l);
-    return erpq_fail(err, errlen, -EAGAIN, "cannot start the ledger thread");
+    return erpq_fail(err, errlen, -EAGAIN, "cannot start the ledger threads");
   }
+  if (pthread_create(&l->th_outs, NULL, outs_main, l)) {
+    pthread_mutex_lock(&l->mu);
+    l->stop = 1;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+    pthread_join(l->th_claims, NULL);
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->cv);
+    free(l);
+    return erpq_fail(err, errlen, -EAGAIN, "cannot start the ledger threads");
+  }
+  l->started = 1;
   *out = l;
   return 0;
 }
 
 void nt_ledger_stop(nt_ledger *l) {
-  if (!l) return;
+  if (!l || !l->started) return;
   pthread_mutex_lock(&l->mu);
   l->stop = 1;
-  pthread_cond_signal(&l->cv);
+  pthread_cond_broadcast(&l->cv);
   pthread_mutex_unlock(&l->mu);
-  pthread_join(l->th, NULL);
+  pthread_join(l->th_claims, NULL);
+  pthread_join(l->th_outs, NULL);
+  l->started = 0;
 }
 
 void nt_ledger_free(nt_ledger *l) {

@@ -55,6 +55,7 @@ struct nt_pipe {
   nt_send *q, *q_tail, *done, *done_tail;
   int inflight, cap, stop, woken;
   int64_t next_try; /* monotonic ms: the gate said wait */
+  int64_t stats_at;
   nt_limits lim;
   /* The breaker as last seen (dispatcher thread only). */
   char state[8];
@@ -328,6 +329,17 @@ static void *pipe_main(void *arg) {
     }
     p->woken = 0;
     if (p->stop) break;
+    if (erpq_mono_ms() - p->stats_at >= 1000) {
+      /* A debug line a second: how many sends wait here and are out. */
+      p->stats_at = erpq_mono_ms();
+      size_t nq = 0;
+      for (nt_send *s = p->q; s; s = s->next) nq++;
+      char a[24], b[24];
+      snprintf(a, sizeof a, "%zu", nq);
+      snprintf(b, sizeof b, "%d", p->inflight);
+      erpq_log(ERPQ_LOG_DEBUG, "notify.dispatcher", "channel", nt_channel_name(p->ch), "#queued", a,
+               "#inFlight", b, NULL);
+    }
     nt_send *done = p->done;
     int ndone = 0;
     for (nt_send *s = done; s; s = s->next) ndone++;
