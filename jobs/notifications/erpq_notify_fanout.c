@@ -186,13 +186,18 @@ static int flush(run *r, char *err, size_t errlen) {
   return 0;
 }
 
+/* Students first, in primary-key order (STRAIGHT_JOIN): the GROUP BY then
+ * streams and LIMIT stops the scan after one page. Left to itself the
+ * optimizer may start from classes and sort every remaining student of
+ * the school for each page (a 50,000-student school: ~0.3 s a page). */
 static const char *const PAGE_SQL_SCHOOL =
     "SELECT s.id, s.first_name, s.last_name, s.parent_name, s.parent_email, s.parent_phone,"
     " c.name, c.section, SUM(f.amount_minor - f.paid_minor), COUNT(*), MIN(f.due_date),"
     " MAX(o1.student_id IS NOT NULL), MAX(o2.student_id IS NOT NULL)"
-    " FROM students s JOIN classes c ON c.id = s.class_id"
-    " JOIN fees f ON f.student_id = s.id AND f.status IN ('pending', 'partially_paid')"
+    " FROM students s"
+    " STRAIGHT_JOIN fees f ON f.student_id = s.id AND f.status IN ('pending', 'partially_paid')"
     " AND f.amount_minor > f.paid_minor AND f.due_date <= DATE_SUB(?, INTERVAL ? DAY)"
+    " STRAIGHT_JOIN classes c ON c.id = s.class_id"
     " LEFT JOIN notification_optouts o1 ON o1.school_id = s.school_id AND o1.student_id = s.id"
     " AND o1.channel = 'email'"
     " LEFT JOIN notification_optouts o2 ON o2.school_id = s.school_id AND o2.student_id = s.id"
