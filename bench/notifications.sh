@@ -12,8 +12,8 @@
 #            pooled SMTP transport (bench/notifications-textbook.js)
 #    both with SMTP_CONNECTIONS connections. The clock runs from the
 #    worker's spawn until bull's completed set holds every job (polled every
-#    20 ms); peak RSS (VmHWM) and CPU (utime + stime) are the worker
-#    process's own. Printed: messages/s, peak RSS, CPU per message, and the
+#    20 ms); peak RSS (VmHWM), peak anonymous memory (RssAnon, sampled at
+#    each poll) and CPU (utime + stime) are the worker process's own. Printed: messages/s, peak RSS, CPU per message, and the
 #    ratios against the targets (>= 3x nodemailer's messages/s, <= 1/10 of
 #    its memory).
 # 2. fee-reminders over STUDENTS students (seeded with SQL in a database of
@@ -84,7 +84,7 @@ export ERPQ_MAIL_FROM="School Office <office@school.example>" ERPQ_SMTP_URL=$SMT
 
 hwm() { awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 cpu_s() { awk -v t="$CLK_TCK" '{sub(/.*\) /, ""); split($0, f, " "); printf "%.3f", (f[12] + f[13]) / t}' "/proc/$1/stat"; }
-declare -A SECS RSS CPU
+declare -A SECS RSS CPU ANON
 
 # One drain: JOBS waiting jobs under prefix $2, worker command "${@:3}".
 measure() {
@@ -95,8 +95,10 @@ measure() {
   local t0=$EPOCHREALTIME
   "$@" >"$RUN/$kind.log" 2>&1 &
   WPID=$!
-  local done=0 t1
+  local done=0 t1 anon=0 a
   while :; do
+    a=$(awk '/RssAnon/ {print $2}' "/proc/$WPID/status" 2>/dev/null || echo 0)
+    ((a > anon)) && anon=$a
     done=$(rcli ZCARD "$prefix:email:completed")
     [[ "$done" == "$JOBS" ]] && break
     kill -0 "$WPID" 2>/dev/null || die "$kind worker died: $(tail -5 "$RUN/$kind.log")"
@@ -105,6 +107,7 @@ measure() {
   done
   t1=$EPOCHREALTIME
   RSS[$kind]=$(hwm "$WPID")
+  ANON[$kind]=$(awk -v k="$anon" 'BEGIN{printf "%.1f", k/1024}')
   CPU[$kind]=$(cpu_s "$WPID")
   SECS[$kind]=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b-a}')
   kill -TERM "$WPID"; wait "$WPID" || true; WPID=
@@ -127,10 +130,10 @@ fi
 printf '\nsend-email: %s jobs to postfix smtp-sink, %s SMTP connections (erpq concurrency %s, node concurrency %s)\n' \
   "$JOBS" "$CONNS" "$ERPQ_C" "$NODE_C"
 printf 'host: %s, %s CPUs, load %s\n\n' "$(uname -r)" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-6s %10s %12s %14s %16s\n' kind seconds messages/s "peak RSS MiB" "CPU µs/message"
+printf '%-6s %10s %12s %14s %15s %16s\n' kind seconds messages/s "peak RSS MiB" "peak anon MiB" "CPU µs/message"
 for kind in $KINDS; do
-  printf '%-6s %10s %12s %14s %16s\n' "$kind" "${SECS[$kind]}" \
-    "$(awk -v n="$JOBS" -v s="${SECS[$kind]}" 'BEGIN{printf "%.0f", n/s}')" "${RSS[$kind]}" \
+  printf '%-6s %10s %12s %14s %15s %16s\n' "$kind" "${SECS[$kind]}" \
+    "$(awk -v n="$JOBS" -v s="${SECS[$kind]}" 'BEGIN{printf "%.0f", n/s}')" "${RSS[$kind]}" "${ANON[$kind]}" \
     "$(awk -v n="$JOBS" -v c="${CPU[$kind]}" 'BEGIN{printf "%.0f", c*1e6/n}')"
 done
 if [[ -n "${SECS[erpq]:-}" && -n "${SECS[node]:-}" ]]; then
@@ -141,6 +144,8 @@ if [[ -n "${SECS[erpq]:-}" && -n "${SECS[node]:-}" ]]; then
   echo "erpq messages/s / nodemailer messages/s: ${r}x (target >= 3x: $(awk -v r="$r" 'BEGIN{print (r >= 3) ? "MET" : "MISSED"}'))"
   echo "nodemailer peak RSS / erpq peak RSS: ${m}x (target >= 10x: $(awk -v r="$m" 'BEGIN{print (r >= 10) ? "MET" : "MISSED"}'))"
   echo "nodemailer CPU per message / erpq CPU per message: ${c}x"
+  echo "nodemailer peak anonymous memory / erpq's: $(awk -v a="${ANON[node]}" -v b="${ANON[erpq]}" 'BEGIN{printf "%.1f", a/b}')x" \
+       "(peak RSS also counts the shared libraries' pages: about 15 MiB of erpq-worker's)"
 fi
 
 # ---- fee-reminders over STUDENTS students ---------------------------------------------

@@ -18,7 +18,8 @@
  *      from the dedup key) or the SMS text (GSM-7/UCS-2, segments), and
  *      returns ERPQ_JOB_ASYNC. Input that can never work fails at once and
  *      for good (erpq_job_discard).
- *   2. ledger (one thread, its own MySQL connection, batches): claims the
+ *   2. ledger (a claims thread and an outcomes thread, each with a MySQL
+ *      connection of its own, batches; erpq_notify_ledger.c): claims the
  *      send's row in `notifications` (keyed by SHA-256 of the dedup key:
  *      data.dedupKey, else "<prefix>:<queue>:<jobId>"): 'pending', owned by this
  *      attempt, with a lease. A row already 'sent' ends the job at once
@@ -28,8 +29,9 @@
  *      Redis for the batch (rate per second and per day, circuit breaker;
  *      erpq_notify_limits.h) and hands what is granted to the transport
  *      (erpq_smtp / erpq_sms on the curl runner: many messages in flight
- *      on a few connections). A closed gate delays jobs with
- *      erpq_job_delay() (no attempt used) instead of failing them.
+ *      on a few connections; erpq_notify_pipe.c). A closed gate delays
+ *      jobs with erpq_job_delay() (no attempt used) instead of failing
+ *      them.
  *   4. the transport's answer comes back to the dispatcher (breaker
  *      report) and then to the ledger, which marks the row 'sent' (or
  *      'failed', or counts a retry) and writes the notifications record

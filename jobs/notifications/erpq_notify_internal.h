@@ -13,11 +13,11 @@
  * until it hands it to the ledger (nt_ledger_claim); from then on exactly
  * one stage holds it at a time, and only that stage may finish its job:
  *
- *   CLAIM    in the ledger's claim queue (ledger thread)
+ *   CLAIM    in the ledger's claim queue (its claims thread)
  *   READY    in its channel's dispatcher queue (dispatcher thread)
  *   FLIGHT   with the transport (the runner thread calls back; the
  *            dispatcher takes the outcome)
- *   OUTCOME  in the ledger's outcome queue (ledger thread), which records
+ *   OUTCOME  in the ledger's outcome queue (its outcomes thread), which records
  *            it and finishes the job (nt_send_finish frees the send).
  *
  * Cancellation (erpq_job_on_cancel, on the loop thread) never finishes a

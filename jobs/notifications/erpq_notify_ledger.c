@@ -523,6 +523,16 @@ static void do_outcomes(lconn *l, nt_send *list) {
     snprintf(nbuf, sizeof nbuf, "%zu", k);
     erpq_log(ERPQ_LOG_ERROR, "notify.record_failed", "error", red, "#sends", nbuf, NULL);
   }
+  /* The crash window (README.md): from the provider's acceptance to this
+   * COMMIT; a debug line gives its longest span in the batch. */
+  int64_t now = erpq_now_ms(), window = 0;
+  for (size_t i = 0; i < k; i++)
+    if (v[i]->out == NT_OUT_ACCEPTED && now - v[i]->sent_ms > window) window = now - v[i]->sent_ms;
+  if (!rc && window) {
+    char w[24];
+    snprintf(w, sizeof w, "%lld", (long long)window);
+    erpq_log(ERPQ_LOG_DEBUG, "notify.recorded", "#windowMs", w, NULL);
+  }
   for (size_t i = 0; i < k; i++) end_outcome(v[i], rc == 0);
   free(v);
 }
