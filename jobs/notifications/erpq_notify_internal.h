@@ -184,7 +184,7 @@ struct nt_ctx {
   nt_relay *relay;
   void *storage;         /* erpq_storage *, for attachments (may be NULL) */
   void *s3;              /* erpq_s3 * when the storage is S3 */
-  char storage_off[256];
+  char storage_off[512];
   /* Sends in flight, by job context (for cancellation). */
   pthread_mutex_t reg_mu;
   struct nt_reg_slot *reg;

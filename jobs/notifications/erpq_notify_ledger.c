@@ -40,6 +40,7 @@
 
 #define TX_TRIES 5
 #define RECORD_RETRY_MS 20000
+#define BUSY_RECHECK_MS 2000
 
 /* A connection of the ledger (one per thread). */
 typedef struct lconn {
@@ -225,8 +226,10 @@ static int claim_tx(lconn *l, nt_send **v, size_t n, char *err, size_t errlen) {
       continue;
     }
     if (!strcmp(status, "pending") && !mine && lease && left > 0) {
+      /* Another live job holds it: look again in a moment (it is usually
+       * sent by then), not only when its lease runs out. */
       s->claim = NT_BUSY;
-      s->busy_ms = left;
+      s->busy_ms = left < BUSY_RECHECK_MS ? left : BUSY_RECHECK_MS;
       continue;
     }
     if (mine && lease && left > lease_ms - 60000) {

@@ -106,6 +106,18 @@ test('a second job with the same dedupKey sends nothing; the same job id again n
   assert.equal(db.sql(`SELECT COUNT(*) FROM notifications WHERE dedup_hash IN ('${n.sha256('dup-1')}', '${n.sha256(`${prefix}:email:again-1`)}') AND status = 'sent'`), '2');
 });
 
+test('jobs racing with one dedupKey: one mail; the others wait for the claim, then find it sent', async () => {
+  const data = { schoolId: 1, to: 'race@example.org', template: 'report-ready', vars: reportVars, dedupKey: 'race-1' };
+  const jobs = await q.addBulk([1, 2, 3, 4].map(() => ({ name: 'send-email', data })));
+  const res = await Promise.all(jobs.map(j => j.finished()));
+  assert.deepEqual(res.map(r => r.status).sort(), ['already-sent', 'already-sent', 'already-sent', 'sent']);
+  for (const j of jobs) assert.equal((await q.getJob(j.id)).attemptsMade, 0, 'waiting used no attempt');
+  const waited = await Promise.all(jobs.map(async j => (await q.getJobLogs(j.id)).logs.join('|')));
+  assert.ok(waited.filter(l => /another job is sending the same message/.test(l)).length >= 1, waited.join(' / '));
+  await h.sleep(200);
+  assert.equal((await n.maildev.list()).filter(m => m.to.some(a => a.address === 'race@example.org')).length, 1);
+});
+
 test('locale fallback hi-IN -> hi, and every missing variable named (failed at once, no retry)', async () => {
   const r = await (await q.add('send-email', { schoolId: 1, to: 'hindi@example.org', template: 'report-ready',
     locale: 'hi-IN', vars: reportVars, dedupKey: 'hi-1' })).finished();
