@@ -74,8 +74,9 @@ void nt_ledger_claim(nt_ledger *l, nt_send *s) {
     nt_send_finish(s, -ECANCELED, NULL, "the worker is stopping");
     return;
   }
+  int was_empty = !l->claims;
   push(&l->claims, &l->claims_tail, s);
-  pthread_cond_broadcast(&l->cv);
+  if (was_empty) pthread_cond_broadcast(&l->cv);
   pthread_mutex_unlock(&l->mu);
 }
 
@@ -88,8 +89,9 @@ void nt_ledger_outcome(nt_ledger *l, nt_send *s) {
     nt_send_finish(s, s->out == NT_OUT_ACCEPTED ? 0 : -ECANCELED, NULL, "the worker is stopping");
     return;
   }
+  int was_empty = !l->outs;
   push(&l->outs, &l->outs_tail, s);
-  pthread_cond_broadcast(&l->cv);
+  if (was_empty) pthread_cond_broadcast(&l->cv);
   pthread_mutex_unlock(&l->mu);
 }
 

@@ -72,10 +72,13 @@ void nt_pipe_push(nt_pipe *p, nt_send *s) {
     nt_send_finish(s, -ECANCELED, NULL, "the worker is stopping");
     return;
   }
+  /* A wake-up only when the queue was empty: with sends already queued
+   * the dispatcher is awake or waits for room or time, not for this one. */
+  int was_empty = !p->q;
   if (p->q_tail) p->q_tail->next = s;
   else p->q = s;
   p->q_tail = s;
-  pthread_cond_signal(&p->cv);
+  if (was_empty) pthread_cond_signal(&p->cv);
   pthread_mutex_unlock(&p->mu);
 }
 
@@ -91,10 +94,11 @@ int64_t nt_pipe_open_until(nt_pipe *p) { return atomic_load(&p->open_until); }
 static void done_push(nt_pipe *p, nt_send *s) {
   s->next = NULL;
   pthread_mutex_lock(&p->mu);
+  int was_empty = !p->done;
   if (p->done_tail) p->done_tail->next = s;
   else p->done = s;
   p->done_tail = s;
-  pthread_cond_signal(&p->cv);
+  if (was_empty) pthread_cond_signal(&p->cv);
   pthread_mutex_unlock(&p->mu);
 }
 
@@ -215,7 +219,14 @@ static nt_send *dispatch(nt_pipe *p, nt_send *list, int k, int *sent, int64_t *w
              now_mono - p->checked > BREAKER_CACHE_MS;
   if (need) {
     erpq_jobctx *job = live_job(list);
-    if (!job) return list; /* every one cancelled: the sweep ends them */
+    if (!job) {
+      /* Every one of them was cancelled. */
+      for (nt_send *s = list, *next; s; s = next) {
+        next = s->next;
+        nt_send_finish(s, -ECANCELED, NULL, "cancelled before the send");
+      }
+      return NULL;
+    }
     nt_gate g;
     char err[400] = "";
     int rc = nt_limits_gate(&p->lim, k, erpq_now_ms(), job_redis, job, &g, err, sizeof err);
@@ -327,6 +338,7 @@ static void *pipe_main(void *arg) {
       mono_to_abs(p->q && p->inflight < p->cap ? p->next_try : erpq_mono_ms() + 1000, &ts);
       pthread_cond_timedwait(&p->cv, &p->mu, &ts);
     }
+    int sweep = p->woken; /* a cancellation asked for it */
     p->woken = 0;
     if (p->stop) break;
     if (erpq_mono_ms() - p->stats_at >= 1000) {
@@ -345,10 +357,10 @@ static void *pipe_main(void *arg) {
     for (nt_send *s = done; s; s = s->next) ndone++;
     p->done = p->done_tail = NULL;
     p->inflight -= ndone;
-    /* Cancelled sends leave the queue now. */
+    /* Cancelled sends leave the queue now (a batch skips them too). */
     nt_send *gone = NULL, **pp = &p->q;
-    p->q_tail = NULL;
-    while (*pp) {
+    if (sweep) p->q_tail = NULL;
+    while (sweep && *pp) {
       nt_send *s = *pp;
       if (atomic_load(&s->cancelled)) {
         *pp = s->next;
