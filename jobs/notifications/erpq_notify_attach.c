@@ -34,11 +34,13 @@ static int read_fd(int fd, uint64_t size, int64_t budget, char **out, char *err,
   if ((int64_t)size > budget)
     return erpq_fail(err, errlen, -EFBIG, "the attachments are larger than the mail limit");
   char *buf = malloc(size ? size : 1);
-  if (!buf) return erpq_fail(err, errlen, -ENOMEM, "out of memory");
+  if (!buf)
+    return erpq_fail(err, errlen, -ENOMEM, "out of memory");
   size_t got = 0;
   while (got < size) {
     ssize_t n = read(fd, buf + got, size - got);
-    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EINTR)
+      continue;
     if (n <= 0) {
       free(buf);
       return erpq_fail(err, errlen, -EIO, "cannot read a stored report file");
@@ -53,28 +55,34 @@ static int load_key(nt_ctx *nc, const char *key, int64_t budget, char **data, si
                     char *err, size_t errlen) {
   erpq_storage *st = nc->storage;
   if (!st)
-    return erpq_fail(err, errlen, -ENOTSUP, "attachments are off in this worker: %s", nc->storage_off);
+    return erpq_fail(err, errlen, -ENOTSUP, "attachments are off in this worker: %s",
+                     nc->storage_off);
   int fd = -1;
   uint64_t size = 0;
   char tmp[] = "/tmp/erpq-attach-XXXXXX";
   int rc;
   if (erpq_storage_kind_of(st) == ERPQ_STORAGE_S3) {
     fd = mkstemp(tmp);
-    if (fd < 0) return erpq_fail(err, errlen, -errno, "cannot make a temporary file");
+    if (fd < 0)
+      return erpq_fail(err, errlen, -errno, "cannot make a temporary file");
     close(fd);
     fd = -1;
     rc = erpq_s3_get_to_file(nc->s3, key, tmp, NULL, &size, err, errlen);
     if (!rc) {
       fd = open(tmp, O_RDONLY | O_CLOEXEC);
-      if (fd < 0) rc = erpq_fail(err, errlen, -errno, "cannot open the downloaded report file");
+      if (fd < 0)
+        rc = erpq_fail(err, errlen, -errno, "cannot open the downloaded report file");
     }
     unlink(tmp);
   } else {
     rc = erpq_storage_open(st, key, &fd, &size, err, errlen);
   }
-  if (!rc) rc = read_fd(fd, size, budget, data, err, errlen);
-  if (fd >= 0) close(fd);
-  if (!rc) *len = (size_t)size;
+  if (!rc)
+    rc = read_fd(fd, size, budget, data, err, errlen);
+  if (fd >= 0)
+    close(fd);
+  if (!rc)
+    *len = (size_t)size;
   return rc;
 }
 
@@ -84,12 +92,14 @@ static const char *json_str(const json_t *o, const char *k) {
 }
 
 /* The stored object of a report job. *rv is the parsed returnvalue. */
-static int report_key(erpq_jobctx *ctx, nt_ctx *nc, int64_t school, const json_t *item,
-                      json_t **rv, const char **key, int *permanent, char *err, size_t errlen) {
+static int report_key(erpq_jobctx *ctx, nt_ctx *nc, int64_t school, const json_t *item, json_t **rv,
+                      const char **key, int *permanent, char *err, size_t errlen) {
   const json_t *idv = json_object_get(item, "reportJobId");
   char id[64];
-  if (json_is_integer(idv)) snprintf(id, sizeof id, "%" JSON_INTEGER_FORMAT, json_integer_value(idv));
-  else snprintf(id, sizeof id, "%s", json_string_value(idv));
+  if (json_is_integer(idv))
+    snprintf(id, sizeof id, "%" JSON_INTEGER_FORMAT, json_integer_value(idv));
+  else
+    snprintf(id, sizeof id, "%s", json_string_value(idv));
   const char *queue = json_str(item, "queue") ? json_str(item, "queue") : nc->conf.reports_queue;
   erpq_cmd c;
   erpq_cmd_init(&c);
@@ -100,7 +110,8 @@ static int report_key(erpq_jobctx *ctx, nt_ctx *nc, int64_t school, const json_t
   erpq_cmd_push_str(&c, "finishedOn");
   redisReply *r = NULL;
   int rc = erpq_job_redis(ctx, &c, &r, 5000, err, errlen);
-  if (rc) return rc;
+  if (rc)
+    return rc;
   if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
     freeReplyObject(r);
     return erpq_fail(err, errlen, ERPQ_E_PROTOCOL, "unexpected answer reading report job %s", id);
@@ -127,10 +138,12 @@ static int report_key(erpq_jobctx *ctx, nt_ctx *nc, int64_t school, const json_t
   *rv = json_loads(rvr->str, 0, NULL);
   freeReplyObject(r);
   *key = *rv ? json_str(*rv, "key") : NULL;
-  if (!*key && *rv) *key = json_str(*rv, "storageKey");
+  if (!*key && *rv)
+    *key = json_str(*rv, "storageKey");
   if (!*key) {
     *permanent = 1;
-    return erpq_fail(err, errlen, -ENOENT, "report job %s has no stored file (no key in its result)", id);
+    return erpq_fail(err, errlen, -ENOENT,
+                     "report job %s has no stored file (no key in its result)", id);
   }
   return 0;
 }
@@ -140,10 +153,12 @@ int nt_attachments_load(erpq_jobctx *ctx, nt_ctx *nc, int64_t school, const json
   *out = NULL;
   *n = 0;
   *permanent = 0;
-  if (!arr || json_is_null(arr)) return 0;
+  if (!arr || json_is_null(arr))
+    return 0;
   size_t cnt = json_array_size(arr);
   nt_attachment *a = calloc(cnt ? cnt : 1, sizeof *a);
-  if (!a) return erpq_fail(err, errlen, -ENOMEM, "out of memory");
+  if (!a)
+    return erpq_fail(err, errlen, -ENOMEM, "out of memory");
   int64_t budget = nc->conf.max_attachment_bytes;
   int rc = 0;
   char prefix[64];
@@ -168,16 +183,22 @@ int nt_attachments_load(erpq_jobctx *ctx, nt_ctx *nc, int64_t school, const json
     }
     if (!rc) {
       const char *fname = json_str(item, "filename");
-      if (!fname && rv) fname = json_str(rv, "fileName");
-      if (!fname) fname = strrchr(key, '/') ? strrchr(key, '/') + 1 : key;
+      if (!fname && rv)
+        fname = json_str(rv, "fileName");
+      if (!fname)
+        fname = strrchr(key, '/') ? strrchr(key, '/') + 1 : key;
       const char *ctype = json_str(item, "contentType");
-      if (!ctype && rv) ctype = json_str(rv, "contentType");
-      if (!ctype) ctype = erpq_storage_content_type(key);
+      if (!ctype && rv)
+        ctype = json_str(rv, "contentType");
+      if (!ctype)
+        ctype = erpq_storage_content_type(key);
       snprintf(a[i].filename, sizeof a[i].filename, "%s", fname);
       snprintf(a[i].content_type, sizeof a[i].content_type, "%s", ctype);
       rc = load_key(nc, key, budget, &a[i].data, &a[i].len, err, errlen);
-      if (rc == -ENOENT || rc == -EFBIG || rc == -ENOTSUP || rc == -EINVAL) *permanent = 1;
-      if (!rc) budget -= (int64_t)a[i].len;
+      if (rc == -ENOENT || rc == -EFBIG || rc == -ENOTSUP || rc == -EINVAL)
+        *permanent = 1;
+      if (!rc)
+        budget -= (int64_t)a[i].len;
       *n = i + 1;
     }
     json_decref(rv);
@@ -192,7 +213,9 @@ int nt_attachments_load(erpq_jobctx *ctx, nt_ctx *nc, int64_t school, const json
 }
 
 void nt_attachments_free(nt_attachment *a, size_t n) {
-  if (!a) return;
-  for (size_t i = 0; i < n; i++) free(a[i].data);
+  if (!a)
+    return;
+  for (size_t i = 0; i < n; i++)
+    free(a[i].data);
   free(a);
 }

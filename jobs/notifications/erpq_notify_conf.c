@@ -35,8 +35,10 @@ static void provider_name(const char *kind, const char *url, char *out, size_t n
   const char *end = h + strcspn(h, "/?#");
   const char *at = NULL;
   for (const char *p = h; p < end; p++)
-    if (*p == '@') at = p;
-  if (at) h = at + 1;
+    if (*p == '@')
+      at = p;
+  if (at)
+    h = at + 1;
   int len = snprintf(out, n, "%s-", kind);
   for (const char *p = h; p < end && len + 1 < (int)n; p++) {
     char c = *p;
@@ -45,7 +47,8 @@ static void provider_name(const char *kind, const char *url, char *out, size_t n
     out[len++] = ok ? c : '_';
   }
   out[len] = '\0';
-  if (len == (int)strlen(kind) + 1 && len + 7 < (int)n) strcat(out, "default");
+  if (len == (int)strlen(kind) + 1 && len + 7 < (int)n)
+    strcat(out, "default");
 }
 
 /* ERPQ_MAIL_FROM: "Name <addr@domain>" or "addr@domain". */
@@ -54,13 +57,18 @@ static int parse_from(const char *v, nt_conf *c, char *err, size_t errlen) {
   char addr[300] = "";
   if (lt) {
     const char *gt = strchr(lt, '>');
-    if (!gt || gt[1]) return erpq_fail(err, errlen, ERPQ_E_ARG, "ERPQ_MAIL_FROM: expected \"Name <address>\" or an address");
+    if (!gt || gt[1])
+      return erpq_fail(err, errlen, ERPQ_E_ARG,
+                       "ERPQ_MAIL_FROM: expected \"Name <address>\" or an address");
     snprintf(addr, sizeof addr, "%.*s", (int)(gt - lt - 1), lt + 1);
     size_t nl = (size_t)(lt - v);
-    while (nl && (v[nl - 1] == ' ' || v[nl - 1] == '\t')) nl--;
+    while (nl && (v[nl - 1] == ' ' || v[nl - 1] == '\t'))
+      nl--;
     const char *nm = v;
-    while (nl && (*nm == ' ' || *nm == '"')) nm++, nl--;
-    while (nl && nm[nl - 1] == '"') nl--;
+    while (nl && (*nm == ' ' || *nm == '"'))
+      nm++, nl--;
+    while (nl && nm[nl - 1] == '"')
+      nl--;
     snprintf(c->mail_from_name, sizeof c->mail_from_name, "%.*s", (int)nl, nm);
   } else {
     snprintf(addr, sizeof addr, "%s", v);
@@ -77,7 +85,8 @@ int nt_conf_read(nt_conf *c, const erpq_family_env *env, char *err, size_t errle
   const char *v;
   if ((v = get(env, "ERPQ_MAIL_FROM"))) {
     int rc = parse_from(v, c, err, errlen);
-    if (rc) return rc;
+    if (rc)
+      return rc;
   } else if (get(env, "ERPQ_SMTP_URL")) {
     return erpq_fail(err, errlen, ERPQ_E_ARG,
                      "ERPQ_SMTP_URL is set but ERPQ_MAIL_FROM is not: set the sender, "
@@ -94,7 +103,8 @@ int nt_conf_read(nt_conf *c, const erpq_family_env *env, char *err, size_t errle
       return erpq_fail(err, errlen, ERPQ_E_ARG,
                        "ERPQ_UNSUBSCRIBE_URL needs ERPQ_UNSUBSCRIBE_SECRET (or _FILE), at least "
                        "32 bytes, to sign the links");
-    if (!(c->unsub_secret = strdup(v))) return erpq_fail(err, errlen, -ENOMEM, "out of memory");
+    if (!(c->unsub_secret = strdup(v)))
+      return erpq_fail(err, errlen, -ENOMEM, "out of memory");
   }
   if (c->unsub_mailto[0]) {
     char why[128], norm[300];

@@ -36,15 +36,18 @@ static int read_addrs(const json_t *data, const char *field, int required, addrs
   a->v = NULL;
   a->n = 0;
   if (!v || json_is_null(v)) {
-    if (required) return erpq_fail(err, errlen, -EINVAL, "data.%s is required", field);
+    if (required)
+      return erpq_fail(err, errlen, -EINVAL, "data.%s is required", field);
     return 0;
   }
   size_t n = json_is_array(v) ? json_array_size(v) : 1;
   if ((!json_is_array(v) && !json_is_string(v)) || (required && n == 0) || n > MAX_RCPT)
     return erpq_fail(err, errlen, -EINVAL,
-                     "data.%s must be an address or an array of 1 to %d addresses", field, MAX_RCPT);
+                     "data.%s must be an address or an array of 1 to %d addresses", field,
+                     MAX_RCPT);
   a->v = calloc(n ? n : 1, sizeof *a->v);
-  if (!a->v) return erpq_fail(err, errlen, -ENOMEM, "out of memory");
+  if (!a->v)
+    return erpq_fail(err, errlen, -ENOMEM, "out of memory");
   for (size_t i = 0; i < n; i++) {
     const json_t *e = json_is_array(v) ? json_array_get(v, i) : v;
     char why[160];
@@ -66,10 +69,13 @@ static int read_unsub(const json_t *data, const char **url, const char **mailto,
                       size_t errlen) {
   *url = *mailto = NULL;
   const json_t *u = json_object_get(data, "unsubscribe");
-  if (!u || json_is_null(u)) return 0;
+  if (!u || json_is_null(u))
+    return 0;
   const json_t *a = json_object_get(u, "url"), *b = json_object_get(u, "mailto");
-  if (json_is_string(a)) *url = json_string_value(a);
-  if (json_is_string(b)) *mailto = json_string_value(b);
+  if (json_is_string(a))
+    *url = json_string_value(a);
+  if (json_is_string(b))
+    *mailto = json_string_value(b);
   if (*url && strncmp(*url, "https://", 8))
     return erpq_fail(err, errlen, -EINVAL, "data.unsubscribe.url must be an https:// URL");
   if (*mailto && strncmp(*mailto, "mailto:", 7))
@@ -89,11 +95,13 @@ int nt_h_send_email(erpq_jobctx *ctx, const json_t *data, json_t **result, char 
   int64_t school;
   const char *tmpl, *locale, *dedup;
   int rc = nt_common_fields(data, &school, &tmpl, &locale, &dedup, err, errlen);
-  if (rc) return fail_discard(ctx, rc);
+  if (rc)
+    return fail_discard(ctx, rc);
   if (!nc->smtp)
     return erpq_fail(err, errlen, -ENOTSUP, "e-mail is off in this worker: %s", nc->smtp_off);
   int64_t wait = nt_breaker_wait(nc, NT_EMAIL);
-  if (wait > 0) return erpq_job_delay(ctx, wait, "the e-mail provider's circuit breaker is open");
+  if (wait > 0)
+    return erpq_job_delay(ctx, wait, "the e-mail provider's circuit breaker is open");
 
   addrs to = {0}, cc = {0};
   char *subject = NULL, *text = NULL, *html = NULL;
@@ -103,19 +111,24 @@ int nt_h_send_email(erpq_jobctx *ctx, const json_t *data, json_t **result, char 
   nt_send *s = NULL;
   const char *unsub_url, *unsub_mailto;
   rc = read_addrs(data, "to", 1, &to, err, errlen);
-  if (!rc) rc = read_addrs(data, "cc", 0, &cc, err, errlen);
-  if (!rc) rc = read_unsub(data, &unsub_url, &unsub_mailto, err, errlen);
+  if (!rc)
+    rc = read_addrs(data, "cc", 0, &cc, err, errlen);
+  if (!rc)
+    rc = read_unsub(data, &unsub_url, &unsub_mailto, err, errlen);
   if (!rc) {
     rc = erpq_templates_render_email(nc->tpl, tmpl, locale, json_object_get(data, "vars"), &subject,
                                      &text, &html, err, errlen);
-    if (rc == -ENOENT) rc = erpq_fail(err, errlen, -ENOENT, "no e-mail template '%s'", tmpl);
+    if (rc == -ENOENT)
+      rc = erpq_fail(err, errlen, -ENOENT, "no e-mail template '%s'", tmpl);
   }
-  if (rc) goto bad_input;
+  if (rc)
+    goto bad_input;
   int permanent = 0;
   rc = nt_attachments_load(ctx, nc, school, json_object_get(data, "attachments"), &att, &natt,
                            &permanent, err, errlen);
   if (rc) {
-    if (permanent) goto bad_input;
+    if (permanent)
+      goto bad_input;
     goto out;
   }
   s = nt_send_new(nc, ctx, NT_EMAIL);
@@ -130,9 +143,10 @@ int nt_h_send_email(erpq_jobctx *ctx, const json_t *data, json_t **result, char 
   nt_send_identity(s, dedup);
   /* The Message-ID comes from the dedup key: a retry re-sends the same
    * message, which a receiver can recognise. */
-  rc = erpq_mime_message_id(s->dedup_key, strlen(s->dedup_key), nc->conf.msgid_domain, s->message_id,
-                            sizeof s->message_id, err, errlen);
-  if (rc) goto out;
+  rc = erpq_mime_message_id(s->dedup_key, strlen(s->dedup_key), nc->conf.msgid_domain,
+                            s->message_id, sizeof s->message_id, err, errlen);
+  if (rc)
+    goto out;
   erpq_mime_addr *mto = calloc(to.n + cc.n + 1, sizeof *mto);
   erpq_mime_attachment *ma = calloc(natt + 1, sizeof *ma);
   s->rcpt = calloc(to.n + cc.n + 1, sizeof *s->rcpt);
@@ -146,13 +160,17 @@ int nt_h_send_email(erpq_jobctx *ctx, const json_t *data, json_t **result, char 
   for (size_t i = 0; i < to.n + cc.n; i++) {
     const char *addr = i < to.n ? to.v[i] : cc.v[i - to.n];
     mto[i].email = addr;
-    if (!(s->rcpt[s->nrcpt] = strdup(addr))) rc = -ENOMEM;
-    else s->nrcpt++;
+    if (!(s->rcpt[s->nrcpt] = strdup(addr)))
+      rc = -ENOMEM;
+    else
+      s->nrcpt++;
     char m[ERPQ_EMAIL_MAX + 8];
     erpq_email_mask(addr, m, sizeof m);
-    mlen += (size_t)snprintf(s->masked + mlen, mlen < sizeof s->masked ? sizeof s->masked - mlen : 0,
-                             "%s%s", i ? "," : "", m);
-    if (mlen >= sizeof s->masked) mlen = sizeof s->masked - 1;
+    mlen +=
+        (size_t)snprintf(s->masked + mlen, mlen < sizeof s->masked ? sizeof s->masked - mlen : 0,
+                         "%s%s", i ? "," : "", m);
+    if (mlen >= sizeof s->masked)
+      mlen = sizeof s->masked - 1;
   }
   for (size_t i = 0; i < natt; i++) {
     ma[i].filename = att[i].filename;
@@ -177,11 +195,14 @@ int nt_h_send_email(erpq_jobctx *ctx, const json_t *data, json_t **result, char 
       .attachments = ma,
       .nattachments = natt,
   };
-  if (!rc) rc = erpq_mime_build(&m, &msg, err, errlen);
+  if (!rc)
+    rc = erpq_mime_build(&m, &msg, err, errlen);
   free(mto);
   free(ma);
-  if (rc == -EINVAL) goto bad_input;
-  if (rc) goto out;
+  if (rc == -EINVAL)
+    goto bad_input;
+  if (rc)
+    goto out;
   s->msg_len = msg.len;
   s->msg = erpq_buf_take(&msg);
   if (!s->msg) {

@@ -60,9 +60,11 @@ typedef struct run {
 } run;
 
 static int valid_date(const char *s) {
-  if (strlen(s) != 10 || s[4] != '-' || s[7] != '-') return 0;
+  if (strlen(s) != 10 || s[4] != '-' || s[7] != '-')
+    return 0;
   for (int i = 0; i < 10; i++)
-    if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9')) return 0;
+    if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
+      return 0;
   int y = atoi(s), m = atoi(s + 5), d = atoi(s + 8);
   static const int md[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
   int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
@@ -70,7 +72,8 @@ static int valid_date(const char *s) {
 }
 
 static int parse(run *r, const json_t *data, char *err, size_t errlen) {
-  if (!json_is_object(data)) return erpq_fail(err, errlen, -EINVAL, "data must be a JSON object");
+  if (!json_is_object(data))
+    return erpq_fail(err, errlen, -EINVAL, "data must be a JSON object");
   const json_t *v = json_object_get(data, "schoolId");
   if (!json_is_integer(v) || json_integer_value(v) < 1)
     return erpq_fail(err, errlen, -EINVAL, "data.schoolId must be a positive integer");
@@ -89,7 +92,8 @@ static int parse(run *r, const json_t *data, char *err, size_t errlen) {
   r->min_days = 1;
   if (v && !json_is_null(v)) {
     if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 3650)
-      return erpq_fail(err, errlen, -EINVAL, "data.minOverdueDays must be an integer from 0 to 3650");
+      return erpq_fail(err, errlen, -EINVAL,
+                       "data.minOverdueDays must be an integer from 0 to 3650");
     r->min_days = json_integer_value(v);
   }
   v = json_object_get(data, "channels");
@@ -99,7 +103,8 @@ static int parse(run *r, const json_t *data, char *err, size_t errlen) {
     const char *c = json_string_value(json_array_get(v, i));
     int ch = c && !strcmp(c, "email") ? NT_EMAIL : c && !strcmp(c, "sms") ? NT_SMS : -1;
     if (ch < 0 || r->want[ch])
-      return erpq_fail(err, errlen, -EINVAL, "data.channels must list \"email\" and/or \"sms\", once each");
+      return erpq_fail(err, errlen, -EINVAL,
+                       "data.channels must list \"email\" and/or \"sms\", once each");
     r->want[ch] = 1;
   }
   v = json_object_get(data, "template");
@@ -122,8 +127,8 @@ static void add_str(json_t *o, const char *k, const char *v) {
 }
 
 /* One job for a defaulter and channel into r->jobs[ch]. */
-static int add_job(run *r, nt_channel ch, int64_t student, const char *to, json_t *vars,
-                   char *err, size_t errlen) {
+static int add_job(run *r, nt_channel ch, int64_t student, const char *to, json_t *vars, char *err,
+                   size_t errlen) {
   const nt_conf *c = &r->nc->conf;
   char dedup[160], id[200];
   snprintf(dedup, sizeof dedup, "reminder:%" PRId64 ":%s:%" PRId64 ":%s", r->school, r->as_of,
@@ -131,32 +136,34 @@ static int add_job(run *r, nt_channel ch, int64_t student, const char *to, json_
   snprintf(id, sizeof id, "%s:%" PRId64, dedup, r->school);
   json_t *d = json_pack("{s:I,s:s,s:s,s:s,s:O,s:s}", "schoolId", (json_int_t)r->school, "to", to,
                         "template", r->tmpl, "locale", r->locale, "vars", vars, "dedupKey", dedup);
-  if (!d) return erpq_fail(err, errlen, -ENOMEM, "out of memory");
+  if (!d)
+    return erpq_fail(err, errlen, -ENOMEM, "out of memory");
   if (ch == NT_EMAIL) {
     json_t *u = json_object();
     const json_t *url = json_object_get(vars, "unsubscribeUrl");
-    if (c->unsub_url[0]) json_object_set(u, "url", (json_t *)url);
+    if (c->unsub_url[0])
+      json_object_set(u, "url", (json_t *)url);
     if (c->unsub_mailto[0]) {
       char m[400];
-      snprintf(m, sizeof m, "mailto:%s?subject=unsubscribe%%20%" PRId64 "-%" PRId64, c->unsub_mailto,
-               r->school, student);
+      snprintf(m, sizeof m, "mailto:%s?subject=unsubscribe%%20%" PRId64 "-%" PRId64,
+               c->unsub_mailto, r->school, student);
       json_object_set_new(u, "mailto", json_string(m));
     }
     json_object_set_new(d, "unsubscribe", u);
   }
   char *text = json_dumps(d, JSON_COMPACT);
   json_decref(d);
-  json_t *opts = json_pack("{s:s,s:i,s:{s:s,s:I},s:{s:I},s:{s:I}}", "jobId", id, "attempts",
-                           c->send_attempts, "backoff", "type", "exponential", "delay",
-                           (json_int_t)c->send_backoff_ms, "removeOnComplete", "age",
-                           (json_int_t)c->keep_completed_s, "removeOnFail", "age",
-                           (json_int_t)(7 * 86400));
+  json_t *opts = json_pack(
+      "{s:s,s:i,s:{s:s,s:I},s:{s:I},s:{s:I}}", "jobId", id, "attempts", c->send_attempts, "backoff",
+      "type", "exponential", "delay", (json_int_t)c->send_backoff_ms, "removeOnComplete", "age",
+      (json_int_t)c->keep_completed_s, "removeOnFail", "age", (json_int_t)(7 * 86400));
   int rc = text && opts ? 0 : -ENOMEM;
   erpq_newjob *j = &r->jobs[ch][r->njobs[ch]];
   if (!rc) {
     rc = erpq_newjob_prepare(j, ch == NT_EMAIL ? "send-email" : "send-sms", text, opts,
                              erpq_now_ms(), err, errlen);
-    if (!rc) r->njobs[ch]++;
+    if (!rc)
+      r->njobs[ch]++;
   }
   free(text);
   json_decref(opts);
@@ -166,22 +173,28 @@ static int add_job(run *r, nt_channel ch, int64_t student, const char *to, json_
 static int flush(run *r, char *err, size_t errlen) {
   for (int ch = 0; ch < NT_NCH; ch++) {
     size_t n = r->njobs[ch];
-    if (!n) continue;
+    if (!n)
+      continue;
     char **ids = calloc(n, sizeof *ids);
     int *added = calloc(n, sizeof *added);
     int rc = ids && added ? 0 : -ENOMEM;
     const char *q = ch == NT_EMAIL ? r->nc->conf.email_queue : r->nc->conf.sms_queue;
-    if (!rc) rc = erpq_job_enqueue(r->ctx, q, r->jobs[ch], n, ids, added, err, errlen);
+    if (!rc)
+      rc = erpq_job_enqueue(r->ctx, q, r->jobs[ch], n, ids, added, err, errlen);
     for (size_t i = 0; !rc && i < n; i++) {
-      if (added[i]) r->enqueued++;
-      else r->already++;
+      if (added[i])
+        r->enqueued++;
+      else
+        r->already++;
       free(ids[i]);
     }
     free(ids);
     free(added);
-    for (size_t i = 0; i < n; i++) erpq_newjob_free(&r->jobs[ch][i]);
+    for (size_t i = 0; i < n; i++)
+      erpq_newjob_free(&r->jobs[ch][i]);
     r->njobs[ch] = 0;
-    if (rc) return rc;
+    if (rc)
+      return rc;
   }
   return 0;
 }
@@ -216,7 +229,8 @@ static void pay_url(const char *tmpl, int64_t school, int64_t student, char *out
     } else {
       out[o++] = *p++;
     }
-    if (o >= n) o = n - 1;
+    if (o >= n)
+      o = n - 1;
   }
   out[o] = '\0';
 }
@@ -231,23 +245,26 @@ static int page_jobs(run *r, const nt_rows *rows, char *err, size_t errlen) {
              nt_cell(rows, i, 2) && *nt_cell(rows, i, 2) ? " " : "",
              nt_cell(rows, i, 2) ? nt_cell(rows, i, 2) : "");
     const char *sec = nt_cell(rows, i, 7);
-    snprintf(klass, sizeof klass, "%s%s%s", nt_cell(rows, i, 6), sec && *sec ? " " : "", sec ? sec : "");
+    snprintf(klass, sizeof klass, "%s%s%s", nt_cell(rows, i, 6), sec && *sec ? " " : "",
+             sec ? sec : "");
     nt_money_text(strtoll(nt_cell(rows, i, 8), NULL, 10), r->currency, money);
     r->defaulters++;
     json_t *vars = json_object();
     add_str(vars, "schoolName", r->school_name);
-    add_str(vars, "parentName", nt_cell(rows, i, 3) && *nt_cell(rows, i, 3) ? nt_cell(rows, i, 3)
-                                                                           : "Parent/Guardian");
+    add_str(vars, "parentName",
+            nt_cell(rows, i, 3) && *nt_cell(rows, i, 3) ? nt_cell(rows, i, 3) : "Parent/Guardian");
     add_str(vars, "studentName", student);
     add_str(vars, "className", klass);
     add_str(vars, "outstanding", money);
     add_str(vars, "oldestDueDate", nt_cell(rows, i, 10));
     json_object_set_new(vars, "overdueCount", json_integer(strtoll(nt_cell(rows, i, 9), NULL, 10)));
-    if (c->pay_url[0]) pay_url(c->pay_url, r->school, sid, pay, sizeof pay);
+    if (c->pay_url[0])
+      pay_url(c->pay_url, r->school, sid, pay, sizeof pay);
     add_str(vars, "payUrl", pay[0] ? pay : NULL);
     int rc = 0;
     for (int ch = 0; ch < NT_NCH && !rc; ch++) {
-      if (!r->want[ch]) continue;
+      if (!r->want[ch])
+        continue;
       r->recipients++;
       const char *opt = nt_cell(rows, i, ch == NT_EMAIL ? 11 : 12);
       if (opt && !strcmp(opt, "1")) {
@@ -257,7 +274,8 @@ static int page_jobs(run *r, const nt_rows *rows, char *err, size_t errlen) {
       const char *raw = nt_cell(rows, i, ch == NT_EMAIL ? 4 : 5);
       char to[ERPQ_EMAIL_MAX + 1], why[160];
       int bad = !raw || !*raw;
-      if (!bad && ch == NT_EMAIL) bad = erpq_email_addr_normalize(raw, to, sizeof to, why, sizeof why) != 0;
+      if (!bad && ch == NT_EMAIL)
+        bad = erpq_email_addr_normalize(raw, to, sizeof to, why, sizeof why) != 0;
       if (!bad && ch == NT_SMS) {
         char e[ERPQ_E164_BUFSZ];
         bad = erpq_e164_normalize(raw, c->sms_default_cc, e, why, sizeof why) != 0;
@@ -286,56 +304,68 @@ static int page_jobs(run *r, const nt_rows *rows, char *err, size_t errlen) {
       json_decref(cv);
     }
     json_decref(vars);
-    if (rc) return rc;
+    if (rc)
+      return rc;
   }
   return 0;
 }
 
 static void progress(run *r, int64_t students) {
-  json_t *p = json_pack("{s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I}}", "pages", (json_int_t)r->pages,
-                        "defaulters", (json_int_t)students, "recipients", (json_int_t)r->recipients,
-                        "enqueued", (json_int_t)r->enqueued, "skipped", "noContact",
-                        (json_int_t)r->no_contact, "alreadyQueued", (json_int_t)r->already,
-                        "optedOut", (json_int_t)r->opted_out);
-  if (p) erpq_job_progress(r->ctx, p);
+  json_t *p =
+      json_pack("{s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I}}", "pages", (json_int_t)r->pages, "defaulters",
+                (json_int_t)students, "recipients", (json_int_t)r->recipients, "enqueued",
+                (json_int_t)r->enqueued, "skipped", "noContact", (json_int_t)r->no_contact,
+                "alreadyQueued", (json_int_t)r->already, "optedOut", (json_int_t)r->opted_out);
+  if (p)
+    erpq_job_progress(r->ctx, p);
   json_decref(p);
 }
 
 static int school_info(run *r, MYSQL *m, char *err, size_t errlen) {
   nt_rows rows;
   erpq_param p[] = {ERPQ_PI(r->school)};
-  int rc = nt_sql_rows(m, "SELECT name, currency FROM schools WHERE id = ?", p, 1, &rows, err, errlen);
-  if (rc) return rc;
+  int rc =
+      nt_sql_rows(m, "SELECT name, currency FROM schools WHERE id = ?", p, 1, &rows, err, errlen);
+  if (rc)
+    return rc;
   if (!rows.nrows) {
     nt_rows_free(&rows);
-    return erpq_fail(err, errlen, -ENOENT, "data.schoolId: school %" PRId64 " does not exist", r->school);
+    return erpq_fail(err, errlen, -ENOENT, "data.schoolId: school %" PRId64 " does not exist",
+                     r->school);
   }
   snprintf(r->school_name, sizeof r->school_name, "%s", nt_cell(&rows, 0, 0));
-  snprintf(r->currency, sizeof r->currency, "%s", nt_cell(&rows, 0, 1) ? nt_cell(&rows, 0, 1) : "INR");
+  snprintf(r->currency, sizeof r->currency, "%s",
+           nt_cell(&rows, 0, 1) ? nt_cell(&rows, 0, 1) : "INR");
   nt_rows_free(&rows);
-  if (!r->klass) return 0;
+  if (!r->klass)
+    return 0;
   erpq_param pc[] = {ERPQ_PI(r->klass), ERPQ_PI(r->school)};
-  rc = nt_sql_rows(m, "SELECT id FROM classes WHERE id = ? AND school_id = ?", pc, 2, &rows, err, errlen);
-  if (rc) return rc;
+  rc = nt_sql_rows(m, "SELECT id FROM classes WHERE id = ? AND school_id = ?", pc, 2, &rows, err,
+                   errlen);
+  if (rc)
+    return rc;
   size_t n = rows.nrows;
   nt_rows_free(&rows);
   if (!n)
-    return erpq_fail(err, errlen, -ENOENT, "data.classId: class %" PRId64 " does not exist in school %" PRId64,
-                     r->klass, r->school);
+    return erpq_fail(err, errlen, -ENOENT,
+                     "data.classId: class %" PRId64 " does not exist in school %" PRId64, r->klass,
+                     r->school);
   return 0;
 }
 
 static int audit(run *r, MYSQL *m, char *err, size_t errlen) {
-  json_t *d = json_pack("{s:s,s:I,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "jobId", erpq_job_id(r->ctx),
-                        "schoolId", (json_int_t)r->school, "asOf", r->as_of, "template", r->tmpl,
-                        "defaulters", (json_int_t)r->defaulters, "recipients",
-                        (json_int_t)r->recipients, "enqueued", (json_int_t)r->enqueued,
-                        "noContact", (json_int_t)r->no_contact, "alreadyQueued",
-                        (json_int_t)r->already, "optedOut", (json_int_t)r->opted_out);
-  if (r->klass && d) json_object_set_new(d, "classId", json_integer(r->klass));
+  json_t *d =
+      json_pack("{s:s,s:I,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "jobId", erpq_job_id(r->ctx),
+                "schoolId", (json_int_t)r->school, "asOf", r->as_of, "template", r->tmpl,
+                "defaulters", (json_int_t)r->defaulters, "recipients", (json_int_t)r->recipients,
+                "enqueued", (json_int_t)r->enqueued, "noContact", (json_int_t)r->no_contact,
+                "alreadyQueued", (json_int_t)r->already, "optedOut", (json_int_t)r->opted_out);
+  if (r->klass && d)
+    json_object_set_new(d, "classId", json_integer(r->klass));
   char *text = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
   json_decref(d);
-  if (!text) return -ENOMEM;
+  if (!text)
+    return -ENOMEM;
   char agg[64];
   snprintf(agg, sizeof agg, "%" PRId64 ":%s", r->school, r->as_of);
   erpq_param p[] = {ERPQ_PS(agg), ERPQ_PS(text)};
@@ -361,15 +391,18 @@ int nt_h_fee_reminders(erpq_jobctx *ctx, const json_t *data, json_t **result, ch
     if (r.want[ch] && !(r.jobs[ch] = calloc((size_t)page, sizeof *r.jobs[ch])))
       rc = erpq_fail(err, errlen, -ENOMEM, "out of memory");
   MYSQL *m = rc ? NULL : erpq_mysql_acquire(nc->pool, err, errlen);
-  if (!rc && !m) rc = -ENOTCONN;
+  if (!rc && !m)
+    rc = -ENOTCONN;
   nt_stmt *st = NULL;
   char sql[2048];
   snprintf(sql, sizeof sql, PAGE_SQL_SCHOOL, r.klass ? "AND s.class_id = ?" : "");
   if (!rc) {
     rc = school_info(&r, m, err, errlen);
-    if (rc == -ENOENT) erpq_job_discard(ctx);
+    if (rc == -ENOENT)
+      erpq_job_discard(ctx);
   }
-  if (!rc) rc = nt_stmt_prepare(m, sql, &st, err, errlen);
+  if (!rc)
+    rc = nt_stmt_prepare(m, sql, &st, err, errlen);
   int64_t last = 0, students = 0;
   while (!rc) {
     if (erpq_job_cancelled(ctx)) {
@@ -383,23 +416,30 @@ int nt_h_fee_reminders(erpq_jobctx *ctx, const json_t *data, json_t **result, ch
     p[np++] = ERPQ_PI(r.min_days);
     p[np++] = ERPQ_PI(r.school);
     p[np++] = ERPQ_PI(last);
-    if (r.klass) p[np++] = ERPQ_PI(r.klass);
+    if (r.klass)
+      p[np++] = ERPQ_PI(r.klass);
     p[np++] = ERPQ_PI(page);
     rc = nt_stmt_rows(st, p, np, &rows, err, errlen);
-    if (rc) break;
+    if (rc)
+      break;
     r.pages++;
     rc = page_jobs(&r, &rows, err, errlen);
-    if (!rc) rc = flush(&r, err, errlen);
+    if (!rc)
+      rc = flush(&r, err, errlen);
     students += (int64_t)rows.nrows;
-    if (rows.nrows) last = strtoll(nt_cell(&rows, rows.nrows - 1, 0), NULL, 10);
+    if (rows.nrows)
+      last = strtoll(nt_cell(&rows, rows.nrows - 1, 0), NULL, 10);
     size_t got = rows.nrows;
     nt_rows_free(&rows);
-    if (rc) break;
+    if (rc)
+      break;
     progress(&r, students);
-    if (got < (size_t)page) break;
+    if (got < (size_t)page)
+      break;
   }
   for (int ch = 0; ch < NT_NCH; ch++) {
-    for (size_t i = 0; i < r.njobs[ch]; i++) erpq_newjob_free(&r.jobs[ch][i]);
+    for (size_t i = 0; i < r.njobs[ch]; i++)
+      erpq_newjob_free(&r.jobs[ch][i]);
     free(r.jobs[ch]);
   }
   if (!rc) {
@@ -411,7 +451,8 @@ int nt_h_fee_reminders(erpq_jobctx *ctx, const json_t *data, json_t **result, ch
     }
   }
   nt_stmt_close(st);
-  if (m) erpq_mysql_release(nc->pool, m, rc && rc != -ENOENT && rc != -ECANCELED);
+  if (m)
+    erpq_mysql_release(nc->pool, m, rc && rc != -ENOENT && rc != -ECANCELED);
   if (rc) {
     char red[512];
     nt_redact(err, red, sizeof red);

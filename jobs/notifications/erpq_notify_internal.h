@@ -48,7 +48,13 @@
 typedef enum { NT_EMAIL = 0, NT_SMS = 1, NT_NCH = 2 } nt_channel;
 const char *nt_channel_name(nt_channel ch); /* "email", "sms" */
 
-typedef enum { NT_STAGE_NEW, NT_STAGE_CLAIM, NT_STAGE_READY, NT_STAGE_FLIGHT, NT_STAGE_OUTCOME } nt_stage;
+typedef enum {
+  NT_STAGE_NEW,
+  NT_STAGE_CLAIM,
+  NT_STAGE_READY,
+  NT_STAGE_FLIGHT,
+  NT_STAGE_OUTCOME
+} nt_stage;
 
 typedef enum {
   NT_OUT_NONE = 0,
@@ -68,17 +74,17 @@ typedef struct nt_send {
   nt_ctx *nc;
   erpq_jobctx *job;
   nt_channel ch;
-  nt_stage stage;       /* Under nc->reg_mu. */
+  nt_stage stage; /* Under nc->reg_mu. */
   atomic_int cancelled;
   /* What the record says (never an address in clear). */
   int64_t school;
   char dedup_hash[65];
-  char dedup_key[520];  /* data.dedupKey, else "<prefix>:<queue>:<jobId>" */
-  char owner[520];      /* "<prefix>:<queue>:<jobId>": the job holding the claim */
+  char dedup_key[520]; /* data.dedupKey, else "<prefix>:<queue>:<jobId>" */
+  char owner[520];     /* "<prefix>:<queue>:<jobId>": the job holding the claim */
   char queue[128], job_id[256];
   char tmpl[65], locale[36];
-  char masked[600];     /* the recipients, masked, comma-separated */
-  int final_attempt;    /* this is the job's last attempt */
+  char masked[600];  /* the recipients, masked, comma-separated */
+  int final_attempt; /* this is the job's last attempt */
   /* E-mail: the message and its envelope. */
   char *msg;
   size_t msg_len;
@@ -92,21 +98,21 @@ typedef struct nt_send {
   char encoding[8];
   /* From the claim. */
   nt_claim_result claim;
-  int64_t busy_ms;      /* NT_BUSY: the other holder's lease left */
-  int64_t created_ms;   /* the row's created_at */
-  int version;          /* record_version before this attempt */
-  int attempts;         /* provider attempts before this one */
+  int64_t busy_ms;    /* NT_BUSY: the other holder's lease left */
+  int64_t created_ms; /* the row's created_at */
+  int version;        /* record_version before this attempt */
+  int attempts;       /* provider attempts before this one */
   char prev_provider_id[160];
   /* In flight. */
   uint64_t tid;
-  int probe;            /* the breaker's half-open probe */
+  int probe; /* the breaker's half-open probe */
   /* The outcome. */
   nt_outcome out;
-  int breaker_fail;     /* counts against the provider (breaker 'F') */
+  int breaker_fail; /* counts against the provider (breaker 'F') */
   int64_t retry_after_ms;
   int64_t sent_ms;
   char provider_id[160];
-  char error[320];      /* redacted */
+  char error[320]; /* redacted */
 } nt_send;
 
 /* ---- Settings (erpq_notify_conf.c) ------------------------------------------- */
@@ -176,14 +182,14 @@ struct nt_ctx {
   erpq_mysql_conf db;
   erpq_mysql_pool *pool; /* fan-out handlers */
   erpq_curl_async *runner;
-  erpq_smtp *smtp;       /* NULL when ERPQ_SMTP_URL is unset */
-  erpq_sms *sms;         /* NULL when ERPQ_SMS_URL is unset */
+  erpq_smtp *smtp;                  /* NULL when ERPQ_SMTP_URL is unset */
+  erpq_sms *sms;                    /* NULL when ERPQ_SMS_URL is unset */
   char smtp_off[256], sms_off[256]; /* why a transport is off */
   nt_pipe *pipe[NT_NCH];
   nt_ledger *ledger;
   nt_relay *relay;
-  void *storage;         /* erpq_storage *, for attachments (may be NULL) */
-  void *s3;              /* erpq_s3 * when the storage is S3 */
+  void *storage; /* erpq_storage *, for attachments (may be NULL) */
+  void *s3;      /* erpq_s3 * when the storage is S3 */
   char storage_off[512];
   /* Sends in flight, by job context (for cancellation). */
   pthread_mutex_t reg_mu;
@@ -229,8 +235,7 @@ json_t *nt_json_date(int64_t ms);
 
 int nt_h_send_email(erpq_jobctx *ctx, const json_t *data, json_t **result, char *err,
                     size_t errlen);
-int nt_h_send_sms(erpq_jobctx *ctx, const json_t *data, json_t **result, char *err,
-                  size_t errlen);
+int nt_h_send_sms(erpq_jobctx *ctx, const json_t *data, json_t **result, char *err, size_t errlen);
 int nt_h_fee_reminders(erpq_jobctx *ctx, const json_t *data, json_t **result, char *err,
                        size_t errlen);
 

@@ -62,8 +62,10 @@ struct nt_ledger {
 
 static void push(nt_send **head, nt_send **tail, nt_send *s) {
   s->next = NULL;
-  if (*tail) (*tail)->next = s;
-  else *head = s;
+  if (*tail)
+    (*tail)->next = s;
+  else
+    *head = s;
   *tail = s;
 }
 
@@ -76,7 +78,8 @@ void nt_ledger_claim(nt_ledger *l, nt_send *s) {
   }
   int was_empty = !l->claims;
   push(&l->claims, &l->claims_tail, s);
-  if (was_empty) pthread_cond_broadcast(&l->cv);
+  if (was_empty)
+    pthread_cond_broadcast(&l->cv);
   pthread_mutex_unlock(&l->mu);
 }
 
@@ -91,7 +94,8 @@ void nt_ledger_outcome(nt_ledger *l, nt_send *s) {
   }
   int was_empty = !l->outs;
   push(&l->outs, &l->outs_tail, s);
-  if (was_empty) pthread_cond_broadcast(&l->cv);
+  if (was_empty)
+    pthread_cond_broadcast(&l->cv);
   pthread_mutex_unlock(&l->mu);
 }
 
@@ -108,15 +112,19 @@ static void drop_conn(lconn *l) {
   erpq_stmt_close(l->up_failed);
   erpq_stmt_close(l->up_retry);
   l->up_failed = l->up_retry = NULL;
-  if (l->m) mysql_close(l->m);
+  if (l->m)
+    mysql_close(l->m);
   l->m = NULL;
 }
 
 static int ensure_conn(lconn *l, char *err, size_t errlen) {
-  if (l->m) return 0;
+  if (l->m)
+    return 0;
   l->m = erpq_mysql_connect(&l->nc->db, 0, err, errlen);
-  if (!l->m) return -ENOTCONN;
-  int rc = erpq_mysql_exec(l->m, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED", err, errlen);
+  if (!l->m)
+    return -ENOTCONN;
+  int rc =
+      erpq_mysql_exec(l->m, "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED", err, errlen);
   if (!rc)
     rc = erpq_stmt_prepare(l->m,
                            "UPDATE notifications SET status = 'failed', last_error = ?,"
@@ -125,17 +133,20 @@ static int ensure_conn(lconn *l, char *err, size_t errlen) {
                            " WHERE dedup_hash = ? AND status <> 'sent' AND owner = ?",
                            &l->up_failed, err, errlen);
   if (!rc)
-    rc = erpq_stmt_prepare(l->m,
-                           "UPDATE notifications SET last_error = ?, attempts = attempts + 1,"
-                           " lease_until = NULL WHERE dedup_hash = ? AND status = 'pending' AND owner = ?",
-                           &l->up_retry, err, errlen);
-  if (rc) drop_conn(l);
+    rc = erpq_stmt_prepare(
+        l->m,
+        "UPDATE notifications SET last_error = ?, attempts = attempts + 1,"
+        " lease_until = NULL WHERE dedup_hash = ? AND status = 'pending' AND owner = ?",
+        &l->up_retry, err, errlen);
+  if (rc)
+    drop_conn(l);
   return rc;
 }
 
 static void rollback(lconn *l) {
   char ignore[128];
-  if (l->m) erpq_mysql_exec(l->m, "ROLLBACK", ignore, sizeof ignore);
+  if (l->m)
+    erpq_mysql_exec(l->m, "ROLLBACK", ignore, sizeof ignore);
 }
 
 /* After a failed statement: drop a lost connection; 1 if the transaction
@@ -159,9 +170,11 @@ static int cmp_hash(const void *a, const void *b) {
 static char *placeholders(const char *head, const char *row, size_t n, const char *tail) {
   size_t len = strlen(head) + n * (strlen(row) + 1) + strlen(tail) + 1;
   char *s = malloc(len), *p = s;
-  if (!s) return NULL;
+  if (!s)
+    return NULL;
   p += sprintf(p, "%s", head);
-  for (size_t i = 0; i < n; i++) p += sprintf(p, "%s%s", i ? "," : "", row);
+  for (size_t i = 0; i < n; i++)
+    p += sprintf(p, "%s%s", i ? "," : "", row);
   sprintf(p, "%s", tail);
   return s;
 }
@@ -170,13 +183,14 @@ static char *placeholders(const char *head, const char *row, size_t n, const cha
 static int claim_tx(lconn *l, nt_send **v, size_t n, char *err, size_t errlen) {
   int64_t lease_ms = l->nc->conf.lease_ms;
   int rc = erpq_mysql_exec(l->m, "START TRANSACTION", err, errlen);
-  if (rc) return rc;
+  if (rc)
+    return rc;
   enum { IC = 10 };
-  char *ins = placeholders("INSERT IGNORE INTO notifications (dedup_hash, school_id, channel, template,"
-                           " locale, recipient_masked, status, owner, lease_until, job_queue, job_id)"
-                           " VALUES ",
-                           "(?,?,?,?,?,?,'pending',?,TIMESTAMPADD(MICROSECOND, ? * 1000, NOW(3)),?,?)", n,
-                           "");
+  char *ins = placeholders(
+      "INSERT IGNORE INTO notifications (dedup_hash, school_id, channel, template,"
+      " locale, recipient_masked, status, owner, lease_until, job_queue, job_id)"
+      " VALUES ",
+      "(?,?,?,?,?,?,'pending',?,TIMESTAMPADD(MICROSECOND, ? * 1000, NOW(3)),?,?)", n, "");
   char *sel = placeholders("SELECT dedup_hash, status, owner,"
                            " CASE WHEN lease_until IS NULL THEN NULL"
                            " ELSE TIMESTAMPDIFF(MICROSECOND, NOW(3), lease_until) DIV 1000 END,"
@@ -185,7 +199,8 @@ static int claim_tx(lconn *l, nt_send **v, size_t n, char *err, size_t errlen) {
                            " FROM notifications WHERE dedup_hash IN (",
                            "?", n, ")");
   erpq_param *p = calloc(n * IC, sizeof *p);
-  if (!ins || !sel || !p) rc = erpq_fail(err, errlen, -ENOMEM, "out of memory");
+  if (!ins || !sel || !p)
+    rc = erpq_fail(err, errlen, -ENOMEM, "out of memory");
   for (size_t i = 0; !rc && i < n; i++) {
     nt_send *s = v[i];
     erpq_param *r = &p[i * IC];
@@ -200,17 +215,20 @@ static int claim_tx(lconn *l, nt_send **v, size_t n, char *err, size_t errlen) {
     r[8] = ERPQ_PS(s->queue);
     r[9] = ERPQ_PS(s->job_id);
   }
-  if (!rc) rc = erpq_mysql_run(l->m, ins, p, (int)(n * IC), NULL, NULL, err, errlen);
+  if (!rc)
+    rc = erpq_mysql_run(l->m, ins, p, (int)(n * IC), NULL, NULL, err, errlen);
   nt_rows rows = {0};
   if (!rc) {
-    for (size_t i = 0; i < n; i++) p[i] = ERPQ_PS(v[i]->dedup_hash);
+    for (size_t i = 0; i < n; i++)
+      p[i] = ERPQ_PS(v[i]->dedup_hash);
     rc = nt_sql_rows(l->m, sel, p, (int)n, &rows, err, errlen);
   }
   for (size_t i = 0; !rc && i < n; i++) {
     nt_send *s = v[i];
     size_t r = rows.nrows;
     for (size_t k = 0; k < rows.nrows; k++)
-      if (!strcmp(nt_cell(&rows, k, 0), s->dedup_hash)) r = k;
+      if (!strcmp(nt_cell(&rows, k, 0), s->dedup_hash))
+        r = k;
     if (r == rows.nrows) {
       rc = erpq_fail(err, errlen, -EIO, "a claimed row is missing after its insert");
       break;
@@ -239,9 +257,9 @@ static int claim_tx(lconn *l, nt_send **v, size_t n, char *err, size_t errlen) {
       continue;
     }
     /* Ours from an earlier attempt (renew the lease), or claimable. */
-    erpq_param up[] = {ERPQ_PS(s->owner), ERPQ_PI(lease_ms), ERPQ_PS(s->tmpl), ERPQ_PS(s->locale),
-                       ERPQ_PS(s->masked), ERPQ_PS(s->queue), ERPQ_PS(s->job_id),
-                       ERPQ_PS(s->dedup_hash), ERPQ_PS(s->owner)};
+    erpq_param up[] = {ERPQ_PS(s->owner),  ERPQ_PI(lease_ms),      ERPQ_PS(s->tmpl),
+                       ERPQ_PS(s->locale), ERPQ_PS(s->masked),     ERPQ_PS(s->queue),
+                       ERPQ_PS(s->job_id), ERPQ_PS(s->dedup_hash), ERPQ_PS(s->owner)};
     uint64_t aff = 0;
     rc = erpq_mysql_run(l->m,
                         "UPDATE notifications SET status = 'pending', owner = ?,"
@@ -250,7 +268,8 @@ static int claim_tx(lconn *l, nt_send **v, size_t n, char *err, size_t errlen) {
                         " WHERE dedup_hash = ? AND status <> 'sent' AND NOT (status = 'pending'"
                         " AND owner <> ? AND lease_until > NOW(3))",
                         up, 9, &aff, NULL, err, errlen);
-    if (rc) break;
+    if (rc)
+      break;
     if (aff == 1) {
       s->claim = NT_CLAIMED;
     } else {
@@ -262,7 +281,8 @@ static int claim_tx(lconn *l, nt_send **v, size_t n, char *err, size_t errlen) {
   free(ins);
   free(sel);
   free(p);
-  if (!rc) rc = erpq_mysql_exec(l->m, "COMMIT", err, errlen);
+  if (!rc)
+    rc = erpq_mysql_exec(l->m, "COMMIT", err, errlen);
   return rc;
 }
 
@@ -290,7 +310,8 @@ static void end_claim(lconn *l, nt_send *s) {
 
 static void do_claims(lconn *l, nt_send *list) {
   size_t n = 0;
-  for (nt_send *s = list; s; s = s->next) n++;
+  for (nt_send *s = list; s; s = s->next)
+    n++;
   nt_send **v = calloc(n ? n : 1, sizeof *v);
   if (!v) {
     for (nt_send *s = list, *next; s; s = next) {
@@ -302,14 +323,17 @@ static void do_claims(lconn *l, nt_send *list) {
   size_t k = 0;
   for (nt_send *s = list, *next; s; s = next) {
     next = s->next;
-    if (atomic_load(&s->cancelled) || atomic_load(&l->nc->stopping)) end_claim(l, s);
-    else v[k++] = s;
+    if (atomic_load(&s->cancelled) || atomic_load(&l->nc->stopping))
+      end_claim(l, s);
+    else
+      v[k++] = s;
   }
   qsort(v, k, sizeof *v, cmp_hash);
   /* Two jobs of one batch with the same dedup key: the later waits. */
   nt_send **dups = calloc(k ? k : 1, sizeof *dups);
   if (!dups) {
-    for (size_t i = 0; i < k; i++) nt_send_finish(v[i], -ENOMEM, NULL, "out of memory");
+    for (size_t i = 0; i < k; i++)
+      nt_send_finish(v[i], -ENOMEM, NULL, "out of memory");
     free(v);
     return;
   }
@@ -328,8 +352,10 @@ static void do_claims(lconn *l, nt_send *list) {
   int rc = 0;
   for (int t = 1; u && t <= TX_TRIES; t++) {
     rc = ensure_conn(l, err, sizeof err);
-    if (!rc) rc = claim_tx(l, v, u, err, sizeof err);
-    if (!rc || !after_error(l, rc)) break;
+    if (!rc)
+      rc = claim_tx(l, v, u, err, sizeof err);
+    if (!rc || !after_error(l, rc))
+      break;
     struct timespec ts = {0, (long)(20000000L << (t < 5 ? t : 5))};
     nanosleep(&ts, NULL);
   }
@@ -338,11 +364,14 @@ static void do_claims(lconn *l, nt_send *list) {
     nt_redact(err, red, sizeof red);
     snprintf(msg, sizeof msg, "could not claim the send in the database: %s", red);
     erpq_log(ERPQ_LOG_WARN, "notify.claim_failed", "error", red, NULL);
-    for (size_t i = 0; i < u; i++) nt_send_finish(v[i], rc < 0 ? rc : -EIO, NULL, msg);
+    for (size_t i = 0; i < u; i++)
+      nt_send_finish(v[i], rc < 0 ? rc : -EIO, NULL, msg);
   } else {
-    for (size_t i = 0; i < u; i++) end_claim(l, v[i]);
+    for (size_t i = 0; i < u; i++)
+      end_claim(l, v[i]);
   }
-  for (size_t i = 0; i < nd; i++) end_claim(l, dups[i]);
+  for (size_t i = 0; i < nd; i++)
+    end_claim(l, dups[i]);
   free(dups);
   free(v);
 }
@@ -356,10 +385,12 @@ typedef struct obrow {
 
 static int add_ob(obrow *rows, size_t *n, const char *type, const char *agg, const char *event,
                   json_t *doc) {
-  if (!doc) return -ENOMEM;
+  if (!doc)
+    return -ENOMEM;
   char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
   json_decref(doc);
-  if (!text) return -ENOMEM;
+  if (!text)
+    return -ENOMEM;
   rows[*n] = (obrow){type, agg, event, text};
   (*n)++;
   return 0;
@@ -371,8 +402,10 @@ static int add_ob(obrow *rows, size_t *n, const char *type, const char *agg, con
 static int mark_sent(lconn *l, nt_send **v, size_t n, size_t nsent, char *err, size_t errlen) {
   enum { C = 12 };
   char *sql = placeholders(
-      "INSERT INTO notifications (dedup_hash, school_id, channel, template, locale, recipient_masked,"
-      " status, job_queue, job_id, provider_id, segments, encoding, sent_at, attempts, record_version)"
+      "INSERT INTO notifications (dedup_hash, school_id, channel, template, locale, "
+      "recipient_masked,"
+      " status, job_queue, job_id, provider_id, segments, encoding, sent_at, attempts, "
+      "record_version)"
       " VALUES ",
       "(?,?,?,?,?,?,'sent',?,?,?,?,?,FROM_UNIXTIME(? / 1000),1,1)", nsent,
       " ON DUPLICATE KEY UPDATE status = 'sent', provider_id = VALUES(provider_id),"
@@ -384,7 +417,8 @@ static int mark_sent(lconn *l, nt_send **v, size_t n, size_t nsent, char *err, s
   size_t k = 0;
   for (size_t i = 0; !rc && i < n; i++) {
     nt_send *s = v[i];
-    if (s->out != NT_OUT_ACCEPTED) continue;
+    if (s->out != NT_OUT_ACCEPTED)
+      continue;
     erpq_param *r = &p[k++ * C];
     r[0] = ERPQ_PS(s->dedup_hash);
     r[1] = ERPQ_PI(s->school);
@@ -399,7 +433,8 @@ static int mark_sent(lconn *l, nt_send **v, size_t n, size_t nsent, char *err, s
     r[10] = s->ch == NT_SMS ? ERPQ_PS(s->encoding) : ERPQ_PN;
     r[11] = ERPQ_PI(s->sent_ms);
   }
-  if (!rc) rc = erpq_mysql_run(l->m, sql, p, (int)(nsent * C), NULL, NULL, err, errlen);
+  if (!rc)
+    rc = erpq_mysql_run(l->m, sql, p, (int)(nsent * C), NULL, NULL, err, errlen);
   free(sql);
   free(p);
   return rc;
@@ -419,9 +454,10 @@ static int outcome_tx(lconn *l, nt_send **v, size_t n, int64_t now, char *err, s
     if (s->out == NT_OUT_ACCEPTED) {
       nsent++; /* its row: one statement for all of them, below */
       rc = add_ob(ob, &nob, "notification", s->dedup_hash, "notification.record",
-                           nt_record_doc(s, "sent", s->version + 1, attempts, now));
-      if (!rc) rc = add_ob(ob, &nob, "notification", s->dedup_hash, "notification.sent",
-                           nt_audit_data(s, "notification.sent", attempts));
+                  nt_record_doc(s, "sent", s->version + 1, attempts, now));
+      if (!rc)
+        rc = add_ob(ob, &nob, "notification", s->dedup_hash, "notification.sent",
+                    nt_audit_data(s, "notification.sent", attempts));
     } else if (s->out == NT_OUT_PERMANENT || (s->out == NT_OUT_TEMPORARY && s->final_attempt)) {
       erpq_param p[] = {ERPQ_PS(s->error), ERPQ_PS(s->dedup_hash), ERPQ_PS(s->owner)};
       rc = erpq_stmt_exec(l->up_failed, p, 3, &aff, NULL, err, errlen);
@@ -439,25 +475,31 @@ static int outcome_tx(lconn *l, nt_send **v, size_t n, int64_t now, char *err, s
                     nt_audit_data(s, "notification.retry", attempts));
     }
   }
-  if (!rc && nsent) rc = mark_sent(l, v, n, nsent, err, errlen);
+  if (!rc && nsent)
+    rc = mark_sent(l, v, n, nsent, err, errlen);
   if (!rc && nob) {
-    char *sql = placeholders("INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload) VALUES ",
-                             "(?,?,?,?)", nob, "");
+    char *sql = placeholders(
+        "INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload) VALUES ",
+        "(?,?,?,?)", nob, "");
     erpq_param *p = calloc(nob * 4, sizeof *p);
-    if (!sql || !p) rc = erpq_fail(err, errlen, -ENOMEM, "out of memory");
+    if (!sql || !p)
+      rc = erpq_fail(err, errlen, -ENOMEM, "out of memory");
     for (size_t i = 0; !rc && i < nob; i++) {
       p[4 * i] = ERPQ_PS(ob[i].type);
       p[4 * i + 1] = ERPQ_PS(ob[i].agg_id);
       p[4 * i + 2] = ERPQ_PS(ob[i].event);
       p[4 * i + 3] = ERPQ_PS(ob[i].payload);
     }
-    if (!rc) rc = erpq_mysql_run(l->m, sql, p, (int)(nob * 4), NULL, NULL, err, errlen);
+    if (!rc)
+      rc = erpq_mysql_run(l->m, sql, p, (int)(nob * 4), NULL, NULL, err, errlen);
     free(sql);
     free(p);
   }
-  for (size_t i = 0; ob && i < nob; i++) free(ob[i].payload);
+  for (size_t i = 0; ob && i < nob; i++)
+    free(ob[i].payload);
   free(ob);
-  if (!rc) rc = erpq_mysql_exec(l->m, "COMMIT", err, errlen);
+  if (!rc)
+    rc = erpq_mysql_exec(l->m, "COMMIT", err, errlen);
   return rc;
 }
 
@@ -467,7 +509,8 @@ static void end_outcome(nt_send *s, int recorded) {
   switch (s->out) {
   case NT_OUT_ACCEPTED: {
     json_t *r = nt_result(s, "sent", attempts);
-    if (r && !recorded) json_object_set_new(r, "recorded", json_false());
+    if (r && !recorded)
+      json_object_set_new(r, "recorded", json_false());
     nt_send_finish(s, 0, r, NULL);
     return;
   }
@@ -488,7 +531,8 @@ static void end_outcome(nt_send *s, int recorded) {
 
 static void do_outcomes(lconn *l, nt_send *list) {
   size_t n = 0;
-  for (nt_send *s = list; s; s = s->next) n++;
+  for (nt_send *s = list; s; s = s->next)
+    n++;
   nt_send **v = calloc(n ? n : 1, sizeof *v);
   size_t k = 0;
   for (nt_send *s = list, *next; s; s = next) {
@@ -499,8 +543,10 @@ static void do_outcomes(lconn *l, nt_send *list) {
     }
     /* Cancelled transfers change nothing: the row stays claimed by the job,
      * which comes back as the same owner. */
-    if (s->out == NT_OUT_CANCELLED || s->out == NT_OUT_NONE) end_outcome(s, 0);
-    else v[k++] = s;
+    if (s->out == NT_OUT_CANCELLED || s->out == NT_OUT_NONE)
+      end_outcome(s, 0);
+    else
+      v[k++] = s;
   }
   if (!k) {
     free(v);
@@ -511,13 +557,17 @@ static void do_outcomes(lconn *l, nt_send *list) {
   int64_t t0 = erpq_mono_ms();
   for (int t = 1;; t++) {
     rc = ensure_conn(l, err, sizeof err);
-    if (!rc) rc = outcome_tx(l, v, k, erpq_now_ms(), err, sizeof err);
-    if (!rc) break;
+    if (!rc)
+      rc = outcome_tx(l, v, k, erpq_now_ms(), err, sizeof err);
+    if (!rc)
+      break;
     /* A lost or refused connection: keep trying for a while (the sends
      * went out; their records must not be lost to a restart). */
     int again = rc == -ENOTCONN || after_error(l, rc);
-    if (!again && t >= TX_TRIES) break;
-    if (erpq_mono_ms() - t0 > RECORD_RETRY_MS) break;
+    if (!again && t >= TX_TRIES)
+      break;
+    if (erpq_mono_ms() - t0 > RECORD_RETRY_MS)
+      break;
     struct timespec ts = {0, (long)(50000000L << (t < 4 ? t : 4))};
     nanosleep(&ts, NULL);
   }
@@ -532,13 +582,15 @@ static void do_outcomes(lconn *l, nt_send *list) {
    * COMMIT; a debug line gives its longest span in the batch. */
   int64_t now = erpq_now_ms(), window = 0;
   for (size_t i = 0; i < k; i++)
-    if (v[i]->out == NT_OUT_ACCEPTED && now - v[i]->sent_ms > window) window = now - v[i]->sent_ms;
+    if (v[i]->out == NT_OUT_ACCEPTED && now - v[i]->sent_ms > window)
+      window = now - v[i]->sent_ms;
   if (!rc && window) {
     char w[24];
     snprintf(w, sizeof w, "%lld", (long long)window);
     erpq_log(ERPQ_LOG_DEBUG, "notify.recorded", "#windowMs", w, NULL);
   }
-  for (size_t i = 0; i < k; i++) end_outcome(v[i], rc == 0);
+  for (size_t i = 0; i < k; i++)
+    end_outcome(v[i], rc == 0);
   free(v);
 }
 
@@ -553,9 +605,11 @@ static nt_send *take(nt_send **head, nt_send **tail, int max) {
     last = s;
     s = s->next;
   }
-  if (!last) return NULL;
+  if (!last)
+    return NULL;
   *head = s;
-  if (!s) *tail = NULL;
+  if (!s)
+    *tail = NULL;
   last->next = NULL;
   return first;
 }
@@ -574,22 +628,28 @@ static void run_queue(nt_ledger *l, int outs) {
   lconn *c = outs ? &l->oc : &l->cc;
   pthread_mutex_lock(&l->mu);
   for (;;) {
-    while (!*head && !l->stop && !*woken) pthread_cond_wait(&l->cv, &l->mu);
+    while (!*head && !l->stop && !*woken)
+      pthread_cond_wait(&l->cv, &l->mu);
     *woken = 0;
-    if (l->stop && !*head) break;
+    if (l->stop && !*head)
+      break;
     nt_send *list = take(head, tail, batch);
     pthread_mutex_unlock(&l->mu);
     if (list) {
       int n = 0;
-      for (nt_send *s = list; s; s = s->next) n++;
+      for (nt_send *s = list; s; s = s->next)
+        n++;
       int64_t t0 = erpq_mono_ms();
-      if (outs) do_outcomes(c, list);
-      else do_claims(c, list);
+      if (outs)
+        do_outcomes(c, list);
+      else
+        do_claims(c, list);
       debug_batch(outs ? "outcomes" : "claims", n, erpq_mono_ms() - t0);
     }
     pthread_mutex_lock(&l->mu);
   }
-  if (outs) l->outs_gone = 1;
+  if (outs)
+    l->outs_gone = 1;
   pthread_mutex_unlock(&l->mu);
   drop_conn(c);
 }
@@ -606,7 +666,8 @@ static void *outs_main(void *arg) {
 
 int nt_ledger_start(nt_ledger **out, nt_ctx *nc, char *err, size_t errlen) {
   nt_ledger *l = calloc(1, sizeof *l);
-  if (!l) return erpq_fail(err, errlen, -ENOMEM, "out of memory");
+  if (!l)
+    return erpq_fail(err, errlen, -ENOMEM, "out of memory");
   l->nc = nc;
   l->cc.nc = l->oc.nc = nc;
   pthread_mutex_init(&l->mu, NULL);
@@ -634,7 +695,8 @@ int nt_ledger_start(nt_ledger **out, nt_ctx *nc, char *err, size_t errlen) {
 }
 
 void nt_ledger_stop(nt_ledger *l) {
-  if (!l || !l->started) return;
+  if (!l || !l->started)
+    return;
   pthread_mutex_lock(&l->mu);
   l->stop = 1;
   pthread_cond_broadcast(&l->cv);
@@ -645,7 +707,8 @@ void nt_ledger_stop(nt_ledger *l) {
 }
 
 void nt_ledger_free(nt_ledger *l) {
-  if (!l) return;
+  if (!l)
+    return;
   pthread_mutex_destroy(&l->mu);
   pthread_cond_destroy(&l->cv);
   free(l);

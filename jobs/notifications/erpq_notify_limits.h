@@ -59,8 +59,7 @@
 
 /* Sends cmd (ownership taken: the function frees it) and returns the reply
  * in *reply (freeReplyObject() it; may be an error reply). */
-typedef int (*nt_redis_fn)(void *ud, erpq_cmd *cmd, redisReply **reply, char *err,
-                           size_t errlen);
+typedef int (*nt_redis_fn)(void *ud, erpq_cmd *cmd, redisReply **reply, char *err, size_t errlen);
 
 typedef struct nt_limits_conf {
   int64_t per_window;  /* messages per window, 0: no rate limit */
@@ -94,8 +93,7 @@ typedef struct nt_report {
 
 /* Sets l up for provider (letters, digits, '-', '_', '.', ':') under
  * prefix. Returns 0 or -EINVAL / -ENOSPC. */
-int nt_limits_init(nt_limits *l, const char *prefix, const char *provider,
-                   const nt_limits_conf *c);
+int nt_limits_init(nt_limits *l, const char *prefix, const char *provider, const nt_limits_conf *c);
 
 /* Asks for n (>= 1) messages at wall time now_ms (used only to name the
  * day's key and to compute the time to midnight). */

@@ -75,10 +75,13 @@ void nt_pipe_push(nt_pipe *p, nt_send *s) {
   /* A wake-up only when the queue was empty: with sends already queued
    * the dispatcher is awake or waits for room or time, not for this one. */
   int was_empty = !p->q;
-  if (p->q_tail) p->q_tail->next = s;
-  else p->q = s;
+  if (p->q_tail)
+    p->q_tail->next = s;
+  else
+    p->q = s;
   p->q_tail = s;
-  if (was_empty) pthread_cond_signal(&p->cv);
+  if (was_empty)
+    pthread_cond_signal(&p->cv);
   pthread_mutex_unlock(&p->mu);
 }
 
@@ -95,10 +98,13 @@ static void done_push(nt_pipe *p, nt_send *s) {
   s->next = NULL;
   pthread_mutex_lock(&p->mu);
   int was_empty = !p->done;
-  if (p->done_tail) p->done_tail->next = s;
-  else p->done = s;
+  if (p->done_tail)
+    p->done_tail->next = s;
+  else
+    p->done = s;
   p->done_tail = s;
-  if (was_empty) pthread_cond_signal(&p->cv);
+  if (was_empty)
+    pthread_cond_signal(&p->cv);
   pthread_mutex_unlock(&p->mu);
 }
 
@@ -116,7 +122,8 @@ static void smtp_done(const erpq_smtp_result *r, void *ud) {
     /* A failure of the server as a whole (connection, TLS, authentication,
      * 421) is the provider's, whatever its code: retry, count it. */
     s->breaker_fail = r->server_wide;
-    s->out = r->outcome == ERPQ_SMTP_PERMANENT && !r->server_wide ? NT_OUT_PERMANENT : NT_OUT_TEMPORARY;
+    s->out =
+        r->outcome == ERPQ_SMTP_PERMANENT && !r->server_wide ? NT_OUT_PERMANENT : NT_OUT_TEMPORARY;
     if (r->reply_code)
       snprintf(s->error, sizeof s->error, "SMTP %s %d%s%s: %s", r->stage ? r->stage : "?",
                r->reply_code, r->enhanced[0] ? " " : "", r->enhanced, r->message);
@@ -144,7 +151,8 @@ static void sms_done(const erpq_sms_result *r, void *ud) {
       break;
     }
     s->breaker_fail = r->outcome == ERPQ_SMS_TEMPORARY || r->server_wide;
-    s->out = r->outcome == ERPQ_SMS_PERMANENT && !r->server_wide ? NT_OUT_PERMANENT : NT_OUT_TEMPORARY;
+    s->out =
+        r->outcome == ERPQ_SMS_PERMANENT && !r->server_wide ? NT_OUT_PERMANENT : NT_OUT_TEMPORARY;
     /* The client's sentence names the status and the provider's code. */
     snprintf(s->error, sizeof s->error, "%s", r->message);
   }
@@ -159,7 +167,8 @@ static int job_redis(void *ud, erpq_cmd *cmd, redisReply **reply, char *err, siz
 
 static erpq_jobctx *live_job(nt_send *list) {
   for (nt_send *s = list; s; s = s->next)
-    if (!atomic_load(&s->cancelled)) return s->job;
+    if (!atomic_load(&s->cancelled))
+      return s->job;
   return NULL;
 }
 
@@ -167,7 +176,8 @@ static void note_state(nt_pipe *p, const char *state, int64_t fails, int64_t ope
   snprintf(p->state, sizeof p->state, "%s", state);
   p->fails = fails;
   p->checked = erpq_mono_ms();
-  atomic_store(&p->open_until, !strcmp(state, "open") && open_left > 0 ? erpq_now_ms() + open_left : 0);
+  atomic_store(&p->open_until,
+               !strcmp(state, "open") && open_left > 0 ? erpq_now_ms() + open_left : 0);
 }
 
 /* ---- Sending -------------------------------------------------------------------------- */
@@ -197,11 +207,14 @@ static void submit(nt_pipe *p, nt_send *s) {
   /* The callback may already have run; tid is only for cancelling. */
   pthread_mutex_lock(&nc->reg_mu);
   int cancelled = atomic_load(&s->cancelled);
-  if (s->stage == NT_STAGE_FLIGHT) s->tid = tid;
+  if (s->stage == NT_STAGE_FLIGHT)
+    s->tid = tid;
   pthread_mutex_unlock(&nc->reg_mu);
   if (cancelled) {
-    if (p->ch == NT_EMAIL) erpq_smtp_cancel(nc->smtp, tid);
-    else erpq_sms_cancel(nc->sms, tid);
+    if (p->ch == NT_EMAIL)
+      erpq_smtp_cancel(nc->smtp, tid);
+    else
+      erpq_sms_cancel(nc->sms, tid);
   }
 }
 
@@ -230,11 +243,13 @@ static nt_send *dispatch(nt_pipe *p, nt_send *list, int k, int *sent, int64_t *w
     nt_gate g;
     char err[400] = "";
     int rc = nt_limits_gate(&p->lim, k, erpq_now_ms(), job_redis, job, &g, err, sizeof err);
-    if (rc == -ECANCELED) return list;
+    if (rc == -ECANCELED)
+      return list;
     if (rc) {
       char red[300];
       nt_redact(err, red, sizeof red);
-      erpq_log(ERPQ_LOG_WARN, "notify.gate_failed", "channel", nt_channel_name(p->ch), "error", red, NULL);
+      erpq_log(ERPQ_LOG_WARN, "notify.gate_failed", "channel", nt_channel_name(p->ch), "error", red,
+               NULL);
       *delay_all = 1;
       *delay_ms = 2000;
       snprintf(why, whylen, "the provider gate in Redis did not answer");
@@ -245,15 +260,17 @@ static nt_send *dispatch(nt_pipe *p, nt_send *list, int k, int *sent, int64_t *w
     probe = g.probe;
     if (granted < k) {
       *wait_ms = g.wait_ms > 0 ? g.wait_ms : 1;
-      if (strcmp(g.reason, "rate") && strcmp(g.reason, "probe")) *delay_all = 1;
-      else if (*wait_ms > HOLD_MAX_MS) *delay_all = 1;
+      if (strcmp(g.reason, "rate") && strcmp(g.reason, "probe"))
+        *delay_all = 1;
+      else if (*wait_ms > HOLD_MAX_MS)
+        *delay_all = 1;
       if (*delay_all) {
         *delay_ms = *wait_ms;
         snprintf(why, whylen, "%s",
-                 !strcmp(g.reason, "open")    ? "the provider's circuit breaker is open"
-                 : !strcmp(g.reason, "hold")  ? "the provider asked to slow down"
-                 : !strcmp(g.reason, "day")   ? "the provider's daily limit is reached"
-                                              : "the provider's rate limit is reached");
+                 !strcmp(g.reason, "open")   ? "the provider's circuit breaker is open"
+                 : !strcmp(g.reason, "hold") ? "the provider asked to slow down"
+                 : !strcmp(g.reason, "day")  ? "the provider's daily limit is reached"
+                                             : "the provider's rate limit is reached");
       }
     }
   }
@@ -276,9 +293,12 @@ static void handle_done(nt_pipe *p, nt_send *list) {
   int64_t hold = 0;
   int probe = 0;
   for (nt_send *s = list; s; s = s->next) {
-    if (s->out == NT_OUT_ACCEPTED && no < sizeof outc - 1) outc[no++] = 'S';
-    else if (s->breaker_fail && no < sizeof outc - 1) outc[no++] = 'F';
-    if (s->out == NT_OUT_THROTTLED && s->retry_after_ms > hold) hold = s->retry_after_ms;
+    if (s->out == NT_OUT_ACCEPTED && no < sizeof outc - 1)
+      outc[no++] = 'S';
+    else if (s->breaker_fail && no < sizeof outc - 1)
+      outc[no++] = 'F';
+    if (s->out == NT_OUT_THROTTLED && s->retry_after_ms > hold)
+      hold = s->retry_after_ms;
     probe |= s->probe;
   }
   outc[no] = '\0';
@@ -302,7 +322,8 @@ static void handle_done(nt_pipe *p, nt_send *list) {
     } else {
       char red[300];
       nt_redact(err, red, sizeof red);
-      erpq_log(ERPQ_LOG_WARN, "notify.report_failed", "channel", nt_channel_name(p->ch), "error", red, NULL);
+      erpq_log(ERPQ_LOG_WARN, "notify.report_failed", "channel", nt_channel_name(p->ch), "error",
+               red, NULL);
     }
   }
   for (nt_send *s = list, *next; s; s = next) {
@@ -321,7 +342,8 @@ static int64_t mono_to_abs(int64_t mono_ms, struct timespec *ts) {
   struct timespec now;
   clock_gettime(CLOCK_MONOTONIC, &now);
   int64_t d = mono_ms - erpq_mono_ms();
-  if (d < 0) d = 0;
+  if (d < 0)
+    d = 0;
   int64_t ns = now.tv_nsec + (d % 1000) * 1000000;
   ts->tv_sec = now.tv_sec + (time_t)(d / 1000) + (time_t)(ns / 1000000000);
   ts->tv_nsec = (long)(ns % 1000000000);
@@ -340,12 +362,14 @@ static void *pipe_main(void *arg) {
     }
     int sweep = p->woken; /* a cancellation asked for it */
     p->woken = 0;
-    if (p->stop) break;
+    if (p->stop)
+      break;
     if (erpq_mono_ms() - p->stats_at >= 1000) {
       /* A debug line a second: how many sends wait here and are out. */
       p->stats_at = erpq_mono_ms();
       size_t nq = 0;
-      for (nt_send *s = p->q; s; s = s->next) nq++;
+      for (nt_send *s = p->q; s; s = s->next)
+        nq++;
       char a[24], b[24];
       snprintf(a, sizeof a, "%zu", nq);
       snprintf(b, sizeof b, "%d", p->inflight);
@@ -354,12 +378,14 @@ static void *pipe_main(void *arg) {
     }
     nt_send *done = p->done;
     int ndone = 0;
-    for (nt_send *s = done; s; s = s->next) ndone++;
+    for (nt_send *s = done; s; s = s->next)
+      ndone++;
     p->done = p->done_tail = NULL;
     p->inflight -= ndone;
     /* Cancelled sends leave the queue now (a batch skips them too). */
     nt_send *gone = NULL, **pp = &p->q;
-    if (sweep) p->q_tail = NULL;
+    if (sweep)
+      p->q_tail = NULL;
     while (sweep && *pp) {
       nt_send *s = *pp;
       if (atomic_load(&s->cancelled)) {
@@ -376,7 +402,8 @@ static void *pipe_main(void *arg) {
     int k = 0;
     if (p->q && p->inflight < p->cap && erpq_mono_ms() >= p->next_try) {
       int room = p->cap - p->inflight;
-      if (room > MAX_BATCH) room = MAX_BATCH;
+      if (room > MAX_BATCH)
+        room = MAX_BATCH;
       batch = p->q;
       nt_send *last = NULL, *s = p->q;
       while (s && k < room) {
@@ -385,7 +412,8 @@ static void *pipe_main(void *arg) {
         k++;
       }
       p->q = s;
-      if (!s) p->q_tail = NULL;
+      if (!s)
+        p->q_tail = NULL;
       last->next = NULL;
       p->inflight += k;
     }
@@ -394,19 +422,22 @@ static void *pipe_main(void *arg) {
       next = s->next;
       nt_send_finish(s, -ECANCELED, NULL, "cancelled before the send");
     }
-    if (done) handle_done(p, done);
+    if (done)
+      handle_done(p, done);
     nt_send *back = NULL;
     int sent = 0, delay_all = 0;
     int64_t wait = 0, delay_ms = 0;
     char why[128] = "";
-    if (batch) back = dispatch(p, batch, k, &sent, &wait, &delay_all, &delay_ms, why, sizeof why);
+    if (batch)
+      back = dispatch(p, batch, k, &sent, &wait, &delay_all, &delay_ms, why, sizeof why);
     nt_send *delayed = NULL;
     pthread_mutex_lock(&p->mu);
     p->inflight -= k - sent;
     if (delay_all) {
       /* This batch's rest and the whole queue go back to bull. */
       nt_send *t = back;
-      while (t && t->next) t = t->next;
+      while (t && t->next)
+        t = t->next;
       if (t) {
         t->next = p->q;
         delayed = back;
@@ -416,9 +447,11 @@ static void *pipe_main(void *arg) {
       p->q = p->q_tail = NULL;
     } else if (back) {
       nt_send *t = back;
-      while (t->next) t = t->next;
+      while (t->next)
+        t = t->next;
       t->next = p->q;
-      if (!p->q) p->q_tail = t;
+      if (!p->q)
+        p->q_tail = t;
       p->q = back;
       p->next_try = erpq_mono_ms() + (wait > 0 ? wait : 1);
     }
@@ -439,13 +472,15 @@ static void *pipe_main(void *arg) {
     next = s->next;
     nt_send_finish(s, -ECANCELED, NULL, "the worker is stopping");
   }
-  if (done) handle_done(p, done);
+  if (done)
+    handle_done(p, done);
   return NULL;
 }
 
 int nt_pipe_start(nt_pipe **out, nt_ctx *nc, nt_channel ch, char *err, size_t errlen) {
   nt_pipe *p = calloc(1, sizeof *p);
-  if (!p) return erpq_fail(err, errlen, -ENOMEM, "out of memory");
+  if (!p)
+    return erpq_fail(err, errlen, -ENOMEM, "out of memory");
   p->nc = nc;
   p->ch = ch;
   p->cap = nc->conf.in_flight[ch] > 0 ? nc->conf.in_flight[ch] : 8;
@@ -475,7 +510,8 @@ int nt_pipe_start(nt_pipe **out, nt_ctx *nc, nt_channel ch, char *err, size_t er
 }
 
 void nt_pipe_stop(nt_pipe *p) {
-  if (!p) return;
+  if (!p)
+    return;
   pthread_mutex_lock(&p->mu);
   p->stop = 1;
   pthread_cond_signal(&p->cv);
@@ -484,7 +520,8 @@ void nt_pipe_stop(nt_pipe *p) {
 }
 
 void nt_pipe_free(nt_pipe *p) {
-  if (!p) return;
+  if (!p)
+    return;
   pthread_mutex_destroy(&p->mu);
   pthread_cond_destroy(&p->cv);
   free(p);

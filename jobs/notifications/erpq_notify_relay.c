@@ -77,17 +77,21 @@ static int pause_ms(nt_relay *r, int64_t ms) {
 }
 
 static void drop_mysql(nt_relay *r) {
-  if (r->m) mysql_close(r->m); /* releases the lock with the connection */
+  if (r->m)
+    mysql_close(r->m); /* releases the lock with the connection */
   r->m = NULL;
-  if (r->locked) erpq_log(ERPQ_LOG_INFO, "outbox.relay_inactive", NULL);
+  if (r->locked)
+    erpq_log(ERPQ_LOG_INFO, "outbox.relay_inactive", NULL);
   r->locked = 0;
 }
 
 static int client_up(nt_relay *r, char *err, size_t errlen) {
-  if (r->client) return 0;
+  if (r->client)
+    return 0;
   bson_error_t be;
   mongoc_uri_t *uri = mongoc_uri_new_with_error(r->url, &be);
-  if (!uri) return erpq_fail(err, errlen, -EINVAL, "ERPQ_MONGO_URL: %s", be.message);
+  if (!uri)
+    return erpq_fail(err, errlen, -EINVAL, "ERPQ_MONGO_URL: %s", be.message);
   if (!mongoc_uri_has_option(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
     mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 5000);
   if (!mongoc_uri_has_option(uri, MONGOC_URI_CONNECTTIMEOUTMS))
@@ -96,7 +100,8 @@ static int client_up(nt_relay *r, char *err, size_t errlen) {
     mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS, 30000);
   r->client = mongoc_client_new_from_uri_with_error(uri, &be);
   mongoc_uri_destroy(uri);
-  if (!r->client) return erpq_fail(err, errlen, -EINVAL, "MongoDB client: %s", be.message);
+  if (!r->client)
+    return erpq_fail(err, errlen, -EINVAL, "MongoDB client: %s", be.message);
   mongoc_client_set_appname(r->client, "erpq-worker");
   mongoc_client_set_error_api(r->client, MONGOC_ERROR_API_VERSION_2);
   return 0;
@@ -106,7 +111,8 @@ static int client_up(nt_relay *r, char *err, size_t errlen) {
  * error with err. */
 static int insert_docs(nt_relay *r, const char *coll, bson_t **docs, size_t n, char *err,
                        size_t errlen) {
-  if (!n) return 0;
+  if (!n)
+    return 0;
   mongoc_collection_t *c = mongoc_client_get_collection(r->client, r->dbname, coll);
   bson_t opts = BSON_INITIALIZER, wc;
   BSON_APPEND_BOOL(&opts, "ordered", false);
@@ -134,8 +140,10 @@ static int insert_docs(nt_relay *r, const char *coll, bson_t **docs, size_t n, c
     } else {
       other = 1;
     }
-    if (bson_iter_init_find(&it, &reply, "writeConcernErrors")) other++;
-    if (other) rc = erpq_fail(err, errlen, -EIO, "MongoDB %s: %s", coll, be.message);
+    if (bson_iter_init_find(&it, &reply, "writeConcernErrors"))
+      other++;
+    if (other)
+      rc = erpq_fail(err, errlen, -EIO, "MongoDB %s: %s", coll, be.message);
   }
   bson_destroy(&reply);
   bson_destroy(&opts);
@@ -146,7 +154,8 @@ static int insert_docs(nt_relay *r, const char *coll, bson_t **docs, size_t n, c
 static bson_t *doc_of(json_t *j) {
   char *text = json_dumps(j, JSON_COMPACT);
   json_decref(j);
-  if (!text) return NULL;
+  if (!text)
+    return NULL;
   bson_error_t be;
   bson_t *b = bson_new_from_json((const uint8_t *)text, -1, &be);
   free(text);
@@ -165,10 +174,12 @@ static int64_t backlog(nt_relay *r) {
 
 static void log_backlog(nt_relay *r, int force) {
   int64_t now = erpq_mono_ms();
-  if (!force && now - r->last_log < r->log_ms) return;
+  if (!force && now - r->last_log < r->log_ms)
+    return;
   r->last_log = now;
   int64_t n = backlog(r);
-  if (n <= 0 && !r->mongo_down) return;
+  if (n <= 0 && !r->mongo_down)
+    return;
   char rows[24];
   snprintf(rows, sizeof rows, "%" PRId64, n);
   erpq_log(r->mongo_down ? ERPQ_LOG_WARN : ERPQ_LOG_INFO, "outbox.backlog", "#rows", rows, "mongo",
@@ -184,23 +195,27 @@ static int relay_batch(nt_relay *r, char *err, size_t errlen) {
                        " CAST(UNIX_TIMESTAMP(created_at) * 1000 AS SIGNED)"
                        " FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT ?",
                        p, 1, &rows, err, errlen);
-  if (rc) return rc;
+  if (rc)
+    return rc;
   if (!rows.nrows) {
     nt_rows_free(&rows);
     return 0;
   }
   size_t n = rows.nrows, nn = 0, na = 0;
   bson_t **notes = calloc(n, sizeof *notes), **audit = calloc(n, sizeof *audit);
-  if (!notes || !audit) rc = erpq_fail(err, errlen, -ENOMEM, "out of memory");
+  if (!notes || !audit)
+    rc = erpq_fail(err, errlen, -ENOMEM, "out of memory");
   for (size_t i = 0; !rc && i < n; i++) {
     const char *id = nt_cell(&rows, i, 0), *event = nt_cell(&rows, i, 3);
     json_error_t je;
     json_t *payload = json_loads(nt_cell(&rows, i, 4), 0, &je);
-    if (!payload) payload = json_string(nt_cell(&rows, i, 4)); /* not an object: kept as text */
+    if (!payload)
+      payload = json_string(nt_cell(&rows, i, 4)); /* not an object: kept as text */
     bson_t *b;
     if (!strcmp(event, "notification.record")) {
       b = doc_of(payload);
-      if (b) notes[nn++] = b;
+      if (b)
+        notes[nn++] = b;
     } else {
       char _id[48];
       snprintf(_id, sizeof _id, "ob:%s", id);
@@ -208,7 +223,8 @@ static int relay_batch(nt_relay *r, char *err, size_t errlen) {
                             nt_cell(&rows, i, 1), "aggregateId", nt_cell(&rows, i, 2), "at",
                             nt_json_date(strtoll(nt_cell(&rows, i, 5), NULL, 10)), "data", payload);
       b = d ? doc_of(d) : NULL;
-      if (b) audit[na++] = b;
+      if (b)
+        audit[na++] = b;
     }
     if (!b) {
       /* A payload BSON cannot hold (it never should): kept as text in
@@ -218,13 +234,18 @@ static int relay_batch(nt_relay *r, char *err, size_t errlen) {
       b = doc_of(json_pack("{s:s,s:s,s:s,s:s,s:s}", "_id", _id, "type", event, "aggregateType",
                            nt_cell(&rows, i, 1), "aggregateId", nt_cell(&rows, i, 2), "raw",
                            nt_cell(&rows, i, 4)));
-      if (b) audit[na++] = b;
-      else rc = erpq_fail(err, errlen, -ENOMEM, "out of memory");
+      if (b)
+        audit[na++] = b;
+      else
+        rc = erpq_fail(err, errlen, -ENOMEM, "out of memory");
     }
   }
-  if (!rc) rc = client_up(r, err, errlen);
-  if (!rc) rc = insert_docs(r, "notifications", notes, nn, err, errlen);
-  if (!rc) rc = insert_docs(r, "audit_log", audit, na, err, errlen);
+  if (!rc)
+    rc = client_up(r, err, errlen);
+  if (!rc)
+    rc = insert_docs(r, "notifications", notes, nn, err, errlen);
+  if (!rc)
+    rc = insert_docs(r, "audit_log", audit, na, err, errlen);
   int mongo_failed = rc == -EIO;
   if (!rc) {
     erpq_param *ids = calloc(n, sizeof *ids);
@@ -244,12 +265,15 @@ static int relay_batch(nt_relay *r, char *err, size_t errlen) {
     free(ids);
     free(sql);
   }
-  for (size_t i = 0; i < nn; i++) bson_destroy(notes[i]);
-  for (size_t i = 0; i < na; i++) bson_destroy(audit[i]);
+  for (size_t i = 0; i < nn; i++)
+    bson_destroy(notes[i]);
+  for (size_t i = 0; i < na; i++)
+    bson_destroy(audit[i]);
   free(notes);
   free(audit);
   nt_rows_free(&rows);
-  if (mongo_failed) return -EIO;
+  if (mongo_failed)
+    return -EIO;
   return rc ? rc : 1;
 }
 
@@ -261,9 +285,11 @@ static void *relay_main(void *arg) {
     pthread_mutex_lock(&r->mu);
     int stop = r->stop;
     pthread_mutex_unlock(&r->mu);
-    if (stop) break;
+    if (stop)
+      break;
     if (!r->m && !(r->m = erpq_mysql_connect(&r->db, 0, err, sizeof err))) {
-      if (pause_ms(r, 5000)) break;
+      if (pause_ms(r, 5000))
+        break;
       continue;
     }
     if (!r->locked) {
@@ -275,7 +301,8 @@ static void *relay_main(void *arg) {
         continue;
       }
       if (got != 1) {
-        if (pause_ms(r, 3000)) break;
+        if (pause_ms(r, 3000))
+          break;
         continue;
       }
       r->locked = 1;
@@ -292,7 +319,8 @@ static void *relay_main(void *arg) {
       continue;
     }
     if (rc == 0) {
-      if (pause_ms(r, r->idle_ms)) break;
+      if (pause_ms(r, r->idle_ms))
+        break;
       continue;
     }
     char red[512];
@@ -305,16 +333,19 @@ static void *relay_main(void *arg) {
       } else {
         log_backlog(r, 0);
       }
-      if (pause_ms(r, r->backoff)) break;
+      if (pause_ms(r, r->backoff))
+        break;
       r->backoff = r->backoff * 2 > 30000 ? 30000 : r->backoff * 2;
       continue;
     }
     erpq_log(ERPQ_LOG_WARN, "outbox.mysql_error", "error", red, NULL);
     drop_mysql(r);
-    if (pause_ms(r, 2000)) break;
+    if (pause_ms(r, 2000))
+      break;
   }
   drop_mysql(r);
-  if (r->client) mongoc_client_destroy(r->client);
+  if (r->client)
+    mongoc_client_destroy(r->client);
   r->client = NULL;
   return NULL;
 }
@@ -357,7 +388,8 @@ int nt_relay_start(nt_relay **out, const erpq_mysql_conf *db, const nt_conf *c, 
 }
 
 void nt_relay_stop(nt_relay *r) {
-  if (!r) return;
+  if (!r)
+    return;
   pthread_mutex_lock(&r->mu);
   r->stop = 1;
   pthread_cond_signal(&r->cv);

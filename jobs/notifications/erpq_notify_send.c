@@ -30,11 +30,14 @@ static size_t slot_of(const erpq_jobctx *k, size_t cap) {
 static int reg_grow(nt_ctx *nc) {
   size_t cap = nc->reg_cap ? nc->reg_cap * 2 : 1024;
   struct nt_reg_slot *t = calloc(cap, sizeof *t);
-  if (!t) return -ENOMEM;
+  if (!t)
+    return -ENOMEM;
   for (size_t i = 0; i < nc->reg_cap; i++) {
-    if (!nc->reg[i].key) continue;
+    if (!nc->reg[i].key)
+      continue;
     size_t j = slot_of(nc->reg[i].key, cap);
-    while (t[j].key) j = (j + 1) & (cap - 1);
+    while (t[j].key)
+      j = (j + 1) & (cap - 1);
     t[j] = nc->reg[i];
   }
   free(nc->reg);
@@ -45,9 +48,11 @@ static int reg_grow(nt_ctx *nc) {
 
 /* Under reg_mu. */
 static int reg_put(nt_ctx *nc, nt_send *s) {
-  if ((nc->reg_n + 1) * 2 > nc->reg_cap && reg_grow(nc)) return -ENOMEM;
+  if ((nc->reg_n + 1) * 2 > nc->reg_cap && reg_grow(nc))
+    return -ENOMEM;
   size_t j = slot_of(s->job, nc->reg_cap);
-  while (nc->reg[j].key) j = (j + 1) & (nc->reg_cap - 1);
+  while (nc->reg[j].key)
+    j = (j + 1) & (nc->reg_cap - 1);
   nc->reg[j].key = s->job;
   nc->reg[j].val = s;
   nc->reg_n++;
@@ -55,10 +60,12 @@ static int reg_put(nt_ctx *nc, nt_send *s) {
 }
 
 static size_t reg_find(nt_ctx *nc, const erpq_jobctx *k) {
-  if (!nc->reg_cap) return SIZE_MAX;
+  if (!nc->reg_cap)
+    return SIZE_MAX;
   size_t j = slot_of(k, nc->reg_cap);
   while (nc->reg[j].key) {
-    if (nc->reg[j].key == k) return j;
+    if (nc->reg[j].key == k)
+      return j;
     j = (j + 1) & (nc->reg_cap - 1);
   }
   return SIZE_MAX;
@@ -66,7 +73,8 @@ static size_t reg_find(nt_ctx *nc, const erpq_jobctx *k) {
 
 static void reg_del(nt_ctx *nc, const erpq_jobctx *k) {
   size_t i = reg_find(nc, k);
-  if (i == SIZE_MAX) return;
+  if (i == SIZE_MAX)
+    return;
   size_t cap = nc->reg_cap;
   nc->reg[i].key = NULL;
   nc->reg[i].val = NULL;
@@ -94,7 +102,8 @@ void nt_registry_free(nt_ctx *nc) {
 
 nt_send *nt_send_new(nt_ctx *nc, erpq_jobctx *job, nt_channel ch) {
   nt_send *s = calloc(1, sizeof *s);
-  if (!s) return NULL;
+  if (!s)
+    return NULL;
   s->nc = nc;
   s->job = job;
   s->ch = ch;
@@ -103,9 +112,11 @@ nt_send *nt_send_new(nt_ctx *nc, erpq_jobctx *job, nt_channel ch) {
 }
 
 void nt_send_free(nt_send *s) {
-  if (!s) return;
+  if (!s)
+    return;
   free(s->msg);
-  for (size_t i = 0; i < s->nrcpt; i++) free(s->rcpt[i]);
+  for (size_t i = 0; i < s->nrcpt; i++)
+    free(s->rcpt[i]);
   free(s->rcpt);
   free(s->body);
   free(s);
@@ -119,12 +130,14 @@ void nt_send_identity(nt_send *s, const char *dedup_key) {
    * the claim, and the dedup key when the data gives none. */
   snprintf(s->owner, sizeof s->owner, "%s:%s:%s", erpq_job_prefix(s->job), s->queue, s->job_id);
   snprintf(s->dedup_key, sizeof s->dedup_key, "%s", s->owner);
-  if (dedup_key && *dedup_key) snprintf(s->dedup_key, sizeof s->dedup_key, "%s", dedup_key);
+  if (dedup_key && *dedup_key)
+    snprintf(s->dedup_key, sizeof s->dedup_key, "%s", dedup_key);
   nt_sha256_hex(s->dedup_key, strlen(s->dedup_key), s->dedup_hash);
   int attempts = 1;
   const json_t *o = erpq_job_opts(s->job);
   const json_t *a = o ? json_object_get(o, "attempts") : NULL;
-  if (json_is_integer(a) && json_integer_value(a) > 1) attempts = (int)json_integer_value(a);
+  if (json_is_integer(a) && json_integer_value(a) > 1)
+    attempts = (int)json_integer_value(a);
   s->final_attempt = erpq_job_attempts_made(s->job) + 1 >= attempts;
 }
 
@@ -143,14 +156,19 @@ static void on_cancel(erpq_jobctx *job, void *ud) {
     ch = s->ch;
   }
   pthread_mutex_unlock(&nc->reg_mu);
-  if (!s) return;
+  if (!s)
+    return;
   /* Only ids and the context are used from here: the send may be gone. */
   if (st == NT_STAGE_FLIGHT && tid) {
-    if (ch == NT_EMAIL && nc->smtp) erpq_smtp_cancel(nc->smtp, tid);
-    if (ch == NT_SMS && nc->sms) erpq_sms_cancel(nc->sms, tid);
+    if (ch == NT_EMAIL && nc->smtp)
+      erpq_smtp_cancel(nc->smtp, tid);
+    if (ch == NT_SMS && nc->sms)
+      erpq_sms_cancel(nc->sms, tid);
   }
-  if (nc->pipe[ch]) nt_pipe_wake(nc->pipe[ch]);
-  if (nc->ledger) nt_ledger_wake(nc->ledger);
+  if (nc->pipe[ch])
+    nt_pipe_wake(nc->pipe[ch]);
+  if (nc->ledger)
+    nt_ledger_wake(nc->ledger);
 }
 
 void nt_send_start(nt_send *s) {
@@ -201,7 +219,8 @@ void nt_send_delay(nt_send *s, int64_t ms, const char *why) {
 
 static int name_ok(const char *s, size_t max) {
   size_t n = strlen(s);
-  if (!n || n > max) return 0;
+  if (!n || n > max)
+    return 0;
   for (; *s; s++)
     if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
           *s == '-' || *s == '_'))
@@ -211,7 +230,8 @@ static int name_ok(const char *s, size_t max) {
 
 int nt_common_fields(const json_t *data, int64_t *school, const char **tmpl, const char **locale,
                      const char **dedup, char *err, size_t errlen) {
-  if (!json_is_object(data)) return erpq_fail(err, errlen, -EINVAL, "data must be a JSON object");
+  if (!json_is_object(data))
+    return erpq_fail(err, errlen, -EINVAL, "data must be a JSON object");
   const json_t *v = json_object_get(data, "schoolId");
   if (!json_is_integer(v) || json_integer_value(v) < 1)
     return erpq_fail(err, errlen, -EINVAL, "data.schoolId must be a positive integer");
@@ -230,7 +250,8 @@ int nt_common_fields(const json_t *data, int64_t *school, const char **tmpl, con
       if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
             *p == '-' || *p == '_'))
         return erpq_fail(err, errlen, -EINVAL, "data.locale must be a language tag such as hi-IN");
-    if (*json_string_value(v)) *locale = json_string_value(v);
+    if (*json_string_value(v))
+      *locale = json_string_value(v);
   }
   v = json_object_get(data, "dedupKey");
   *dedup = NULL;
@@ -240,12 +261,14 @@ int nt_common_fields(const json_t *data, int64_t *school, const char **tmpl, con
     *dedup = json_string_value(v);
   }
   v = json_object_get(data, "vars");
-  if (!json_is_object(v)) return erpq_fail(err, errlen, -EINVAL, "data.vars must be an object");
+  if (!json_is_object(v))
+    return erpq_fail(err, errlen, -EINVAL, "data.vars must be an object");
   return 0;
 }
 
 int64_t nt_breaker_wait(nt_ctx *nc, nt_channel ch) {
-  if (!nc->pipe[ch]) return 0;
+  if (!nc->pipe[ch])
+    return 0;
   int64_t until = nt_pipe_open_until(nc->pipe[ch]), now = erpq_now_ms();
   return until > now ? until - now : 0;
 }

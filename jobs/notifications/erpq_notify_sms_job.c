@@ -16,8 +16,7 @@
 #include "erpq_notify_internal.h"
 #include "erpq_sms_text.h"
 
-int nt_h_send_sms(erpq_jobctx *ctx, const json_t *data, json_t **result, char *err,
-                  size_t errlen) {
+int nt_h_send_sms(erpq_jobctx *ctx, const json_t *data, json_t **result, char *err, size_t errlen) {
   (void)result;
   nt_ctx *nc = erpq_job_userdata(ctx);
   int64_t school;
@@ -27,9 +26,11 @@ int nt_h_send_sms(erpq_jobctx *ctx, const json_t *data, json_t **result, char *e
     erpq_job_discard(ctx);
     return rc;
   }
-  if (!nc->sms) return erpq_fail(err, errlen, -ENOTSUP, "SMS is off in this worker: %s", nc->sms_off);
+  if (!nc->sms)
+    return erpq_fail(err, errlen, -ENOTSUP, "SMS is off in this worker: %s", nc->sms_off);
   int64_t wait = nt_breaker_wait(nc, NT_SMS);
-  if (wait > 0) return erpq_job_delay(ctx, wait, "the SMS provider's circuit breaker is open");
+  if (wait > 0)
+    return erpq_job_delay(ctx, wait, "the SMS provider's circuit breaker is open");
   const json_t *to = json_object_get(data, "to");
   char e164[ERPQ_E164_BUFSZ], why[160];
   if (!json_is_string(to) ||
@@ -41,16 +42,19 @@ int nt_h_send_sms(erpq_jobctx *ctx, const json_t *data, json_t **result, char *e
   char *text = NULL;
   rc = erpq_templates_render_sms(nc->tpl, tmpl, locale, json_object_get(data, "vars"), &text, err,
                                  errlen);
-  if (rc == -ENOENT) rc = erpq_fail(err, errlen, -ENOENT, "no SMS template '%s'", tmpl);
+  if (rc == -ENOENT)
+    rc = erpq_fail(err, errlen, -ENOENT, "no SMS template '%s'", tmpl);
   if (rc) {
-    if (rc != -ENOMEM) erpq_job_discard(ctx);
+    if (rc != -ENOMEM)
+      erpq_job_discard(ctx);
     return rc;
   }
   erpq_sms_text st;
   rc = erpq_sms_prepare(text, strlen(text), ERPQ_SMS_MAP_IF_GSM, &st, err, errlen);
   free(text);
   if (rc) {
-    if (rc != -ENOMEM) erpq_job_discard(ctx);
+    if (rc != -ENOMEM)
+      erpq_job_discard(ctx);
     return rc;
   }
   if ((int)st.segments > nc->conf.sms_max_segments) {

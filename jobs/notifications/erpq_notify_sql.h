@@ -37,8 +37,7 @@ typedef struct nt_stmt nt_stmt;
 int nt_stmt_prepare(MYSQL *m, const char *sql, nt_stmt **out, char *err, size_t errlen);
 /* Executes with np parameters; rows (may be NULL for a statement without
  * a result) receives every row, all columns as text. */
-int nt_stmt_rows(nt_stmt *s, const erpq_param *p, int np, nt_rows *rows, char *err,
-                 size_t errlen);
+int nt_stmt_rows(nt_stmt *s, const erpq_param *p, int np, nt_rows *rows, char *err, size_t errlen);
 void nt_stmt_close(nt_stmt *s);
 
 /* Prepare, run, close. */

@@ -14,13 +14,15 @@
 /* Digits after the decimal point (ISO 4217 minor units) for the currencies
  * that do not have 2. */
 static int minor_digits(const char *cur) {
-  static const char *const zero[] = {"JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF", "PYG",
-                                     "RWF", "KMF", "GNF", "DJF", "VUV", "XPF", NULL};
+  static const char *const zero[] = {"JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF",
+                                     "PYG", "RWF", "KMF", "GNF", "DJF", "VUV", "XPF", NULL};
   static const char *const three[] = {"BHD", "KWD", "OMR", "JOD", "TND", "LYD", "IQD", NULL};
   for (int i = 0; zero[i]; i++)
-    if (!strcmp(cur, zero[i])) return 0;
+    if (!strcmp(cur, zero[i]))
+      return 0;
   for (int i = 0; three[i]; i++)
-    if (!strcmp(cur, three[i])) return 3;
+    if (!strcmp(cur, three[i]))
+      return 3;
   return 2;
 }
 
@@ -41,7 +43,8 @@ void nt_money_text(int64_t minor, const char *currency, char out[64]) {
     int left = nd_whole - i; /* digits from here to the end */
     if (i > 0) {
       int comma = indian ? (left == 3 || (left > 3 && (left - 3) % 2 == 0)) : left % 3 == 0;
-      if (comma) grouped[g++] = ',';
+      if (comma)
+        grouped[g++] = ',';
     }
     grouped[g++] = digits[i];
   }
@@ -57,13 +60,15 @@ void nt_sha256_hex(const void *s, size_t len, char out[65]) {
   unsigned char md[32];
   unsigned int n = 0;
   EVP_Digest(s, len, md, &n, EVP_sha256(), NULL);
-  for (int i = 0; i < 32; i++) sprintf(out + 2 * i, "%02x", md[i]);
+  for (int i = 0; i < 32; i++)
+    sprintf(out + 2 * i, "%02x", md[i]);
 }
 
 int nt_unsub_token(const char *secret, int64_t school, int64_t student, const char *channel,
                    char out[32]) {
   out[0] = '\0';
-  if (!secret || !*secret) return -EINVAL;
+  if (!secret || !*secret)
+    return -EINVAL;
   char msg[128];
   int n = snprintf(msg, sizeof msg, "v1:%" PRId64 ":%" PRId64 ":%s", school, student, channel);
   unsigned char md[32];
@@ -76,10 +81,13 @@ int nt_unsub_token(const char *secret, int64_t school, int64_t student, const ch
   int o = 0;
   for (int i = 0; i < 16; i += 3) {
     uint32_t v = (uint32_t)md[i] << 16;
-    if (i + 1 < 16) v |= (uint32_t)md[i + 1] << 8;
-    if (i + 2 < 16) v |= md[i + 2];
+    if (i + 1 < 16)
+      v |= (uint32_t)md[i + 1] << 8;
+    if (i + 2 < 16)
+      v |= md[i + 2];
     int chars = i + 2 < 16 ? 4 : 2;
-    for (int k = 0; k < chars; k++) out[o++] = b64u[(v >> (18 - 6 * k)) & 63];
+    for (int k = 0; k < chars; k++)
+      out[o++] = b64u[(v >> (18 - 6 * k)) & 63];
   }
   out[o] = '\0';
   return 0;
@@ -88,9 +96,11 @@ int nt_unsub_token(const char *secret, int64_t school, int64_t student, const ch
 int nt_unsub_verify(const char *secret, int64_t school, int64_t student, const char *channel,
                     const char *token) {
   char want[32];
-  if (!token || nt_unsub_token(secret, school, student, channel, want)) return 0;
+  if (!token || nt_unsub_token(secret, school, student, channel, want))
+    return 0;
   size_t n = strlen(want);
-  if (strlen(token) != n) return 0;
+  if (strlen(token) != n)
+    return 0;
   return CRYPTO_memcmp(want, token, n) == 0;
 }
 

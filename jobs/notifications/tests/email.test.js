@@ -208,6 +208,32 @@ test('SMTP 5xx for the recipient: failed for good, the record says why; 421: ret
   await sink2.stop();
 });
 
+test('a job timeout aborts its transfer; a shutdown hands sends in flight back', async () => {
+  const sink = await n.startSink(['-w', '30']); // answers DATA after 30 s
+  const p3 = `${prefix}t`;
+  const w4 = await n.startNotifyWorker({ queues: ['email:4'], env: n.workerEnv(db, p3, { ERPQ_SMTP_URL: sink.url }),
+    args: ['--grace', '1'] });
+  const q3 = h.queue('email', { prefix: p3 });
+  const t0 = Date.now();
+  const j = await q3.add('send-email', { schoolId: 1, to: 'slow@example.org', template: 'report-ready', vars: reportVars,
+    dedupKey: 'slow-1' }, { timeout: 700 });
+  await assert.rejects(j.finished(), /Promise timed out after 700 milliseconds/);
+  assert.ok(Date.now() - t0 < 5000, 'the slow server did not hold the job');
+  // The row stays claimed by the job (a retry would be the same owner).
+  assert.equal(db.sql(`SELECT status FROM notifications WHERE dedup_hash = '${n.sha256('slow-1')}'`), 'pending');
+  const k = await q3.add('send-email', { schoolId: 1, to: 'slow2@example.org', template: 'report-ready', vars: reportVars });
+  await w4.waitLog('job.active', { jobId: String(k.id) });
+  await h.sleep(300);
+  const st = await w4.stop(10000);
+  assert.equal(st.code, 0, JSON.stringify(st));
+  assert.ok(st.ms < 5000, `stopped in ${st.ms} ms with a send in flight`);
+  assert.ok(w4.events('job.handed_back').some(l => l.jobId === String(k.id)), w4.tail());
+  const kk = await q3.getJob(k.id);
+  assert.equal(await kk.getState(), 'waiting');
+  assert.equal(kk.attemptsMade, 0);
+  await sink.stop();
+});
+
 test('no address in the worker log', () => {
   const text = w.logs.map(l => JSON.stringify(l)).join('\n') + w.raw.join('\n') + w.stderr.join('\n');
   for (const a of ['priya.sharma@', 'Accounts@', 'principal@', 'twice@', 'hindi@', 'acct@', 'rejected@', 'later@'])

@@ -25,10 +25,12 @@
 static redisContext *connect_redis(void) {
   erpq_redis_addr a;
   char err[256];
-  cr_assert_eq(erpq_redis_url_parse(nt_env("ERPQ_TEST_REDIS_URL"), &a, err, sizeof err), 0, "%s", err);
+  cr_assert_eq(erpq_redis_url_parse(nt_env("ERPQ_TEST_REDIS_URL"), &a, err, sizeof err), 0, "%s",
+               err);
   redisContext *c = a.unix_path[0] ? redisConnectUnix(a.unix_path) : redisConnect(a.host, a.port);
   cr_assert(c && !c->err, "cannot connect to Redis");
-  if (a.db) freeReplyObject(redisCommand(c, "SELECT %d", a.db));
+  if (a.db)
+    freeReplyObject(redisCommand(c, "SELECT %d", a.db));
   return c;
 }
 
@@ -48,7 +50,8 @@ static int hr_call(void *ud, erpq_cmd *cmd, redisReply **reply, char *err, size_
 static char g_prefix[64];
 
 static void setup(void) {
-  snprintf(g_prefix, sizeof g_prefix, "lt%d_%06x", (int)getpid(), (unsigned)(erpq_mono_ms() & 0xffffff));
+  snprintf(g_prefix, sizeof g_prefix, "lt%d_%06x", (int)getpid(),
+           (unsigned)(erpq_mono_ms() & 0xffffff));
 }
 
 static void msleep(int64_t ms) {
@@ -112,10 +115,13 @@ static void *hammer_main(void *arg) {
   while (erpq_mono_ms() < end && h->n < 3900) {
     nt_gate g;
     char err[256];
-    if (nt_limits_gate(h->l, 1 + (h->n % 3), erpq_now_ms(), hr_call, rc, &g, err, sizeof err)) break;
+    if (nt_limits_gate(h->l, 1 + (h->n % 3), erpq_now_ms(), hr_call, rc, &g, err, sizeof err))
+      break;
     int64_t t = erpq_mono_ms();
-    for (int64_t i = 0; i < g.granted; i++) h->times[h->n++] = t;
-    if (!g.granted) msleep(g.wait_ms < 20 ? g.wait_ms : 20);
+    for (int64_t i = 0; i < g.granted; i++)
+      h->times[h->n++] = t;
+    if (!g.granted)
+      msleep(g.wait_ms < 20 ? g.wait_ms : 20);
   }
   redisFree(rc);
   return NULL;
@@ -141,15 +147,18 @@ Test(limits, four_clients_together_stay_under_the_rate) {
   int n = 0;
   for (int i = 0; i < 4; i++) {
     pthread_join(th[i], NULL);
-    for (int k = 0; k < h[i].n; k++) all[n++] = h[i].times[k];
+    for (int k = 0; k < h[i].n; k++)
+      all[n++] = h[i].times[k];
   }
   qsort(all, (size_t)n, sizeof *all, cmp64);
   /* 2.5 s at 20 per 1.05 s: about 3 windows' worth, never more in any 1 s. */
   cr_expect(n >= 40 && n <= 60, "%d grants", n);
   int worst = 0;
   for (int i = 0, j = 0; i < n; i++) {
-    while (all[i] - all[j] >= 1000) j++;
-    if (i - j + 1 > worst) worst = i - j + 1;
+    while (all[i] - all[j] >= 1000)
+      j++;
+    if (i - j + 1 > worst)
+      worst = i - j + 1;
   }
   cr_expect_leq(worst, 20, "%d grants within one second", worst);
   cr_expect_eq(worst, 20, "the limit is reached, not only approached");
@@ -171,10 +180,12 @@ Test(limits, daily_limit) {
   struct tm tm;
   gmtime_r(&now, &tm);
   int64_t left = (86400 - (tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec)) * 1000LL;
-  cr_expect(g.wait_ms <= left && g.wait_ms > left - 5000, "wait %" PRId64 " vs %" PRId64, g.wait_ms, left);
+  cr_expect(g.wait_ms <= left && g.wait_ms > left - 5000, "wait %" PRId64 " vs %" PRId64, g.wait_ms,
+            left);
   /* The day's counter is a key of its own, with an expiry. */
   char key[300];
-  snprintf(key, sizeof key, "%s%04d%02d%02d", l.key_day, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+  snprintf(key, sizeof key, "%s%04d%02d%02d", l.key_day, tm.tm_year + 1900, tm.tm_mon + 1,
+           tm.tm_mday);
   redisReply *r = redisCommand(rc, "GET %s", key);
   cr_expect_str_eq(r->str, "4");
   freeReplyObject(r);

@@ -36,7 +36,8 @@ Test(money, matches_babel) {
   static const char *const curs[] = {"INR", "USD", "EUR", "JPY", "KWD", "BHD", "GBP", "KRW"};
   json_t *req = json_pack("{s:[]}", "money");
   json_t *arr = json_object_get(req, "money");
-  int64_t fixed[] = {0, 1, 99, 100, 105, 1250050, 12345678, 123456789012, -250075, 100000000000000LL};
+  int64_t fixed[] = {0,       1,        99,           100,     105,
+                     1250050, 12345678, 123456789012, -250075, 100000000000000LL};
   size_t n = 0;
   int64_t vals[400];
   const char *cs[400];
@@ -49,19 +50,23 @@ Test(money, matches_babel) {
     uint64_t r = nt_rand(&st);
     int digits = (int)nt_below(&st, 16) + 1;
     int64_t v = (int64_t)(r % 1000000000000000ULL);
-    for (int d = digits; d < 16; d++) v /= 10;
-    if (nt_below(&st, 7) == 0) v = -v;
+    for (int d = digits; d < 16; d++)
+      v /= 10;
+    if (nt_below(&st, 7) == 0)
+      v = -v;
     vals[n] = v;
     cs[n++] = curs[nt_below(&st, sizeof curs / sizeof *curs)];
   }
-  for (size_t i = 0; i < n; i++) json_array_append_new(arr, json_pack("[I,s]", (json_int_t)vals[i], cs[i]));
+  for (size_t i = 0; i < n; i++)
+    json_array_append_new(arr, json_pack("[I,s]", (json_int_t)vals[i], cs[i]));
   json_t *ref = reference(req);
   json_t *want = json_object_get(ref, "money");
   cr_assert_eq(json_array_size(want), n);
   for (size_t i = 0; i < n; i++) {
     char got[64];
     nt_money_text(vals[i], cs[i], got);
-    cr_expect_str_eq(got, json_string_value(json_array_get(want, i)), "%" PRId64 " %s", vals[i], cs[i]);
+    cr_expect_str_eq(got, json_string_value(json_array_get(want, i)), "%" PRId64 " %s", vals[i],
+                     cs[i]);
   }
   json_decref(req);
   json_decref(ref);
@@ -162,7 +167,8 @@ Test(records, audit_and_result) {
   json_decref(a);
   json_t *r = nt_result(&s, "already-sent", 2);
   cr_expect_str_eq(json_string_value(json_object_get(r, "status")), "already-sent");
-  cr_expect_str_eq(json_string_value(json_object_get(r, "providerMessageId")), "<abc@school.example>");
+  cr_expect_str_eq(json_string_value(json_object_get(r, "providerMessageId")),
+                   "<abc@school.example>");
   cr_expect_null(json_object_get(r, "segments"), "no SMS fields on an e-mail");
   json_decref(r);
 }
