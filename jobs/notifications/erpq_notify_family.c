@@ -167,7 +167,12 @@ static void do_quiesce(nt_ctx *nc) {
   erpq_log(ERPQ_LOG_DEBUG, "notify.quiesce", "step", "ledger stopped", NULL);
   nt_relay_stop(nc->relay);
   nc->relay = NULL;
-  erpq_log(ERPQ_LOG_DEBUG, "notify.quiesce", "step", "relay stopped", NULL);
+  /* Every send has ended its job by now: none is left registered. */
+  pthread_mutex_lock(&nc->reg_mu);
+  char held[24];
+  snprintf(held, sizeof held, "%zu", nc->reg_n);
+  pthread_mutex_unlock(&nc->reg_mu);
+  erpq_log(nc->reg_n ? ERPQ_LOG_ERROR : ERPQ_LOG_INFO, "notify.quiesced", "#held", held, NULL);
 }
 
 static void nt_quiesce(void *ctx) {

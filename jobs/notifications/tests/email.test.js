@@ -228,6 +228,7 @@ test('a job timeout aborts its transfer; a shutdown hands sends in flight back',
   assert.equal(st.code, 0, JSON.stringify(st));
   assert.ok(st.ms < 5000, `stopped in ${st.ms} ms with a send in flight`);
   assert.ok(w4.events('job.handed_back').some(l => l.jobId === String(k.id)), w4.tail());
+  assert.deepEqual(w4.events('notify.quiesced').map(l => l.held), [0], 'quiesce ended every job it held');
   const kk = await q3.getJob(k.id);
   assert.equal(await kk.getState(), 'waiting');
   assert.equal(kk.attemptsMade, 0);
