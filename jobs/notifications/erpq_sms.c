@@ -338,7 +338,7 @@ int erpq_sms_new(erpq_sms **out, erpq_curl_async *runner, const erpq_conf_src *c
                    "ERPQ_SMS_ACCOUNT_SID must be 1 to 64 letters and digits");
     goto fail;
   }
-  if ((rc = erpq_conf_secret(conf, "ERPQ_SMS_AUTH_TOKEN", &s->token, err, errlen)))
+  if ((rc = erpq_conf_secret_dup(conf, "ERPQ_SMS_AUTH_TOKEN", &s->token, err, errlen)))
     goto fail;
   if (!s->token) {
     rc = erpq_fail(err, errlen, ERPQ_E_ARG,

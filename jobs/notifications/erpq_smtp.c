@@ -469,7 +469,7 @@ int erpq_smtp_new(erpq_smtp **out, erpq_curl_async *runner, const erpq_conf_src 
     goto fail;
   const char *user = erpq_conf_str(conf, "ERPQ_SMTP_USER");
   char *pass = NULL;
-  if ((rc = erpq_conf_secret(conf, "ERPQ_SMTP_PASSWORD", &pass, err, errlen)))
+  if ((rc = erpq_conf_secret_dup(conf, "ERPQ_SMTP_PASSWORD", &pass, err, errlen)))
     goto fail;
   if ((user || pass) && (s->user || s->password)) {
     erpq_conf_secret_free(pass);

@@ -39,8 +39,8 @@ bad:
                    (long long)min, (long long)max);
 }
 
-int erpq_conf_secret(const erpq_conf_src *c, const char *name, char **out, char *err,
-                     size_t errlen) {
+int erpq_conf_secret_dup(const erpq_conf_src *c, const char *name, char **out, char *err,
+                         size_t errlen) {
   *out = NULL;
   char fname[128];
   snprintf(fname, sizeof fname, "%s_FILE", name);

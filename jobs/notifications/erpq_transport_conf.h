@@ -37,10 +37,12 @@ int erpq_conf_int(const erpq_conf_src *c, const char *name, int64_t dflt, int64_
                   int64_t *out, char *err, size_t errlen);
 
 /* The secret name, from name or from the file named by name_FILE.
+ * (Named _dup, not erpq_conf_secret: lib/s3 exports a function of that
+ * name with another signature, and the family links both.)
  * *out gets a malloc'ed copy, or NULL when neither is set. Returns 0,
  * ERPQ_E_ARG (both set, empty file), -errno (file unreadable) or -ENOMEM. */
-int erpq_conf_secret(const erpq_conf_src *c, const char *name, char **out, char *err,
-                     size_t errlen);
+int erpq_conf_secret_dup(const erpq_conf_src *c, const char *name, char **out, char *err,
+                         size_t errlen);
 
 /* Wipes and frees a secret (NULL is fine). */
 void erpq_conf_secret_free(char *s);

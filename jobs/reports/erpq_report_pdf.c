@@ -128,7 +128,7 @@ static uint64_t clean(pdf_impl *p, const erpq_ttf_cover *cover, const char *s) {
   while (i < n) {
     uint32_t cp;
     int ill;
-    size_t k = erpq_utf8_next(s + i, n - i, &cp, &ill);
+    size_t k = erpq_utf8_decode(s + i, n - i, &cp, &ill);
     if (cp < 0x20 || (cp >= 0x7F && cp < 0xA0)) {
       erpq_buf_add(&p->line, " ", 1);
     } else if (ill || cp == 0xFFFD || cp > 0xFFFF || needs_shaping(cp) ||
@@ -173,7 +173,7 @@ static int draw_fit(pdf_impl *p, HPDF_Font f, float size, float x, float width, 
     while (i < n) {
       uint32_t cp;
       int ill;
-      size_t k = erpq_utf8_next(s + i, n - i, &cp, &ill);
+      size_t k = erpq_utf8_decode(s + i, n - i, &cp, &ill);
       float cw = (float)HPDF_Font_GetUnicodeWidth(f, (HPDF_UNICODE)cp) * size / 1000.0f;
       if (used + cw + ew > avail)
         break;

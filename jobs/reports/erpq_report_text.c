@@ -1,107 +1,15 @@
 /*
- * erpq_report_text.c - UTF-8 decoding and repair (see erpq_report_text.h).
+ * erpq_report_text.c - UTF-8 repair and display widths (see erpq_report_text.h;
+ * the decoder is core/erpq_utf8.c).
  */
 #include "erpq_report_text.h"
-
-size_t erpq_utf8_next(const char *s, size_t n, uint32_t *cp, int *bad) {
-  const unsigned char *u = (const unsigned char *)s;
-  unsigned char c = u[0];
-  *bad = 0;
-  if (c < 0x80) {
-    *cp = c;
-    return 1;
-  }
-  size_t len;
-  uint32_t v;
-  unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-  if (c >= 0xC2 && c <= 0xDF) {
-    len = 2, v = c & 0x1F;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    len = 3, v = c & 0x0F;
-    if (c == 0xE0)
-      lo = 0xA0; /* no overlong forms */
-    else if (c == 0xED)
-      hi = 0x9F; /* no surrogates */
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    len = 4, v = c & 0x07;
-    if (c == 0xF0)
-      lo = 0x90; /* no overlong forms */
-    else if (c == 0xF4)
-      hi = 0x8F; /* nothing above U+10FFFF */
-  } else {
-    goto fail;
-  }
-  /* On failure, consume the maximal subpart (Unicode 15, section 3.9: the
-   * longest prefix of a well-formed sequence), one U+FFFD for it, as
-   * Python's and the WHATWG decoders do. */
-  size_t i = 1;
-  for (; i < len; i++) {
-    if (i >= n)
-      break;
-    unsigned char b = u[i];
-    if (i == 1 ? (b < lo || b > hi) : (b & 0xC0) != 0x80)
-      break;
-    v = (v << 6) | (b & 0x3F);
-  }
-  if (i == len) {
-    *cp = v;
-    return len;
-  }
-  *cp = ERPQ_UTF8_REPLACEMENT;
-  *bad = 1;
-  return i;
-fail:
-  *cp = ERPQ_UTF8_REPLACEMENT;
-  *bad = 1;
-  return 1;
-}
-
-int erpq_utf8_valid(const char *s, size_t n) {
-  size_t i = 0;
-  while (i < n) {
-    if ((unsigned char)s[i] < 0x80) {
-      i++;
-      continue;
-    }
-    uint32_t cp;
-    int bad;
-    i += erpq_utf8_next(s + i, n - i, &cp, &bad);
-    if (bad)
-      return 0;
-  }
-  return 1;
-}
-
-size_t erpq_utf8_put(uint32_t cp, char *out) {
-  unsigned char *o = (unsigned char *)out;
-  if (cp < 0x80) {
-    o[0] = (unsigned char)cp;
-    return 1;
-  }
-  if (cp < 0x800) {
-    o[0] = (unsigned char)(0xC0 | (cp >> 6));
-    o[1] = (unsigned char)(0x80 | (cp & 0x3F));
-    return 2;
-  }
-  if (cp < 0x10000) {
-    o[0] = (unsigned char)(0xE0 | (cp >> 12));
-    o[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-    o[2] = (unsigned char)(0x80 | (cp & 0x3F));
-    return 3;
-  }
-  o[0] = (unsigned char)(0xF0 | (cp >> 18));
-  o[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-  o[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-  o[3] = (unsigned char)(0x80 | (cp & 0x3F));
-  return 4;
-}
 
 size_t erpq_utf8_repair(erpq_buf *b, const char *s, size_t n) {
   size_t fixed = 0, i = 0, run = 0;
   while (i < n) {
     uint32_t cp;
     int bad;
-    size_t k = (unsigned char)s[i] < 0x80 ? (bad = 0, 1) : erpq_utf8_next(s + i, n - i, &cp, &bad);
+    size_t k = (unsigned char)s[i] < 0x80 ? (bad = 0, 1) : erpq_utf8_decode(s + i, n - i, &cp, &bad);
     if (bad) {
       erpq_buf_add(b, s + run, i - run);
       erpq_buf_add(b, "\xEF\xBF\xBD", 3);
@@ -142,7 +50,7 @@ size_t erpq_utf8_columns(const char *s, size_t n) {
   while (i < n) {
     uint32_t cp;
     int bad;
-    i += erpq_utf8_next(s + i, n - i, &cp, &bad);
+    i += erpq_utf8_decode(s + i, n - i, &cp, &bad);
     cols += (size_t)erpq_cp_columns(cp);
   }
   return cols;
@@ -153,7 +61,7 @@ size_t erpq_utf8_prefix(const char *s, size_t n, size_t max_cp) {
   while (i < n && count < max_cp) {
     uint32_t cp;
     int bad;
-    i += erpq_utf8_next(s + i, n - i, &cp, &bad);
+    i += erpq_utf8_decode(s + i, n - i, &cp, &bad);
     count++;
   }
   return i;

@@ -28,24 +28,12 @@
 #include <stdint.h>
 
 #include "erpq_buf.h"
-
-#define ERPQ_UTF8_REPLACEMENT 0xFFFDu
-
-/* Decodes the code point at s (n > 0 bytes available). Returns the bytes
- * consumed (1..4). An ill-formed sequence consumes its maximal subpart
- * (1..3 bytes), sets *cp to U+FFFD and *bad to 1; otherwise *bad is 0. */
-size_t erpq_utf8_next(const char *s, size_t n, uint32_t *cp, int *bad);
-
-/* 1 when s[0..n) is well-formed UTF-8. */
-int erpq_utf8_valid(const char *s, size_t n);
+#include "erpq_utf8.h" /* The decoder (core); this file adds repair and widths. */
 
 /* Appends s[0..n) to b with every maximal subpart of an ill-formed
  * sequence replaced by U+FFFD.
  * Returns the number of replacements. */
 size_t erpq_utf8_repair(erpq_buf *b, const char *s, size_t n);
-
-/* Encodes cp (<= 0x10FFFF) into out (4 bytes); returns the length. */
-size_t erpq_utf8_put(uint32_t cp, char *out);
 
 /* Display columns of one code point: 0, 1 or 2 (see above). */
 int erpq_cp_columns(uint32_t cp);

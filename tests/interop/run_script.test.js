@@ -55,12 +55,15 @@ async function start(ports) {
     ...process.env,
     ERPQ_RUN_DIR: runDir, ERPQ_RUN_NO_BUILD: '1', ERPQ_RUN_BIN: e.binDir,
     ERPQ_RUN_REDIS_PORT: String(ports.redis), ERPQ_RUN_MYSQL_PORT: String(ports.mysql),
-    ERPQ_RUN_S3_PORT: String(ports.s3),
+    ERPQ_RUN_S3_PORT: String(ports.s3), ERPQ_RUN_SMTP_PORT: String(ports.smtp),
+    ERPQ_RUN_MAILDEV_WEB_PORT: String(ports.mailweb), ERPQ_RUN_SMS_PORT: String(ports.sms),
     ERPQ_HTTP_ADDR: `127.0.0.1:${ports.http}`, ERPQ_DEMO_STUDENTS: '20',
   };
   for (const v of ['ERPQ_REDIS_URL', 'ERPQ_MYSQL_URL', 'ERPQ_JWT_SECRET', 'ERPQ_JWT_SECRET_FILE',
     'ERPQ_QUEUES', 'ERPQ_DIAG_QUEUES', 'ERPQ_STORAGE_DIR', 'ERPQ_PUBLIC_URL']) delete env[v];
-  for (const v of Object.keys(env)) if (v.startsWith('ERPQ_S3_')) delete env[v];
+  for (const v of Object.keys(env)) {
+    if (/^ERPQ_(S3|SMTP|SMS|MAIL|MONGO|UNSUBSCRIBE)_/.test(v)) delete env[v];
+  }
   // detached: a new process group, as a terminal's foreground job has.
   const c = spawn(path.join(ROOT, 'scripts', 'run'), [], { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   const s = { c, out: '', exited: new Promise(r => c.once('exit', (code, signal) => r({ code, signal }))) };
@@ -75,16 +78,20 @@ async function start(ports) {
 
 function pids() {
   const read = f => { try { return Number(fs.readFileSync(path.join(runDir, f), 'utf8')); } catch { return 0; } };
-  return { redis: read('redis/redis.pid'), mariadb: read('mariadb/mariadb.pid'), s3: read('s3/s3rver.pid') };
+  return {
+    redis: read('redis/redis.pid'), mariadb: read('mariadb/mariadb.pid'), s3: read('s3/s3rver.pid'),
+    maildev: read('maildev/maildev.pid'), sms: read('sms/sms.pid'),
+  };
 }
 
 test('Ctrl-C to the process group stops everything in order; a restart right after works', async () => {
-  const ports = { redis: await h.freePort(), mysql: await h.freePort(), s3: await h.freePort(), http: await h.freePort() };
+  const ports = {};
+  for (const k of ['redis', 'mysql', 's3', 'smtp', 'mailweb', 'sms', 'http']) ports[k] = await h.freePort();
   for (let round = 1; round <= 2; round++) {
     const s = await start(ports);
     child = s.c;
     const started = pids();
-    assert.ok(started.redis && started.mariadb && started.s3, `servers recorded: ${JSON.stringify(started)}`);
+    assert.ok(Object.values(started).every(Boolean), `servers recorded: ${JSON.stringify(started)}`);
     // The block names what runs where.
     assert.match(s.out, new RegExp(`MySQL +mysql://erpq:[^@]+@127\\.0\\.0\\.1:${ports.mysql}/erp`));
     assert.match(s.out, /erpq-producer token --role accountant --school 1/);
@@ -107,6 +114,17 @@ test('Ctrl-C to the process group stops everything in order; a restart right aft
       const buf = Buffer.from(await file.arrayBuffer());
       assert.equal(buf.length, rv.bytes);
       assert.equal(require('node:crypto').createHash('sha256').update(buf).digest('hex'), rv.sha256);
+      // Fee reminders of the demo school: mails in maildev, texts at the
+      // SMS stand-in, as many as the result says were enqueued.
+      const rem = cli('add', 'notifications', 'fee-reminders', '--data',
+        '{"schoolId":1,"asOf":"2026-05-01","channels":["email","sms"]}', '--wait', '--timeout', '60');
+      const rr = JSON.parse(rem.split('\n').slice(1).join('\n'));
+      assert.ok(rr.enqueued > 0, rem);
+      const mails = () => fetch(`http://127.0.0.1:${ports.mailweb}/api/email`).then(r => r.json());
+      const texts = () => fetch(`http://127.0.0.1:${ports.sms}/__requests`).then(r => r.json());
+      await h.waitFor(async () => (await mails()).length + (await texts()).length >= rr.enqueued,
+        { timeout: 60000, message: () => `${rr.enqueued} sends to arrive: ${rem}` });
+      assert.ok((await mails()).length > 0 && (await texts()).length > 0, 'both channels used');
     }
     const id = cli('add', 'erpq-diag', 'sleep', '--data', '{"ms":2500}');
     const token = cli('token', '--role', 'admin');
@@ -123,9 +141,9 @@ test('Ctrl-C to the process group stops everything in order; a restart right aft
     assert.ok(ex, `scripts/run still running 60 s after Ctrl-C:\n${s.out.slice(-1500)}`);
     assert.equal(ex.code, 0, s.out.slice(-1500));
     t_diag(`round ${round}: stopped ${Date.now() - t0} ms after Ctrl-C`);
-    // Order: API, worker, s3rver, MariaDB, Redis.
-    const order = ['stopping the HTTP API', 'stopping the worker', 'stopping the s3rver', 'stopping the MariaDB',
-      'stopping the Redis']
+    // Order: API, worker, SMS stand-in, maildev, s3rver, MariaDB, Redis.
+    const order = ['stopping the HTTP API', 'stopping the worker', 'stopping the SMS stand-in', 'stopping the maildev',
+      'stopping the s3rver', 'stopping the MariaDB', 'stopping the Redis']
       .map(m => s.out.indexOf(m));
     assert.ok(order.every((v, i) => v >= 0 && (i === 0 || v > order[i - 1])), `stop order ${order}:\n${s.out.slice(-1500)}`);
     for (const [name, pid] of Object.entries(started)) assert.ok(!alive(pid), `${name} (pid ${pid}) left running`);

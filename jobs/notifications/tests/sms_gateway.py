@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A recording stand-in for a Twilio-compatible Messages API (stdlib only).
 
-  sms_gateway.py --sid AC123 --token secret
+  sms_gateway.py --sid AC123 --token secret [--port N] [--no-stdin]
 
   POST /2010-04-01/Accounts/<sid>/Messages.json
       Basic auth <sid>:<token> (else 401, code 20003); form fields To, From,
@@ -10,8 +10,9 @@
       answer is queued. Every request to this path is recorded.
   GET    /__requests   the records, oldest first: [{"auth_user", "auth_ok",
                        "content_type", "form": {name: value}, "raw",
-                       "status"}]
+                       "status", "t": arrival time, Unix seconds}]
   DELETE /__requests   clears them
+  DELETE /__next       drops the answers queued by /__next
   POST   /__next       JSON {"mode": "429"|"500"|"400"|"hang", "count": N,
                        "retry_after": "<header value>"}: the next N message
                        requests get that answer (429 with Retry-After when
@@ -21,16 +22,20 @@
                        connections seen, open now, most open at once
 
 The first line on stdout is "READY port=N"; stdin takes "stats" (prints the
-/__stats JSON) and "reset"; the server exits when its stdin closes.
+/__stats JSON) and "reset"; the server exits when its stdin closes (with
+--no-stdin, on SIGTERM or SIGINT instead: scripts/run). --port picks the
+port (default: any free one).
 """
 import argparse
 import base64
 import email.utils
 import json
 import secrets
+import signal
 import socket
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
@@ -99,7 +104,12 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(404, error_body(20404, "Not found", 404))
 
     def do_DELETE(self):
-        if self.path == "/__requests":
+        if self.path == "/__next":
+            with LOCK:
+                n = len(INJECT)
+                INJECT.clear()
+            self.send_json(200, {"dropped": n})
+        elif self.path == "/__requests":
             with LOCK:
                 n = len(RECORDS)
                 RECORDS.clear()
@@ -130,7 +140,7 @@ class Handler(BaseHTTPRequestHandler):
         text = raw.decode("utf-8", "replace")
         form = {k: v[0] if len(v) == 1 else v
                 for k, v in parse_qs(text, keep_blank_values=True).items()}
-        rec = {"auth_user": user, "auth_ok": ok,
+        rec = {"t": time.time(), "auth_user": user, "auth_ok": ok,
                "content_type": self.headers.get("Content-Type"),
                "form": form, "raw": text, "status": None}
         with LOCK:
@@ -173,17 +183,32 @@ class Handler(BaseHTTPRequestHandler):
         })
 
 
+class Server(ThreadingHTTPServer):
+    # listen() runs in the constructor: the backlog must be set on the
+    # class (with the default of 5 a burst of new connections loses SYNs,
+    # and their requests arrive a second late, after the retransmit).
+    request_queue_size = 256
+    daemon_threads = True
+
+
 def main():
     global ARGS
     p = argparse.ArgumentParser()
     p.add_argument("--sid", required=True)
     p.add_argument("--token", required=True)
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--no-stdin", action="store_true")
     ARGS = p.parse_args()
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    srv.daemon_threads = True
-    srv.request_queue_size = 256
+    srv = Server(("127.0.0.1", ARGS.port), Handler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     print("READY port=%d" % srv.server_address[1], flush=True)
+    if ARGS.no_stdin:
+        signal.signal(signal.SIGTERM, lambda *a: STOP.set())
+        signal.signal(signal.SIGINT, lambda *a: STOP.set())
+        while not STOP.wait(0.5):
+            pass
+        srv.shutdown()
+        return
     for line in sys.stdin:
         with LOCK:
             if line.strip() == "reset":
