@@ -69,9 +69,9 @@ static void answer_decided(req *r, erpq_http_answer *a) {
 }
 
 static void storage_unavailable(req *r) {
-  http_answer_error(r, 503, "storage_unavailable",
-                    "this API has no report storage configured (ERPQ_S3_BUCKET or ERPQ_STORAGE_DIR)",
-                    NULL, 0);
+  http_answer_error(
+      r, 503, "storage_unavailable",
+      "this API has no report storage configured (ERPQ_S3_BUCKET or ERPQ_STORAGE_DIR)", NULL, 0);
 }
 
 /* ---- GET .../jobs/{id}/download --------------------------------------------------- */
@@ -167,9 +167,9 @@ void http_h_file(req *r) {
   struct MHD_Connection *c = r->conn;
   erpq_http_answer a;
   erpq_http_answer_init(&a);
-  erpq_http_file(srv->storage, r->m.key, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "exp"),
-                 MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "name"),
-                 MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "sig"), (int64_t)time(NULL),
-                 &a);
+  erpq_http_file(
+      srv->storage, r->m.key, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "exp"),
+      MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "name"),
+      MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "sig"), (int64_t)time(NULL), &a);
   answer_decided(r, &a);
 }
