@@ -69,8 +69,7 @@ static void not_found(erpq_http_answer *a) {
   error(a, 404, "job_not_found", "no such job in this queue", NULL);
 }
 
-/* The job's school as the status route compares it: decimal text. */
-static void data_school(const json_t *data, char *out, size_t n) {
+void erpq_http_data_school(const json_t *data, char *out, size_t n) {
   const json_t *s = json_object_get(data, "schoolId");
   out[0] = '\0';
   if (json_is_integer(s))
@@ -89,7 +88,7 @@ int erpq_http_download_plan(const json_t *view, const char *school, const erpq_s
   }
   if (school) {
     char s[64];
-    data_school(json_object_get(view, "data"), s, sizeof s);
+    erpq_http_data_school(json_object_get(view, "data"), s, sizeof s);
     if (strcmp(s, school)) {
       not_found(ans); /* Another school's job looks exactly like a missing one. */
       return 1;

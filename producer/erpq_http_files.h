@@ -85,6 +85,11 @@ void erpq_http_answer_clear(erpq_http_answer *a);
 /* The value of header name (case-insensitive), or NULL. */
 const char *erpq_http_answer_header(const erpq_http_answer *a, const char *name);
 
+/* The school of a job's data (its schoolId, a number or a string) as the
+ * decimal text tenant scoping compares with a token's school_id claim; ""
+ * when the data has none. Every route that scopes by school uses it. */
+void erpq_http_data_school(const json_t *data, char *out, size_t n);
+
 /* What the download route must look at once the view allows it. */
 typedef struct erpq_http_dlplan {
   char key[1100];

@@ -7,22 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "erpq_http_files.h"
 #include "erpq_http_metrics.h"
 #include "erpq_http_private.h"
 #include "erpq_opts.h"
 #include "erpq_util.h"
 
 /* ---- Job views -------------------------------------------------------------------- */
-
-/* The school of a job's data as a decimal string, or "" when none. */
-static void data_school(const json_t *data, char *out, size_t n) {
-  const json_t *s = json_object_get(data, "schoolId");
-  out[0] = '\0';
-  if (json_is_integer(s))
-    snprintf(out, n, "%" JSON_INTEGER_FORMAT, json_integer_value(s));
-  else if (json_is_string(s))
-    snprintf(out, n, "%s", json_string_value(s));
-}
 
 /* Starts reading job id's state; next parses the reply with http_parse_view(). */
 int http_view_call(req *r, const char *id, step_fn next) {
@@ -42,7 +33,7 @@ json_t *http_parse_view(const redisReply *reply, const char *id, const erpq_prin
     const char *dtext = erpq_reply_hash_str(reply->element[1], "data");
     json_t *d = dtext ? json_loads(dtext, JSON_DECODE_ANY, NULL) : NULL;
     char school[64];
-    data_school(d, school, sizeof school);
+    erpq_http_data_school(d, school, sizeof school);
     json_decref(d);
     if (strcmp(school, p->school) != 0) {
       json_decref(o);
@@ -119,7 +110,7 @@ static chk check_job(req *r, const json_t *o, const char *base, json_t *problems
   }
   if (r->p.has_school) {
     char school[64];
-    data_school(data, school, sizeof school);
+    erpq_http_data_school(data, school, sizeof school);
     if (strcmp(school, r->p.school)) {
       snprintf(forbidden, flen, "data.schoolId must be your school's id");
       return CHK_FORBIDDEN;

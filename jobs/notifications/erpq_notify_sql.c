@@ -59,43 +59,9 @@ const char *nt_cell(const nt_rows *r, size_t row, size_t col) {
   return r->cells[row * r->ncols + col];
 }
 
-/* Binds the parameters and executes (the bind buffers, which libmariadb
- * reads at execute time, live until then). */
+/* Binds the parameters and executes (lib/mysql). */
 static int bind_exec(MYSQL_STMT *st, const erpq_param *p, int np, char *err, size_t errlen) {
-  if ((int)mysql_stmt_param_count(st) != np)
-    return erpq_fail(err, errlen, -EINVAL, "statement takes %lu parameters, %d given",
-                     mysql_stmt_param_count(st), np);
-  if (!np)
-    return mysql_stmt_execute(st) ? stmt_fail(st, "execute", err, errlen) : 0;
-  MYSQL_BIND *b = calloc((size_t)np, sizeof *b);
-  unsigned long *lens = calloc((size_t)np, sizeof *lens);
-  if (!b || !lens) {
-    free(b);
-    free(lens);
-    return erpq_fail(err, errlen, -ENOMEM, "out of memory");
-  }
-  for (int i = 0; i < np; i++) {
-    switch (p[i].type) {
-    case 'i':
-      b[i].buffer_type = MYSQL_TYPE_LONGLONG;
-      b[i].buffer = (void *)&p[i].i;
-      break;
-    case 's':
-      b[i].buffer_type = MYSQL_TYPE_STRING;
-      b[i].buffer = (void *)p[i].s;
-      lens[i] = strlen(p[i].s);
-      b[i].buffer_length = lens[i];
-      b[i].length = &lens[i];
-      break;
-    default: b[i].buffer_type = MYSQL_TYPE_NULL; break;
-    }
-  }
-  int rc = mysql_stmt_bind_param(st, b) ? stmt_fail(st, "bind", err, errlen) : 0;
-  if (!rc && mysql_stmt_execute(st))
-    rc = stmt_fail(st, "execute", err, errlen);
-  free(b);
-  free(lens);
-  return rc;
+  return erpq_mysql_stmt_run(st, p, np, err, errlen);
 }
 
 /* Fetches every row of a stored result as text. */

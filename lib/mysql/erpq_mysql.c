@@ -301,18 +301,18 @@ void erpq_stmt_close(erpq_stmt *s) {
   free(s);
 }
 
-int erpq_stmt_exec(erpq_stmt *s, const erpq_param *p, int np, uint64_t *affected,
-                   uint64_t *insert_id, char *err, size_t errlen) {
-  /* Bind and execute in one go so that the length array outlives execute. */
-  if ((unsigned long)np != mysql_stmt_param_count(s->st))
+int erpq_mysql_stmt_run(MYSQL_STMT *st, const erpq_param *p, int np, char *err, size_t errlen) {
+  /* Bind and execute in one go: libmariadb reads the bind buffers and the
+   * length array at execute time, so they live until then. */
+  if ((unsigned long)np != mysql_stmt_param_count(st))
     return erpq_fail(err, errlen, -EINVAL, "statement wants %lu parameters, got %d",
-                     mysql_stmt_param_count(s->st), np);
+                     mysql_stmt_param_count(st), np);
   MYSQL_BIND *b = np ? calloc((size_t)np, sizeof *b) : NULL;
   unsigned long *lens = np ? calloc((size_t)np, sizeof *lens) : NULL;
   if (np && (!b || !lens)) {
     free(b);
     free(lens);
-    return -ENOMEM;
+    return erpq_fail(err, errlen, -ENOMEM, "out of memory");
   }
   for (int i = 0; i < np; i++) {
     switch (p[i].type) {
@@ -331,14 +331,20 @@ int erpq_stmt_exec(erpq_stmt *s, const erpq_param *p, int np, uint64_t *affected
     }
   }
   int rc = 0;
-  if (np && mysql_stmt_bind_param(s->st, b)) rc = st_err(s->st, err, errlen, "bind");
-  if (!rc && mysql_stmt_execute(s->st)) rc = st_err(s->st, err, errlen, "execute");
+  if (np && mysql_stmt_bind_param(st, b)) rc = st_err(st, err, errlen, "bind");
+  if (!rc && mysql_stmt_execute(st)) rc = st_err(st, err, errlen, "execute");
+  free(b);
+  free(lens);
+  return rc;
+}
+
+int erpq_stmt_exec(erpq_stmt *s, const erpq_param *p, int np, uint64_t *affected,
+                   uint64_t *insert_id, char *err, size_t errlen) {
+  int rc = erpq_mysql_stmt_run(s->st, p, np, err, errlen);
   if (!rc) {
     if (affected) *affected = mysql_stmt_affected_rows(s->st);
     if (insert_id) *insert_id = mysql_stmt_insert_id(s->st);
   }
-  free(b);
-  free(lens);
   return rc;
 }
 

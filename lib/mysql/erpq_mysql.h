@@ -87,6 +87,10 @@ int erpq_stmt_exec(erpq_stmt *s, const erpq_param *p, int np, uint64_t *affected
 int erpq_stmt_rows(erpq_stmt *s, const erpq_param *p, int np, int ncols, int64_t **rows,
                    size_t *nrows, char *err, size_t errlen);
 void erpq_stmt_close(erpq_stmt *s);
+/* Binds np parameters to a statement prepared elsewhere and executes it
+ * (what erpq_stmt_exec does, for code that keeps its own MYSQL_STMT).
+ * Returns 0 or a negative code with the server's message in err. */
+int erpq_mysql_stmt_run(MYSQL_STMT *st, const erpq_param *p, int np, char *err, size_t errlen);
 
 /* One-shot forms of the above (prepare, run, close). */
 int erpq_mysql_run(MYSQL *m, const char *sql, const erpq_param *p, int np, uint64_t *affected,
