@@ -166,6 +166,45 @@ static json_t *result_json(rep_run *r, const char *file_name, uint64_t rows, jso
       "expiresAt", exp, "totals", totals);
 }
 
+/* The audit event of a stored report: one `report.completed` row in the
+ * outbox (the relay of the notifications family copies it to MongoDB's
+ * audit_log). It names the file, never a person: school, job, kind,
+ * format, rows, bytes, SHA-256, storage and key. Written on a connection
+ * of its own (the rows were read in a read-only snapshot, closed by now).
+ * A job that runs again (a retry after a crash) writes a second event: the
+ * report was made twice. */
+static int write_audit(rep_run *r, uint64_t rows, char *err, size_t errlen) {
+  const rep_out *o = &r->out;
+  json_t *pl = json_pack(
+      "{s:I,s:s,s:s,s:s,s:s,s:I,s:I,s:s,s:s,s:s}", "schoolId", (json_int_t)r->q->school, "queue",
+      r->job ? erpq_job_queue(r->job) : "", "jobId", r->job ? erpq_job_id(r->job) : "", "report",
+      rep_kind_name(r->q->kind), "format", rep_ext(r->q->format), "rows", (json_int_t)rows, "bytes",
+      (json_int_t)o->res.bytes, "sha256", o->res.sha256, "storage",
+      r->rc->sconf.kind == ERPQ_STORAGE_S3 ? "s3" : "local", "key", r->key);
+  char *text = pl ? json_dumps(pl, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+  json_decref(pl);
+  if (!text)
+    return erpq_fail(err, errlen, -ENOMEM, "out of memory");
+  char why[512], agg[64];
+  snprintf(agg, sizeof agg, "%s", r->job ? erpq_job_id(r->job) : "");
+  int rc;
+  MYSQL *m = erpq_mysql_connect(&r->rc->db, 0, why, sizeof why);
+  if (!m) {
+    rc = erpq_fail(err, errlen, -ENOTCONN, "the report's audit event: %s", why);
+  } else {
+    erpq_param p[] = {ERPQ_PS(agg), ERPQ_PS(text)};
+    rc = erpq_mysql_run(m,
+                        "INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload)"
+                        " VALUES ('report', ?, 'report.completed', ?)",
+                        p, 2, NULL, NULL, why, sizeof why);
+    if (rc)
+      erpq_fail(err, errlen, rc, "the report's audit event: %s", why);
+    mysql_close(m);
+  }
+  free(text);
+  return rc;
+}
+
 static int run(rep_run *r, json_t **result, char *err, size_t errlen) {
   int rc = prepare(r, err, errlen);
   if (rc) {
@@ -197,7 +236,8 @@ static int run(rep_run *r, json_t **result, char *err, size_t errlen) {
   free(url);
   if (!*result)
     return erpq_fail(err, errlen, -ENOMEM, "out of memory");
-  if (r->q->notify && (rc = rep_notify(r, file_name, st.rows, err, errlen))) {
+  if ((rc = write_audit(r, st.rows, err, errlen)) ||
+      (r->q->notify && (rc = rep_notify(r, file_name, st.rows, err, errlen)))) {
     json_decref(*result);
     *result = NULL;
     return rc;

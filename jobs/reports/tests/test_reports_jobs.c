@@ -123,6 +123,17 @@ static char *check_result(const json_t *view, const char *fmt, const char *name,
   int64_t left = (int64_t)timegm(&tm) - (int64_t)time(NULL);
   cr_assert(left > 800 && left <= 900, "link valid for %lld s, expected 15 minutes",
             (long long)left);
+  /* The audit event, in the outbox: this file, no person. */
+  cr_assert_eq(rt_q64(&E,
+                      "SELECT COUNT(*) FROM outbox WHERE event_type = 'report.completed' AND "
+                      "aggregate_type = 'report' AND aggregate_id = '%s' AND "
+                      "JSON_VALUE(payload, '$.sha256') = '%s' AND JSON_VALUE(payload, '$.key') = "
+                      "'%s' AND JSON_VALUE(payload, '$.rows') = %lld AND "
+                      "JSON_VALUE(payload, '$.report') = '%s' AND "
+                      "JSON_VALUE(payload, '$.format') = '%s'",
+                      id, sha, json_string_value(json_object_get(rv, "key")), (long long)rows,
+                      name, fmt),
+               1, "one report.completed event for job %s", id);
   return path;
 }
 
