@@ -13,6 +13,8 @@
  *   erpq_http_request_duration_seconds{route,method} (histogram)
  *   erpq_jobs_enqueued_total{queue}
  *   erpq_log_dropped_total (log lines lost to a full log buffer, erpq_log.h)
+ * and the route adds the outbox backlog gauge read from Redis
+ * (erpq_http_route.c, erpq_notify_relay.c).
  */
 #ifndef ERPQ_HTTP_METRICS_H
 #define ERPQ_HTTP_METRICS_H

@@ -7,6 +7,7 @@
 
 #include "erpq_http_metrics.h"
 #include "erpq_http_private.h"
+#include "erpq_util.h"
 
 /* ---- Routing -------------------------------------------------------------------- */
 
@@ -40,8 +41,7 @@ void http_match_route(const char *url, const char *method, route_match *m) {
       memcpy(m->key, url + 10, n + 1);
       r = R_FILES;
     }
-  }
-  else if (!strncmp(url, "/v1/queues/", 11)) {
+  } else if (!strncmp(url, "/v1/queues/", 11)) {
     const char *p = url + 10;
     char a[256], b[256];
     if (seg(&p, m->queue, sizeof m->queue)) {
@@ -202,6 +202,52 @@ void http_v1_dispatch(req *r) {
   }
 }
 
+/* /metrics: the server's own counters, then the outbox backlog gauge the
+ * notifications family's relay keeps in Redis (<prefix>:erpq:outbox,
+ * erpq_notify_relay.c), when there is one and Redis answers; without it
+ * the page still answers, without those lines. */
+static void metrics_answer(req *r, const redisReply *outbox) {
+  size_t len;
+  char *t = erpq_metrics_text(&len);
+  if (!t) {
+    http_answer_error(r, 500, "internal", "out of memory", NULL, 0);
+    return;
+  }
+  const char *rows = erpq_reply_hash_str(outbox, "rows");
+  const char *mongo = erpq_reply_hash_str(outbox, "mongo");
+  const char *at = erpq_reply_hash_str(outbox, "at");
+  if (rows && mongo && at) {
+    erpq_buf b = {0};
+    erpq_buf_add(&b, t, len);
+    free(t);
+    double age = (double)(erpq_now_ms() - strtoll(at, NULL, 10)) / 1000.0;
+    erpq_buf_addf(&b,
+                  "# HELP erpq_outbox_backlog_rows Outbox rows not yet copied to MongoDB, as the "
+                  "active relay last counted them.\n"
+                  "# TYPE erpq_outbox_backlog_rows gauge\n"
+                  "erpq_outbox_backlog_rows %lld\n"
+                  "# HELP erpq_outbox_mongo_up Whether the relay's last write to MongoDB worked.\n"
+                  "# TYPE erpq_outbox_mongo_up gauge\n"
+                  "erpq_outbox_mongo_up %d\n"
+                  "# HELP erpq_outbox_backlog_age_seconds How long ago the relay counted.\n"
+                  "# TYPE erpq_outbox_backlog_age_seconds gauge\n"
+                  "erpq_outbox_backlog_age_seconds %.3f\n",
+                  strtoll(rows, NULL, 10), atoi(mongo) ? 1 : 0, age < 0 ? 0.0 : age);
+    if (b.oom) {
+      erpq_buf_free(&b);
+      http_answer_error(r, 500, "internal", "out of memory", NULL, 0);
+      return;
+    }
+    t = b.s;
+    len = b.len;
+  }
+  http_answer_raw(r, 200, "text/plain; version=0.0.4", t, len, 0);
+}
+
+static void metrics_read(req *r, redisReply *reply) {
+  metrics_answer(r, reply && reply->type == REDIS_REPLY_ARRAY ? reply : NULL);
+}
+
 static void readyz_done(req *r, redisReply *reply) {
   if (!reply || reply->type == REDIS_REPLY_ERROR)
     http_redis_unavailable(r);
@@ -222,11 +268,16 @@ void http_handle(req *r, const char *url, const char *method) {
   if (m->route == R_HEALTHZ)
     return http_answer_json(r, 200, json_pack("{s:s}", "status", "ok"), 0);
   if (m->route == R_METRICS) {
-    size_t len;
-    char *t = erpq_metrics_text(&len);
-    if (!t)
-      return http_answer_error(r, 500, "internal", "out of memory", NULL, 0);
-    return http_answer_raw(r, 200, "text/plain; version=0.0.4", t, len, 0);
+    if (r->L->redis.state != ERPQ_CONN_READY)
+      return metrics_answer(r, NULL); /* Never a 503 for the server's own counters. */
+    char key[300];
+    snprintf(key, sizeof key, "%s:erpq:outbox", r->L->srv->prefix);
+    erpq_cmd c;
+    erpq_cmd_init(&c);
+    erpq_cmd_push_str(&c, "HGETALL");
+    erpq_cmd_push_str(&c, key);
+    http_redis_call(r, &c, metrics_read);
+    return;
   }
   if (m->route == R_READYZ) {
     erpq_cmd c;

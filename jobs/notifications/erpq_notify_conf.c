@@ -150,6 +150,8 @@ int nt_conf_read(nt_conf *c, const erpq_family_env *env, char *err, size_t errle
   }
   if ((v = get(env, "ERPQ_MONGO_URL")) && !(c->mongo_url = strdup(v)))
     return erpq_fail(err, errlen, -ENOMEM, "out of memory");
+  if ((v = get(env, "ERPQ_REDIS_URL")) && !(c->redis_url = strdup(v)))
+    return erpq_fail(err, errlen, -ENOMEM, "out of memory");
   gets_(env, "ERPQ_MONGO_DB", "erp", c->mongo_db, sizeof c->mongo_db);
   c->relay_batch = (int)geti(env, "ERPQ_OUTBOX_BATCH", 500);
   c->relay_idle_ms = geti(env, "ERPQ_OUTBOX_IDLE_MS", 1000);
@@ -170,6 +172,10 @@ void nt_conf_clear(nt_conf *c) {
   if (c->mongo_url) {
     memset(c->mongo_url, 0, strlen(c->mongo_url));
     free(c->mongo_url);
+  }
+  if (c->redis_url) {
+    memset(c->redis_url, 0, strlen(c->redis_url));
+    free(c->redis_url);
   }
   memset(c, 0, sizeof *c);
 }

@@ -132,6 +132,7 @@ typedef struct nt_conf {
   char templates_dir[4096];
   /* The outbox relay. */
   char *mongo_url; /* malloc'ed (may hold a password); NULL: no relay */
+  char *redis_url; /* The worker's Redis (malloc'ed, wiped): the backlog gauge. */
   char mongo_db[64];
   int relay_batch;
   int64_t relay_idle_ms, relay_log_ms;

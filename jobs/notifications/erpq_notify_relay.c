@@ -18,8 +18,14 @@
  * batch, the rows get published_at in MySQL. Any other failure (MongoDB
  * down, a timeout) leaves the rows unpublished: nothing is lost, the
  * relay retries with a growing pause (at most 30 s), and while rows wait
- * it logs outbox.backlog {rows, mongo: up|down} every ERPQ_OUTBOX_LOG_MS
- * (the worker has no metrics page; this line is the metric). So each
+ * it logs outbox.backlog {rows, mongo: up|down} every ERPQ_OUTBOX_LOG_MS.
+ * The same count is the backlog gauge: every ERPQ_OUTBOX_LOG_MS the active
+ * relay writes {rows, mongo (1 up, 0 down), at (ms)} to the Redis hash
+ * <prefix>:erpq:outbox (expiring after three periods, so a relay that is
+ * gone stops showing), and the HTTP API's /metrics exports it as
+ * erpq_outbox_backlog_rows, erpq_outbox_mongo_up and
+ * erpq_outbox_backlog_age_seconds (the worker has no metrics page of its
+ * own). A Redis that cannot be reached only skips the gauge. So each
  * record reaches MongoDB once: inserted once, or refused as a duplicate.
  */
 #include <bson/bson.h>
@@ -35,6 +41,7 @@
 #include "erpq_log.h"
 #include "erpq_notify_internal.h"
 #include "erpq_notify_sql.h"
+#include "erpq_redis_sync.h"
 #include "erpq_util.h"
 
 struct nt_relay {
@@ -52,6 +59,11 @@ struct nt_relay {
   mongoc_client_t *client;
   int mongo_down;
   int64_t last_log, backoff;
+  /* The backlog gauge in Redis (has_redis: the worker's URL parsed). */
+  int has_redis, redis_up;
+  erpq_redis_addr raddr;
+  erpq_sync rs;
+  char gauge_key[192];
 };
 
 static pthread_once_t mongo_once = PTHREAD_ONCE_INIT;
@@ -172,12 +184,47 @@ static int64_t backlog(nt_relay *r) {
   return n;
 }
 
+/* Writes the gauge (see the header); failures only drop the connection. */
+static void publish_backlog(nt_relay *r, int64_t n) {
+  if (!r->has_redis || n < 0)
+    return;
+  char err[256];
+  if (!r->redis_up) {
+    if (erpq_sync_connect(&r->rs, &r->raddr, 1000, err, sizeof err))
+      return;
+    r->redis_up = 1;
+  }
+  erpq_cmd c[2];
+  erpq_cmd_init(&c[0]);
+  erpq_cmd_push_str(&c[0], "HSET");
+  erpq_cmd_push_str(&c[0], r->gauge_key);
+  erpq_cmd_push_str(&c[0], "rows");
+  erpq_cmd_push_i64(&c[0], n);
+  erpq_cmd_push_str(&c[0], "mongo");
+  erpq_cmd_push_i64(&c[0], r->mongo_down ? 0 : 1);
+  erpq_cmd_push_str(&c[0], "at");
+  erpq_cmd_push_i64(&c[0], erpq_now_ms());
+  erpq_cmd_init(&c[1]);
+  erpq_cmd_push_str(&c[1], "PEXPIRE");
+  erpq_cmd_push_str(&c[1], r->gauge_key);
+  erpq_cmd_push_i64(&c[1], 3 * r->log_ms + 1000);
+  redisReply *out[2] = {NULL, NULL};
+  if (erpq_sync_pipeline(&r->rs, c, 2, out, err, sizeof err)) {
+    erpq_sync_close(&r->rs);
+    r->redis_up = 0;
+    return;
+  }
+  freeReplyObject(out[0]);
+  freeReplyObject(out[1]);
+}
+
 static void log_backlog(nt_relay *r, int force) {
   int64_t now = erpq_mono_ms();
   if (!force && now - r->last_log < r->log_ms)
     return;
   r->last_log = now;
   int64_t n = backlog(r);
+  publish_backlog(r, n);
   if (n <= 0 && !r->mongo_down)
     return;
   char rows[24];
@@ -319,6 +366,7 @@ static void *relay_main(void *arg) {
       continue;
     }
     if (rc == 0) {
+      log_backlog(r, 0); /* The gauge says 0 now and then. */
       if (pause_ms(r, r->idle_ms))
         break;
       continue;
@@ -347,6 +395,9 @@ static void *relay_main(void *arg) {
   if (r->client)
     mongoc_client_destroy(r->client);
   r->client = NULL;
+  if (r->redis_up)
+    erpq_sync_close(&r->rs);
+  r->redis_up = 0;
   return NULL;
 }
 
@@ -374,6 +425,9 @@ int nt_relay_start(nt_relay **out, const erpq_mysql_conf *db, const nt_conf *c, 
   r->idle_ms = c->relay_idle_ms > 0 ? c->relay_idle_ms : 1000;
   r->log_ms = c->relay_log_ms > 0 ? c->relay_log_ms : 30000;
   r->last_log = erpq_mono_ms() - r->log_ms;
+  char ignore[256];
+  r->has_redis = c->redis_url && !erpq_redis_url_parse(c->redis_url, &r->raddr, ignore, sizeof ignore);
+  snprintf(r->gauge_key, sizeof r->gauge_key, "%s:erpq:outbox", c->prefix);
   pthread_mutex_init(&r->mu, NULL);
   pthread_cond_init(&r->cv, NULL);
   if (pthread_create(&r->th, NULL, relay_main, r)) {
@@ -400,5 +454,6 @@ void nt_relay_stop(nt_relay *r) {
   memset(r->url, 0, strlen(r->url));
   free(r->url);
   memset(&r->db, 0, sizeof r->db);
+  memset(&r->raddr, 0, sizeof r->raddr);
   free(r);
 }

@@ -10,7 +10,9 @@
 // the backlog grows and is logged, nothing is lost, and once the peer is
 // back (dropping its first answer after storing, as a dying server would)
 // every record is stored exactly once, the retry's duplicates answered
-// 11000 and taken as "already recorded".
+// 11000 and taken as "already recorded". Meanwhile the HTTP API's
+// /metrics shows the backlog the relay counts (erpq_outbox_backlog_rows,
+// erpq_outbox_mongo_up), and 0 / up once it has drained.
 //
 // Needs ERPQ_TEST_REDIS_URL, ERPQ_TEST_MYSQL_URL, ERPQ_TEST_SMTP_URL.
 const { test, before, after } = require('node:test');
@@ -20,7 +22,7 @@ const n = require('./lib/notify_env');
 
 const { h } = n;
 const { assert } = h;
-let db; let prefix; let w; let q; let port; let peer;
+let db; let prefix; let w; let q; let port; let peer; let api;
 const inserts = [];
 
 const vars = { recipientName: 'Priya', reportTitle: 'Dues', schoolName: 'Sunrise', downloadUrl: 'https://x.example.test/d',
@@ -56,9 +58,28 @@ before(async () => {
     ERPQ_MONGO_URL: `mongodb://127.0.0.1:${port}/erp_audit?directConnection=true&serverSelectionTimeoutMS=1000`,
     ERPQ_OUTBOX_IDLE_MS: '100', ERPQ_OUTBOX_LOG_MS: '300' }) });
   q = h.queue('email', { prefix });
+  // The HTTP API on the same Redis and prefix: its /metrics page.
+  const apiPort = await h.freePort();
+  const child = h.spawnBin(path.join(process.env.ERPQ_BIN_DIR, 'erpq-producer'), ['--redis', process.env.ERPQ_TEST_REDIS_URL,
+    '--prefix', prefix, 'serve', '--listen', `127.0.0.1:${apiPort}`],
+  { stdio: ['ignore', 'ignore', 'ignore'], env: { ...process.env, ERPQ_JWT_SECRET: 'x'.repeat(40) } });
+  api = { child, base: `http://127.0.0.1:${apiPort}` };
+  await h.waitFor(async () => {
+    try { return (await fetch(`${api.base}/healthz`)).status === 200; } catch { return false; }
+  }, { timeout: 20000, message: 'erpq-producer serve to answer' });
 });
 
+async function outboxGauge() {
+  const text = await (await fetch(`${api.base}/metrics`)).text();
+  const get = name => {
+    const m = text.match(new RegExp(`^${name} ([0-9.]+)$`, 'm'));
+    return m ? Number(m[1]) : undefined;
+  };
+  return { rows: get('erpq_outbox_backlog_rows'), up: get('erpq_outbox_mongo_up'), age: get('erpq_outbox_backlog_age_seconds') };
+}
+
 after(async () => {
+  if (api && api.child.exitCode === null) api.child.kill('SIGTERM');
   await h.cleanup();
   if (peer) await peer.stop().catch(() => {});
   if (db) db.drop();
@@ -133,9 +154,14 @@ test('MongoDB unreachable for a while: the backlog waits, is logged, and every r
   assert.equal(backlog.level, 'warn');
   await h.sleep(1500); // still down: more tries, nothing lost
   assert.equal(outboxRows().filter(r => !r.pub).length, 6);
+  const g = await h.waitFor(async () => { const x = await outboxGauge(); return x.rows >= 6 && x.up === 0 ? x : null; },
+    { timeout: 10000, message: 'the backlog gauge on /metrics' });
+  assert.ok(g.age < 5, `a fresh count (${g.age} s old)`);
   peer = await startPeer(['--port', String(port), '--hangup-first']);
   await w.waitLog('outbox.mongo_up', {}, 40000);
   await h.waitFor(() => outboxRows().every(r => r.pub), { timeout: 40000, message: 'the backlog drained' });
+  await h.waitFor(async () => { const x = await outboxGauge(); return x.rows === 0 && x.up === 1; },
+    { timeout: 10000, message: 'the gauge back at 0, MongoDB up' });
   await h.waitFor(() => inserts.reduce((s, i) => s + i.stored.length, 0) >= 6, { message: 'the peer to report its inserts' });
   assert.ok(inserts.some(i => i.hangup), 'the first write was taken and not answered');
   assert.ok(inserts.some(i => i.dups.length > 0), 'its retry met the documents already there');

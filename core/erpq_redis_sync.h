@@ -1,5 +1,6 @@
 /*
- * erpq_redis_sync.h - a small synchronous Redis client for the CLI.
+ * erpq_redis_sync.h - a small synchronous Redis client, for the CLI and for
+ * background threads that are not on an event loop (the outbox relay).
  *
  * A thin layer over hiredis's blocking API: it connects from an
  * erpq_redis_addr (TCP or unix socket, then AUTH and SELECT from the URL),
