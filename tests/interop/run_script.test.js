@@ -50,7 +50,7 @@ function alive(pid) {
   }
 }
 
-async function start(ports) {
+async function start(ports, extra = {}) {
   const env = {
     ...process.env,
     ERPQ_RUN_DIR: runDir, ERPQ_RUN_NO_BUILD: '1', ERPQ_RUN_BIN: e.binDir,
@@ -59,11 +59,13 @@ async function start(ports) {
     ERPQ_RUN_MAILDEV_WEB_PORT: String(ports.mailweb), ERPQ_RUN_SMS_PORT: String(ports.sms),
     ERPQ_HTTP_ADDR: `127.0.0.1:${ports.http}`, ERPQ_DEMO_STUDENTS: '20',
   };
+  delete env.ERPQ_RUN_S3;
   for (const v of ['ERPQ_REDIS_URL', 'ERPQ_MYSQL_URL', 'ERPQ_JWT_SECRET', 'ERPQ_JWT_SECRET_FILE',
     'ERPQ_QUEUES', 'ERPQ_DIAG_QUEUES', 'ERPQ_STORAGE_DIR', 'ERPQ_PUBLIC_URL']) delete env[v];
   for (const v of Object.keys(env)) {
-    if (/^ERPQ_(S3|SMTP|SMS|MAIL|MONGO|UNSUBSCRIBE)_/.test(v)) delete env[v];
+    if (/^ERPQ_(S3|SMTP|SMS|MAIL|MONGO|UNSUBSCRIBE|STORAGE)_/.test(v)) delete env[v];
   }
+  Object.assign(env, extra);
   // detached: a new process group, as a terminal's foreground job has.
   const c = spawn(path.join(ROOT, 'scripts', 'run'), [], { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   const s = { c, out: '', exited: new Promise(r => c.once('exit', (code, signal) => r({ code, signal }))) };
@@ -87,10 +89,14 @@ function pids() {
 test('Ctrl-C to the process group stops everything in order; a restart right after works', async () => {
   const ports = {};
   for (const k of ['redis', 'mysql', 's3', 'smtp', 'mailweb', 'sms', 'http']) ports[k] = await h.freePort();
+  // Round 1: report files in .run/reports (the default), links served by
+  // the HTTP API; round 2: ERPQ_RUN_S3=1, an s3rver of its own.
   for (let round = 1; round <= 2; round++) {
-    const s = await start(ports);
+    const s3 = round === 2;
+    const s = await start(ports, s3 ? { ERPQ_RUN_S3: '1' } : {});
     child = s.c;
     const started = pids();
+    if (!s3) delete started.s3;
     assert.ok(Object.values(started).every(Boolean), `servers recorded: ${JSON.stringify(started)}`);
     // The block names what runs where.
     assert.match(s.out, new RegExp(`MySQL +mysql://erpq:[^@]+@127\\.0\\.0\\.1:${ports.mysql}/erp`));
@@ -101,19 +107,23 @@ test('Ctrl-C to the process group stops everything in order; a restart right aft
     const env = { ...process.env };
     for (const m of envFile.matchAll(/^export (\w+)=(.*)$/gm)) env[m[1]] = m[2].replace(/^'(.*)'$/, '$1');
     const cli = (...a) => execFileSync(path.join(e.binDir, 'erpq-producer'), a, { env }).toString().trim();
+    // A report of the demo school: its link (the API's /v1/files/, or
+    // the s3rver's) downloads the file, and so does the download route.
+    const out = cli('add', 'reports', 'fee-collection', '--data',
+      '{"schoolId":1,"from":"2000-01-01","to":"2099-12-31","format":"csv"}', '--wait', '--timeout', '60');
+    const rv = JSON.parse(out.split('\n').slice(1).join('\n'));
+    assert.equal(rv.storage, s3 ? 's3' : 'local', out);
+    assert.ok(rv.url.startsWith(s3 ? `http://127.0.0.1:${ports.s3}/` : `http://127.0.0.1:${ports.http}/v1/files/`), out);
+    const acc = cli('token', '--role', 'accountant', '--school', '1');
+    for (const [what, res] of [['the result\'s link', await fetch(rv.url)],
+      ['the download route', await fetch(`http://127.0.0.1:${ports.http}/v1/queues/reports/jobs/${out.split('\n')[0]}/download`,
+        { headers: { authorization: `Bearer ${acc}` } })]]) {
+      assert.equal(res.status, 200, what);
+      const buf = Buffer.from(await res.arrayBuffer());
+      assert.equal(buf.length, rv.bytes, what);
+      assert.equal(require('node:crypto').createHash('sha256').update(buf).digest('hex'), rv.sha256, what);
+    }
     if (round === 1) {
-      // A report of the demo school, stored in the s3rver it started, and
-      // its link downloads the file.
-      const out = cli('add', 'reports', 'fee-collection', '--data',
-        '{"schoolId":1,"from":"2000-01-01","to":"2099-12-31","format":"csv"}', '--wait', '--timeout', '60');
-      const rv = JSON.parse(out.split('\n').slice(1).join('\n'));
-      assert.equal(rv.storage, 's3', out);
-      assert.ok(rv.url.startsWith(`http://127.0.0.1:${ports.s3}/`), out);
-      const file = await fetch(rv.url);
-      assert.equal(file.status, 200, rv.url);
-      const buf = Buffer.from(await file.arrayBuffer());
-      assert.equal(buf.length, rv.bytes);
-      assert.equal(require('node:crypto').createHash('sha256').update(buf).digest('hex'), rv.sha256);
       // Fee reminders of the demo school: mails in maildev, texts at the
       // SMS stand-in, as many as the result says were enqueued.
       const rem = cli('add', 'notifications', 'fee-reminders', '--data',
@@ -141,9 +151,9 @@ test('Ctrl-C to the process group stops everything in order; a restart right aft
     assert.ok(ex, `scripts/run still running 60 s after Ctrl-C:\n${s.out.slice(-1500)}`);
     assert.equal(ex.code, 0, s.out.slice(-1500));
     t_diag(`round ${round}: stopped ${Date.now() - t0} ms after Ctrl-C`);
-    // Order: API, worker, SMS stand-in, maildev, s3rver, MariaDB, Redis.
+    // Order: API, worker, SMS stand-in, maildev, s3rver (round 2), MariaDB, Redis.
     const order = ['stopping the HTTP API', 'stopping the worker', 'stopping the SMS stand-in', 'stopping the maildev',
-      'stopping the s3rver', 'stopping the MariaDB', 'stopping the Redis']
+      ...(s3 ? ['stopping the s3rver'] : []), 'stopping the MariaDB', 'stopping the Redis']
       .map(m => s.out.indexOf(m));
     assert.ok(order.every((v, i) => v >= 0 && (i === 0 || v > order[i - 1])), `stop order ${order}:\n${s.out.slice(-1500)}`);
     for (const [name, pid] of Object.entries(started)) assert.ok(!alive(pid), `${name} (pid ${pid}) left running`);
