@@ -18,10 +18,13 @@
  * answer 503 storage_unavailable.
  *
  * Ownership: a dl_look belongs to the thread pool from uv_queue_work() to
- * its after-callback, which frees it on the loop thread; it borrows the
- * request, which stays alive meanwhile because r->calling is set (a
- * connection closed during the look marks r->dead, and the after-callback
- * frees the request instead of answering). See erpq_http_private.h. */
+ * its after-callback, which frees it on the loop thread; meanwhile it is
+ * on the loop's list (L->looks). It borrows the request, which stays alive
+ * because r->calling is set (a connection closed during the look marks
+ * r->dead, and the after-callback frees the request instead of
+ * answering). A stop that cannot wait any longer answers the request 503
+ * and detaches it (d->r = NULL): the after-callback then only frees the
+ * look. See erpq_http_private.h. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,7 +81,9 @@ static void storage_unavailable(req *r) {
 
 typedef struct dl_look {
   uv_work_t work;
-  req *r;
+  struct dl_look *next, *prev; /* On r's loop's list while in flight. */
+  hloop *L;
+  req *r; /* NULL once detached by a stop. */
   const erpq_storage *st;
   erpq_http_dlplan plan;
   int head_rc;
@@ -92,9 +97,24 @@ static void look_work(uv_work_t *w) {
   d->head_rc = erpq_storage_head(d->st, d->plan.key, &d->info, d->err, sizeof d->err);
 }
 
+static void look_unlink(dl_look *d) {
+  if (d->prev)
+    d->prev->next = d->next;
+  else
+    d->L->looks = d->next;
+  if (d->next)
+    d->next->prev = d->prev;
+  d->next = d->prev = NULL;
+}
+
 static void look_done(uv_work_t *w, int status) {
   dl_look *d = w->data;
   req *r = d->r;
+  look_unlink(d);
+  if (!r) { /* Answered by a stop already. */
+    free(d);
+    return;
+  }
   r->calling = 0;
   if (r->dead) {
     http_req_free(r);
@@ -138,6 +158,7 @@ static void download_viewed(req *r, redisReply *reply) {
   }
   erpq_http_answer_clear(&a);
   d->r = r;
+  d->L = r->L;
   d->st = srv->storage;
   d->work.data = d;
   if (uv_queue_work(&r->L->loop, &d->work, look_work, look_done) != 0) {
@@ -145,7 +166,27 @@ static void download_viewed(req *r, redisReply *reply) {
     http_answer_error(r, 500, "internal", "cannot start the storage look", NULL, 0);
     return;
   }
+  d->next = r->L->looks;
+  if (d->next)
+    d->next->prev = d;
+  r->L->looks = d;
   r->calling = 1; /* Keeps the request alive and suspended until look_done. */
+}
+
+void http_downloads_abandon(hloop *L) {
+  for (dl_look *d = L->looks; d; d = d->next) {
+    req *r = d->r;
+    if (!r)
+      continue;
+    d->r = NULL;
+    r->calling = 0;
+    if (r->dead) {
+      http_req_free(r);
+      continue;
+    }
+    http_answer_error(r, 503, "storage_unavailable",
+                      "the server is stopping; ask for the download again", NULL, 1);
+  }
 }
 
 void http_h_download(req *r) {

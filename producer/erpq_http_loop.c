@@ -81,6 +81,7 @@ void http_loop_finish(hloop *L) {
     http_waiter_remove(r);
     http_redis_unavailable(r);
   }
+  http_downloads_abandon(L);
   if (L->need_run)
     run_mhd(L);
   http_log_flush(L);

@@ -95,7 +95,9 @@
  *
  * Stopping: SIGINT/SIGTERM reach the main thread, which wakes every loop:
  * it stops accepting, fires its waiters (they answer with the state they
- * read), waits for calls in flight (at most 2 s, then fails them), stops
+ * read), waits for calls in flight (at most 2 s, then fails them; a
+ * download still waiting for its storage look answers 503, and the loop
+ * ends once the look, which cannot be cut off, gives up), stops
  * its daemons, closes its Redis connections and handles; the main thread
  * joins the loops and checks that each closed with no live handle.
  *
@@ -286,6 +288,7 @@ struct hloop {
   erpq_conn sub;                /* PSUBSCRIBE to finish events, for long-polls. */
   req *calls_head, *calls_tail; /* Requests with a call in flight, oldest first. */
   req *waiters;
+  struct dl_look *looks; /* Download storage looks in flight (erpq_http_download.c). */
   conn_track *tracks;
   int suspended; /* Connections suspended now. */
   int need_run;  /* A connection was resumed: run MHD before sleeping. */
@@ -419,6 +422,10 @@ void http_h_wait(req *r);
 void http_h_download(req *r);
 /* GET /v1/files/{key}?exp&name&sig: a signed local link; no token. */
 void http_h_file(req *r);
+/* At the end of a stop: answers 503 to every download still waiting for
+ * its storage look (the look finishes on the pool and is then dropped), so
+ * that no connection is left suspended when the daemons stop. */
+void http_downloads_abandon(hloop *L);
 
 /* Takes r off its loop's waiter list, if it is on it. */
 void http_waiter_remove(req *r);

@@ -29,6 +29,7 @@ const { assert } = h;
 const SECRET = crypto.randomBytes(32).toString('hex');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'erpq-dl-'));
 let db; let my; let e;
+let s3Job; // {prefix, id} of the S3 test's completed report
 const servers = [];
 
 function mariadb(args) {
@@ -148,6 +149,7 @@ test('S3: the download route redirects to a presigned link of the report; scopin
   const done = await report(api, acc1, 'fee-collection', APRIL);
   const rv = done.returnvalue;
   assert.equal(rv.storage, 's3');
+  s3Job = { prefix, id: done.id };
 
   const r = await call(api, 'GET', `/v1/queues/reports/jobs/${done.id}/download`, { tok: acc1 });
   assert.equal(r.status, 302, r.text);
@@ -243,6 +245,36 @@ test('local directory: /v1/files streams the file; tampered links 403, expired l
   const old = await call(api, 'GET', loc.pathname + loc.search);
   assert.equal(old.status, 410, old.text);
   assert.equal(old.buf.includes(Buffer.from(rv.key)), false, 'the error names no storage key');
+});
+
+test('a stop while a download waits on a storage that never answers: 503 within the drain, exit 0 once the look gives up', async () => {
+  assert.ok(s3Job, 'the S3 test ran first');
+  // An "S3" that accepts connections and never says a word.
+  const net = require('node:net');
+  const socks = [];
+  const hole = net.createServer(c => socks.push(c));
+  await new Promise(r => hole.listen(0, '127.0.0.1', r));
+  // Short S3 timeouts: the look cannot be cut off mid-request (it runs on
+  // libuv's pool), so the process ends once it gives up.
+  const env = stackEnv({ ...s3env(), ERPQ_S3_ENDPOINT: `http://127.0.0.1:${hole.address().port}`,
+    ERPQ_S3_CONNECT_TIMEOUT: '1', ERPQ_S3_STALL_TIMEOUT: '2' });
+  const api = await startApi({ prefix: s3Job.prefix, env, port: await h.freePort() });
+  const pending = call(api, 'GET', `/v1/queues/reports/jobs/${s3Job.id}/download`, { tok: token('accountant', 1) });
+  await h.waitFor(() => socks.length > 0, { message: 'the storage look to reach the silent S3' });
+  const t0 = Date.now();
+  const exited = new Promise(r => api.child.once('exit', code => r(code)));
+  api.child.kill('SIGTERM');
+  try {
+    const r = await pending;
+    const answered = Date.now() - t0;
+    assert.equal(r.status, 503, r.text);
+    assert.equal(r.json.error.code, 'storage_unavailable');
+    assert.ok(answered < 5000, `answered ${answered} ms after SIGTERM`);
+    assert.equal(await exited, 0, api.out);
+  } finally {
+    for (const c of socks) c.destroy();
+    hole.close();
+  }
 });
 
 test('an API without report storage answers 503 on the download routes', async () => {
